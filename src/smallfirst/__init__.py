@@ -1,0 +1,59 @@
+"""smallfirst: run LLM traffic on the smallest model that works.
+
+Public names are re-exported here; submodules are internals that may change.
+Nothing is loaded or read at import time.
+"""
+
+from smallfirst.config import Config, ModelConfig, load_config
+from smallfirst.errors import (
+    AuthenticationError,
+    BudgetExceededError,
+    ConfigError,
+    ContextLengthError,
+    InvalidRequestError,
+    ModelLoadError,
+    ModelNotFoundError,
+    RateLimitError,
+    SmallfirstError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from smallfirst.models import Provider, Registry, register_backend
+from smallfirst.types import (
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    Generation,
+    GenerationParams,
+    Message,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "BudgetExceededError",
+    "ChatRequest",
+    "CompletionRequest",
+    "Config",
+    "ConfigError",
+    "ContextLengthError",
+    "Delta",
+    "Generation",
+    "GenerationParams",
+    "InvalidRequestError",
+    "Message",
+    "ModelConfig",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "Provider",
+    "RateLimitError",
+    "Registry",
+    "SmallfirstError",
+    "UpstreamError",
+    "UpstreamTimeoutError",
+    "Usage",
+    "load_config",
+    "register_backend",
+]

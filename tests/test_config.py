@@ -1,0 +1,103 @@
+import pytest
+
+from smallfirst.config import EMBEDDED_MODEL_NAME, load_config, parse_config
+from smallfirst.errors import ConfigError, ModelNotFoundError
+from smallfirst.models.pricing import price_of
+from smallfirst.models.registry import Registry
+
+GOOD = """
+baseline_model: gpt-4o
+models:
+  - name: gemma
+    backend: llamacpp
+    tier: small
+  - name: local-8b
+    backend: openai
+    base_url: http://127.0.0.1:8000/v1
+    tier: medium
+    hourly_usd: 2.0
+    tokens_per_second: 500
+  - name: gpt-4o
+    backend: openai
+    base_url: https://api.openai.com/v1
+    api_key_env: OPENAI_API_KEY
+    tier: large
+"""
+
+
+def test_no_file_means_embedded_model_only():
+    config = load_config()
+    assert [m.name for m in config.models] == [EMBEDDED_MODEL_NAME]
+    registry = Registry(config)
+    assert registry.default_model == EMBEDDED_MODEL_NAME
+
+
+def test_good_file_builds_registry_with_prices():
+    registry = Registry(parse_config(GOOD))
+    assert registry.default_model == "gemma"
+    assert registry.baseline_model == "gpt-4o"
+    assert [e.name for e in registry.by_tier()] == ["gemma", "local-8b", "gpt-4o"]
+    gpt = registry.get("gpt-4o").price
+    assert (
+        gpt.source == "genai-prices"
+        and gpt.input_per_mtok > 0
+        and gpt.output_per_mtok > gpt.input_per_mtok
+    )
+    local = registry.get("local-8b").price
+    assert local.source == "hourly"
+    assert local.output_per_mtok == pytest.approx(2.0 / (500 * 3600) * 1e6)
+
+
+def test_unknown_key_is_named_with_its_line():
+    text = "models:\n  - name: a\n    backend: llamacpp\n    teir: small\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="smallfirst.yaml")
+    assert "smallfirst.yaml:4" in caught.value.message
+    assert "unknown key 'teir'" in caught.value.message
+
+
+def test_bad_value_is_named_with_its_line():
+    text = "models:\n  - name: a\n    backend: llamacpp\n    tier: huge\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="cfg.yaml")
+    assert "cfg.yaml:4: models.0.tier" in caught.value.message
+
+
+def test_openai_without_base_url_is_explained():
+    with pytest.raises(ConfigError, match="needs base_url"):
+        parse_config("models:\n  - name: x\n    backend: openai\n")
+
+
+def test_duplicate_names_and_unknown_baseline():
+    with pytest.raises(ConfigError, match="used twice"):
+        parse_config(
+            "models:\n  - {name: a, backend: llamacpp}\n  - {name: a, backend: llamacpp}\n"
+        )
+    with pytest.raises(ConfigError, match="baseline_model 'zzz'"):
+        parse_config("baseline_model: zzz\nmodels:\n  - {name: a, backend: llamacpp}\n")
+
+
+def test_not_yaml_and_not_a_mapping():
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_config("models: [unclosed")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        parse_config("- just\n- a list\n")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_unknown_model_is_404_with_the_list():
+    with pytest.raises(ModelNotFoundError) as caught:
+        Registry().get("gpt-9")
+    assert caught.value.status == 404 and EMBEDDED_MODEL_NAME in caught.value.message
+
+
+def test_explicit_price_wins():
+    config = parse_config(
+        "models:\n  - {name: a, backend: llamacpp, price: {input: 1, output: 2}}\n"
+    )
+    price = price_of(config.models[0])
+    assert (price.input_per_mtok, price.output_per_mtok, price.source) == (1, 2, "config")
