@@ -22,7 +22,7 @@ class RouteDecision:
     router: str
     """The router's name as requested, e.g. `auto` or `router-knn-0.3`."""
     reason: str
-    """Why, in a few words a person can read in the ledger (`rule: pii -> local`, `knn 0.71 >= 0.3`)."""
+    """Why, in words a person can read in the ledger (`rule: pii -> local`, `knn 0.71 >= 0.3`)."""
     score: float | None = None
     """The router's score for the choice (e.g. predicted quality or P(large model needed))."""
     details: dict[str, Any] = field(default_factory=dict)
@@ -85,7 +85,8 @@ def _build(kind: str, name: str, threshold: Any, registry: Registry) -> Router:
     factory = ROUTER_KINDS.get(kind)
     if factory is None:
         raise ModelNotFoundError(
-            f"Unknown router kind {kind!r} in {name!r}. Known kinds: {', '.join(sorted(ROUTER_KINDS))}",
+            f"Unknown router kind {kind!r} in {name!r}. "
+            f"Known kinds: {', '.join(sorted(ROUTER_KINDS))}",
             param="model",
         )
     return factory(name, None if threshold is None else str(threshold), registry)
