@@ -1,0 +1,189 @@
+"""One input through one model: prompt, constrained call, check, one repair, typed result.
+
+The repair turn shows the model its invalid output and the reason; a second failure raises
+`TaskOutputError` instead of guessing, so a cascade can escalate to a larger model.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pydantic import BaseModel
+
+from smallfirst.models.base import Provider
+from smallfirst.tasks.examples import Example
+from smallfirst.tasks.output import (
+    Constraint,
+    OutputInvalid,
+    TaskOutputError,
+    label_confidence,
+    label_grammar,
+    label_schema,
+    parse_json_object,
+    parse_label,
+    strict_schema,
+    validate_fields,
+)
+from smallfirst.tasks.prompts import CUES, PromptPlan, build_prompt
+from smallfirst.tasks.results import (
+    AnswerResult,
+    ClassifyResult,
+    ExtractResult,
+    TaskResult,
+    TextResult,
+)
+from smallfirst.tasks.retrieval import Chunk
+from smallfirst.tasks.spec import ClassifySpec, ExtractSpec, TaskSpec
+from smallfirst.types import (
+    ChatRequest,
+    CompletionRequest,
+    Generation,
+    GenerationParams,
+    Message,
+    Usage,
+)
+
+CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+@dataclass(slots=True)
+class Call:
+    """Everything fixed for one input: the task, the chosen model and what the prompt shows."""
+
+    spec: TaskSpec
+    provider: Provider
+    model: str
+    constraint: Constraint
+    style: str
+    examples: list[Example]
+    chunks: list[Chunk]
+    schema: dict[str, Any] | None = None
+    output_model: type[BaseModel] | None = None
+    router: str | None = None
+
+
+async def run_call(call: Call, text: str) -> TaskResult:
+    started = time.perf_counter()
+    label_format = "json" if call.constraint == "response_format" else "bare"
+    plan = build_prompt(
+        call.spec, text, call.examples, call.style, label_format, call.chunks, call.schema
+    )  # type: ignore[arg-type]
+    params = generation_params(call)
+    first = await generate(call.provider, plan, params)
+    usage = Usage(first.usage.input_tokens, first.usage.output_tokens)
+    try:
+        value, final, attempts = parse_output(call, first), first, 1
+    except OutputInvalid as problem:
+        if first.finish_reason == "length" and params.max_tokens:
+            params = replace(params, max_tokens=params.max_tokens * 2)
+        final = await generate(call.provider, repair_plan(call, plan, first.text, problem), params)
+        usage.input_tokens += final.usage.input_tokens
+        usage.output_tokens += final.usage.output_tokens
+        try:
+            value, attempts = parse_output(call, final), 2
+        except OutputInvalid as again:
+            raise TaskOutputError(
+                f"task {call.spec.name!r}: model {call.model!r} gave invalid output twice "
+                f"(first: {problem}; after repair: {again})",
+                outputs=[first.text, final.text],
+            ) from None
+    return build_result(call, value, final, usage=usage, attempts=attempts, started=started)
+
+
+def generation_params(call: Call) -> GenerationParams:
+    spec = call.spec
+    params = GenerationParams(
+        max_tokens=spec.max_tokens or default_max_tokens(spec),
+        temperature=spec.temperature,
+        seed=0,
+    )
+    if isinstance(spec, ClassifySpec):
+        params.logprobs = True
+        if call.constraint == "grammar":
+            params.grammar = label_grammar(spec.label_names)
+        elif call.constraint == "response_format":
+            params.json_schema = label_schema(spec.label_names)
+    elif isinstance(spec, ExtractSpec) and call.schema is not None:
+        if call.constraint == "grammar":
+            params.json_schema = call.schema
+        elif call.constraint == "response_format":
+            params.json_schema = strict_schema(call.schema)
+    return params
+
+
+def default_max_tokens(spec: TaskSpec) -> int:
+    """Room for the longest legal answer and little more: small models ramble."""
+    if isinstance(spec, ClassifySpec):
+        return 16 + max(len(name) for name in spec.label_names) // 2
+    if isinstance(spec, ExtractSpec):
+        return 256
+    return 2 * spec.max_words + 16  # type: ignore[union-attr]
+
+
+async def generate(provider: Provider, plan: PromptPlan, params: GenerationParams) -> Generation:
+    if plan.style == "completion":
+        stop = plan.stop if params.grammar is None and params.json_schema is None else None
+        return await provider.complete(CompletionRequest(plan.prompt, replace(params, stop=stop)))
+    return await provider.chat(ChatRequest(plan.messages, params))
+
+
+def repair_plan(call: Call, plan: PromptPlan, bad: str, problem: OutputInvalid) -> PromptPlan:
+    """The same prompt plus the invalid answer and why it is invalid, asking once more."""
+    note = f"That answer is not valid: {problem}."
+    if plan.style == "completion":
+        cue = CUES[call.spec.kind]
+        prompt = f"{plan.prompt} {bad.strip()}\n{note}\n{cue}:"
+        return PromptPlan("completion", prompt=prompt, stop=plan.stop)
+    retry = Message("user", f"{note} Answer again, following the format exactly.")
+    return PromptPlan("chat", messages=[*plan.messages, Message("assistant", bad), retry])
+
+
+def parse_output(call: Call, generation: Generation) -> Any:
+    """The checked value, or OutputInvalid saying what is wrong."""
+    spec, text = call.spec, generation.text
+    if isinstance(spec, ClassifySpec):
+        return parse_label(text, spec.label_names)
+    if isinstance(spec, ExtractSpec):
+        return validate_fields(parse_json_object(text), call.schema or {}, call.output_model)
+    if not text.strip():
+        raise OutputInvalid("the answer is empty")
+    return text.strip()
+
+
+def build_result(
+    call: Call, value: Any, generation: Generation, *, usage: Usage, attempts: int, started: float
+) -> TaskResult:
+    common: dict[str, Any] = {
+        "task": call.spec.name,
+        "kind": call.spec.kind,
+        "model": call.model,
+        "raw": generation.text,
+        "usage": usage,
+        "latency_s": time.perf_counter() - started,
+        "attempts": attempts,
+        "router": call.router,
+    }
+    if call.spec.kind == "classify":
+        return ClassifyResult(
+            label=value, confidence=label_confidence(generation.logprobs), **common
+        )
+    if call.spec.kind == "extract":
+        return ExtractResult(data=value, **common)
+    if call.spec.kind == "answer":
+        return AnswerResult(
+            text=value, citations=cited(value, call.chunks), passages=call.chunks, **common
+        )
+    return TextResult(text=value, **common)
+
+
+def cited(text: str, chunks: list[Chunk]) -> list[Chunk]:
+    """Passages referenced as [n], in order of first mention; numbers out of range ignored."""
+    seen: list[int] = []
+    for match in CITATION.finditer(text):
+        number = int(match.group(1))
+        if 1 <= number <= len(chunks) and number not in seen:
+            seen.append(number)
+    return [chunks[n - 1] for n in seen]

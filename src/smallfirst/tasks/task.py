@@ -1,0 +1,197 @@
+"""`Task`: the public face of a task spec. Declare what you want; `run` does the prompting.
+
+task = Task(kind="classify", name="sentiment", labels=["negative", "neutral", "positive"])
+result = await task.run("I love it", model="gemma-3-270m")   # result.label, .confidence
+task.run_sync("I love it")                                      # the same, blocking
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from smallfirst.config import load_config
+from smallfirst.embeddings import Embedder
+from smallfirst.errors import ConfigError, InvalidRequestError
+from smallfirst.models.registry import Registry
+from smallfirst.routing.base import resolve_router
+from smallfirst.tasks.examples import ExampleBank, parse_examples
+from smallfirst.tasks.output import constraint_for
+from smallfirst.tasks.results import TaskResult
+from smallfirst.tasks.retrieval import Chunk, Retriever, StaticContext, retrieve
+from smallfirst.tasks.runner import Call, run_call
+from smallfirst.tasks.spec import (
+    AnswerSpec,
+    ClassifySpec,
+    ExtractSpec,
+    TaskSpec,
+    load_spec,
+    parse_spec,
+)
+from smallfirst.types import Message
+
+T = TypeVar("T")
+
+
+class Task:
+    """A validated task spec plus its example bank, ready to run on any configured model."""
+
+    def __init__(
+        self,
+        spec: TaskSpec | None = None,
+        *,
+        schema: type[BaseModel] | dict[str, Any] | None = None,
+        retriever: Retriever | None = None,
+        embedder: Embedder | None = None,
+        **fields: Any,
+    ) -> None:
+        """Either a parsed `spec`, or the spec's fields as keywords (`kind=`, `labels=`, ...).
+        For `extract`, `schema` may be a pydantic model class: results are its instances."""
+        self.output_model = schema if isinstance(schema, type) else None
+        if spec is None:
+            if schema is not None:
+                fields["schema"] = _schema_of(schema)
+            spec = parse_spec(fields, source="Task(...)")
+        self.spec: TaskSpec = spec
+        if isinstance(spec, ExtractSpec) and self.output_model is None and spec.pydantic_model:
+            self.output_model = import_model(spec.pydantic_model)
+        self.schema = _resolved_schema(spec, self.output_model)
+        self.retriever = retriever
+        self.bank = ExampleBank(parse_examples(spec.examples), embedder=embedder)
+        _check_examples(spec, self.bank)
+        self._registry: Registry | None = None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **kwargs: Any) -> Task:
+        return cls(load_spec(path), **kwargs)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def registry(self) -> Registry:
+        """The registry used when `run` is given none: smallfirst.yaml, read once."""
+        if self._registry is None:
+            self._registry = Registry(load_config())
+        return self._registry
+
+    async def run(
+        self,
+        input: str,
+        *,
+        model: str | None = None,
+        registry: Registry | None = None,
+        retriever: Retriever | None = None,
+        context: list[str | Chunk] | None = None,
+    ) -> TaskResult:
+        """Run on one input. `model` is a configured model or a router name (`auto`,
+        `router-...`); `retriever` / `context` feed an `answer` task its passages."""
+        if not isinstance(input, str) or not input.strip():
+            raise InvalidRequestError("the task input must be a non-empty string", param="input")
+        registry = registry or self.registry()
+        chosen, router = pick_model(model or self.spec.model or "default", input, registry)
+        entry = registry.get(chosen)
+        call = Call(
+            spec=self.spec,
+            provider=registry.provider(entry.name),
+            model=entry.name,
+            constraint=constraint_for(entry.config),
+            style=entry.config.style,
+            examples=self.bank.select(input, self.spec.few_shot.mode, self.spec.few_shot.k),
+            chunks=await self._passages(input, retriever, context),
+            schema=self.schema,
+            output_model=self.output_model,
+            router=router,
+        )
+        return await run_call(call, input)
+
+    def run_sync(self, input: str, **kwargs: Any) -> TaskResult:
+        """`run`, blocking. Calls share one background event loop, so HTTP clients and
+        loaded models stay usable from call to call."""
+        return run_blocking(self.run(input, **kwargs))
+
+    async def _passages(
+        self, query: str, retriever: Retriever | None, context: list[str | Chunk] | None
+    ) -> list[Chunk]:
+        if not isinstance(self.spec, AnswerSpec):
+            return []
+        source = retriever or self.retriever
+        if context is not None or source is None:
+            source = StaticContext(list(context if context is not None else self.spec.context))
+        return await retrieve(source, query, self.spec.k)
+
+
+def pick_model(name: str, text: str, registry: Registry) -> tuple[str, str | None]:
+    """(configured model, router name or None): a router name is decided on the input."""
+    router = resolve_router(name, registry)
+    if router is None:
+        return registry.get(name).name, None
+    decision = router.decide([Message("user", text)])
+    return decision.model, decision.router
+
+
+def import_model(target: str) -> type[BaseModel]:
+    """`package.module:ClassName` -> the pydantic model class, with a message naming the key."""
+    module_name, _, attr = target.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attr) if attr else None
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"pydantic_model: cannot import {target!r}: {exc}") from None
+    if not (isinstance(found, type) and issubclass(found, BaseModel)):
+        raise ConfigError(f"pydantic_model: {target!r} is not a pydantic model class")
+    return found
+
+
+def _schema_of(schema: type[BaseModel] | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(schema, dict):
+        return schema
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return schema.model_json_schema()
+    raise ConfigError("schema: give a pydantic model class or a JSON schema dict")
+
+
+def _resolved_schema(spec: TaskSpec, model: type[BaseModel] | None) -> dict[str, Any] | None:
+    if not isinstance(spec, ExtractSpec):
+        return None
+    return spec.output_schema if spec.output_schema is not None else _schema_of(model)  # type: ignore[arg-type]
+
+
+def _check_examples(spec: TaskSpec, bank: ExampleBank) -> None:
+    """Examples must sit inside the output space, or they teach the model to leave it."""
+    for i, example in enumerate(bank.examples):
+        if isinstance(spec, ClassifySpec) and example.output not in spec.label_names:
+            raise ConfigError(
+                f"examples[{i}]: output {example.output!r} is not one of the labels: "
+                f"{', '.join(spec.label_names)}"
+            )
+        if isinstance(spec, ExtractSpec) and not isinstance(example.output, dict):
+            raise ConfigError(f"examples[{i}]: an extract example's output must be a mapping")
+
+
+class _BackgroundLoop:
+    """One daemon thread running an event loop for every `run_sync` call in the process."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+
+_LOOP = _BackgroundLoop()
+
+
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    return _LOOP.submit(coro).result()
