@@ -1,0 +1,45 @@
+"""Bootstrap intervals: contain the estimate, narrow with n, reproducible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smallfirst.evaluate.metrics import MeanMetric
+from smallfirst.evaluate.stats import bootstrap, percentile, resample_indices
+
+
+def _coin(n: int, p: float = 0.8, seed: int = 1) -> MeanMetric:
+    rng = np.random.default_rng(seed)
+    return MeanMetric("accuracy", (rng.random(n) < p).astype(float))
+
+
+@pytest.mark.parametrize("n", [20, 100, 1000])
+def test_interval_contains_the_point_estimate(n):
+    estimate = bootstrap(_coin(n), n)
+    assert estimate.low <= estimate.value <= estimate.high
+    assert estimate.low < estimate.high
+
+
+def test_interval_narrows_as_the_sample_grows():
+    widths = [(lambda e: e.high - e.low)(bootstrap(_coin(n), n)) for n in (25, 250, 2500)]
+    assert widths[0] > widths[1] > widths[2]
+    # roughly 1/sqrt(n): ten times the data, about a third of the width
+    assert widths[1] / widths[0] == pytest.approx(10**-0.5, rel=0.35)
+
+
+def test_same_seed_same_resamples_other_seed_differs():
+    metric = _coin(50)
+    assert bootstrap(metric, 50, seed=3) == bootstrap(metric, 50, seed=3)
+    assert np.array_equal(resample_indices(50, 100, 3), resample_indices(50, 100, 3))
+    assert not np.array_equal(resample_indices(50, 100, 3), resample_indices(50, 100, 4))
+
+
+def test_perfect_scores_have_a_degenerate_interval():
+    estimate = bootstrap(MeanMetric("accuracy", np.ones(30)), 30)
+    assert (estimate.low, estimate.value, estimate.high) == (1.0, 1.0, 1.0)
+
+
+def test_percentile():
+    assert percentile([1, 2, 3, 4, 5], 50) == 3
+    assert percentile([], 95) == 0.0
