@@ -32,9 +32,10 @@ def _global(
 
 
 def _register() -> None:
-    from smallfirst.cli import models_cmd
+    from smallfirst.cli import kb_cmd, models_cmd
 
     models_cmd.register(app)
+    kb_cmd.register(app)
 
 
 _register()
