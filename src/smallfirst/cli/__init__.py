@@ -35,6 +35,11 @@ def _register() -> None:
     from smallfirst.cli import kb_cmd, models_cmd
 
     models_cmd.register(app)
+    from smallfirst.cli import keys_cmd, report_cmd, serve_cmd
+
+    serve_cmd.register(app)
+    keys_cmd.register(app)
+    report_cmd.register(app)
     kb_cmd.register(app)
 
 

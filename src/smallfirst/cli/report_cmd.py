@@ -1,0 +1,83 @@
+"""`smallfirst report`: what the gateway spent, what it saved, where traffic went."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import typer
+from rich.table import Table
+
+from smallfirst.cli.common import console, fail, format_usd
+from smallfirst.config import load_config
+from smallfirst.errors import SmallfirstError
+from smallfirst.ledger.report import parse_since, summarize
+from smallfirst.ledger.store import LedgerStore
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+
+
+def report(
+    since: str = typer.Option(
+        None, "--since", help="Only requests since: 30m, 24h, 7d, or an ISO date (UTC)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ledger_url: str = typer.Option(
+        None, "--ledger", help="Ledger database URL (default: server.ledger_url or the state dir)."
+    ),
+) -> None:
+    """Spend, savings against the baseline model and share of traffic per tier."""
+    try:
+        start = parse_since(since) if since else None
+        store = LedgerStore(ledger_url or load_config().server.ledger_url)
+        try:
+            summary = summarize(store, start)
+        finally:
+            store.close()
+    except SmallfirstError as exc:
+        fail(exc.message)
+        return
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    _print(summary)
+
+
+def _print(summary: dict) -> None:
+    totals = summary["totals"]
+    when = "all time"
+    if summary["since"] is not None:
+        when = "since " + datetime.fromtimestamp(summary["since"], UTC).isoformat(
+            timespec="seconds"
+        )
+    table = Table(title=f"smallfirst gateway ({when})")
+    for column in ("tier", "model", "requests", "share", "errors", "tokens in/out", "spend"):
+        table.add_column(column, justify="left" if column in ("tier", "model") else "right")
+    for row in summary["models"]:
+        share = row["share"]
+        table.add_row(
+            row["tier"] or "-",
+            row["model"] or "(failed before routing)",
+            str(row["requests"]),
+            "-" if share is None else f"{share:.1%}",
+            str(row["errors"]),
+            f"{row['input_tokens']:,}/{row['output_tokens']:,}",
+            format_usd(row["cost_usd"]),
+        )
+    console.print(table)
+    saved = totals["savings_share"]
+    console.print(
+        f"requests {totals['requests']:,} · errors {totals['errors']:,} · "
+        f"spend {format_usd(totals['cost_usd'])} · "
+        f"baseline {format_usd(totals['baseline_cost_usd'])}"
+        f" · saved {format_usd(totals['savings_usd'])}"
+        + ("" if saved is None else f" ({saved:.1%})"),
+        highlight=False,
+    )
+    tiers = ", ".join(
+        f"{t['tier']} {t['share']:.1%}" for t in summary["tiers"] if t["tier"] is not None
+    )
+    if tiers:
+        console.print(f"traffic per tier: {tiers}", highlight=False)

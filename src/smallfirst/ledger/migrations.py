@@ -1,0 +1,115 @@
+"""Numbered schema migrations, applied in order and recorded in `_smallfirst_migrations`.
+
+Each migration is a plain function taking a SQLAlchemy connection. A migration is never edited
+once released: a schema change is a new function appended to `MIGRATIONS`. The tables are
+defined here only; the store reflects them from the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+)
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+MIGRATIONS_TABLE = "_smallfirst_migrations"
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_requests(conn: Connection) -> None:
+    metadata = MetaData()
+    table = Table(
+        "requests",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("request_id", String(64), nullable=False, index=True),
+        Column("kind", String(16), nullable=False, default="request"),
+        Column("hop", Integer, nullable=False, default=0),
+        Column("step", String(32)),
+        Column("outcome", String(32)),
+        Column("ts", Float, nullable=False, index=True),
+        Column("endpoint", String(32), nullable=False),
+        Column("key_id", String(64), index=True),
+        Column("key_name", String(200)),
+        Column("requested_model", String(200)),
+        Column("model", String(200)),
+        Column("tier", String(16)),
+        Column("router", String(200)),
+        Column("route_reason", Text),
+        Column("route_score", Float),
+        Column("stream", Boolean, nullable=False, default=False),
+        Column("input_tokens", Integer, nullable=False, default=0),
+        Column("output_tokens", Integer, nullable=False, default=0),
+        Column("cost_usd", Float, nullable=False, default=0.0),
+        Column("baseline_model", String(200)),
+        Column("baseline_cost_usd", Float, nullable=False, default=0.0),
+        Column("latency_ms", Float),
+        Column("ttft_ms", Float),
+        Column("status", Integer, nullable=False),
+        Column("error", Text),
+        Column("prompt", Text),
+        Column("response", Text),
+    )
+    table.create(conn)
+
+
+@migration
+def m002_api_keys(conn: Connection) -> None:
+    metadata = MetaData()
+    table = Table(
+        "api_keys",
+        metadata,
+        Column("id", String(64), primary_key=True),
+        Column("name", String(200), nullable=False),
+        Column("key_hash", String(64), nullable=False),
+        Column("budget_usd", Float),
+        Column("rpm", Integer),
+        Column("tpm", Integer),
+        Column("created_at", Float, nullable=False),
+        Column("revoked_at", Float),
+    )
+    table.create(conn)
+
+
+def _migrations_table(metadata: MetaData) -> Table:
+    return Table(
+        MIGRATIONS_TABLE,
+        metadata,
+        Column("name", String(200), primary_key=True),
+        Column("applied_at", Float, nullable=False),
+    )
+
+
+def migrate(conn: Connection) -> list[str]:
+    """Apply the migrations not yet recorded; returns the names applied now."""
+    table = _migrations_table(MetaData())
+    if not inspect(conn).has_table(MIGRATIONS_TABLE):
+        table.create(conn)
+    done = set(conn.execute(select(table.c.name)).scalars())
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        fn(conn)
+        conn.execute(table.insert().values(name=name, applied_at=time.time()))
+        applied.append(name)
+    return applied

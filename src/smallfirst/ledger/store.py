@@ -1,0 +1,80 @@
+"""Where ledger rows and API keys live: SQLite (WAL) by default, any SQLAlchemy URL otherwise.
+
+Opening a store applies pending migrations and reflects the tables, so the migrations are the
+one definition of the schema. Writes are batched by `LedgerWriter`; the store itself is sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, func, select
+
+from smallfirst.config import state_dir
+from smallfirst.errors import ConfigError
+from smallfirst.ledger.migrations import migrate
+
+LEDGER_FILE = "ledger.db"
+
+
+def default_ledger_url() -> str:
+    return f"sqlite:///{state_dir() / LEDGER_FILE}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers (report, dashboard) run while the gateway writes."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class LedgerStore:
+    """The database behind the ledger: `requests` and `api_keys` tables."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_ledger_url()
+        try:
+            self.engine: Engine = create_engine(self.url)
+        except Exception as exc:  # bad URL or missing driver: SQLAlchemy raises several types
+            raise ConfigError(f"cannot open the ledger database {self.url!r}: {exc}") from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        with self.engine.begin() as conn:
+            migrate(conn)
+        metadata = MetaData()
+        self.requests = Table("requests", metadata, autoload_with=self.engine)
+        self.api_keys = Table("api_keys", metadata, autoload_with=self.engine)
+
+    def insert(self, rows: Iterable[dict[str, Any]]) -> int:
+        rows = list(rows)
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(self.requests.insert(), rows)
+        return len(rows)
+
+    def rows(self, since: float | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        """Ledger rows oldest first, optionally from `since` (unix seconds) and of one kind."""
+        query = select(self.requests).order_by(self.requests.c.id)
+        if since is not None:
+            query = query.where(self.requests.c.ts >= since)
+        if kind is not None:
+            query = query.where(self.requests.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def spend_by_key(self) -> dict[str, float]:
+        """$ spent per key id over all time (request rows only): the budgets' starting point."""
+        table = self.requests
+        query = (
+            select(table.c.key_id, func.sum(table.c.cost_usd))
+            .where(table.c.kind == "request", table.c.key_id.is_not(None))
+            .group_by(table.c.key_id)
+        )
+        with self.engine.connect() as conn:
+            return {key: float(total or 0.0) for key, total in conn.execute(query)}
+
+    def close(self) -> None:
+        self.engine.dispose()

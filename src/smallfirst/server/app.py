@@ -1,0 +1,151 @@
+"""The OpenAI-compatible gateway as a Starlette app (plain Starlette: less work per request).
+
+`create_app()` builds it without I/O; the lifespan opens the ledger and, on shutdown, flushes
+it so no row is lost. Errors anywhere become OpenAI-shaped JSON with the right status.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from smallfirst.config import Config
+from smallfirst.errors import SmallfirstError
+from smallfirst.models.registry import Registry
+from smallfirst.server.chat import chat_completions, completions
+from smallfirst.server.embeddings import embeddings, local_model_card
+from smallfirst.server.gateway import Gateway
+from smallfirst.server.limits import Limiter
+from smallfirst.server.metrics import CONTENT_TYPE
+
+log = logging.getLogger("smallfirst.server")
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    registry: Registry | None = None,
+    ledger_url: str | None = None,
+    auth: bool | None = None,
+    limiter: Limiter | None = None,
+    preload: bool = False,
+) -> Starlette:
+    gateway = Gateway(
+        config,
+        registry=registry,
+        ledger_url=ledger_url,
+        auth=auth,
+        limiter=limiter,
+        preload=preload,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        exception_handlers={
+            SmallfirstError: smallfirst_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def error_response(error: SmallfirstError, request: Request) -> Response:
+    call = getattr(request.state, "call", None)
+    headers = dict(error.headers)
+    if call is not None:
+        if not call.finished:
+            call.fail(error)
+        headers.update(call.headers())
+    return Response(
+        orjson.dumps(error.to_openai()),
+        status_code=error.status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def smallfirst_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SmallfirstError)
+    return error_response(exc, request)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 / 405 in the OpenAI shape."""
+    assert isinstance(exc, HTTPException)
+    error = SmallfirstError(f"{request.method} {request.url.path}: {exc.detail}")
+    error.status = exc.status_code
+    error.error_type = "invalid_request_error"
+    return error_response(error, request)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+    error = SmallfirstError(f"internal error: {type(exc).__name__}: {exc}")
+    return error_response(error, request)
+
+
+async def list_models(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    created = int(time.time())
+    data: list[dict[str, Any]] = [
+        {
+            "id": entry.name,
+            "object": "model",
+            "created": created,
+            "owned_by": "smallfirst",
+            "tier": entry.tier,
+            "backend": entry.config.backend,
+        }
+        for entry in gateway.registry.by_tier()
+    ]
+    data += [
+        {"id": name, "object": "model", "created": created, "owned_by": "smallfirst-router"}
+        for name in gateway.router_names()
+    ]
+    data.append({**local_model_card(), "created": created})
+    return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+
+
+async def health(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    body = {
+        "status": "ok",
+        "models": gateway.registry.names(),
+        "default_model": gateway.registry.default_model,
+        "auth": gateway.auth_required,
+        "ledger": gateway.ledger is not None,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def metrics(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,69 @@
+"""Who is calling: the API key in `Authorization: Bearer ...` (or `api-key` / `x-api-key`).
+
+Keys are cached in memory and re-read from the database every `REFRESH_S` seconds (so keys
+created or revoked by the CLI take effect without a restart) and on an unknown key id, at most
+once a second so that guessing ids cannot hammer the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.datastructures import Headers
+
+from smallfirst.errors import AuthenticationError
+from smallfirst.ledger.keys import ApiKey, KeyStore, key_id_of
+
+REFRESH_S = 5.0
+MISS_REFRESH_S = 1.0
+
+
+def presented_key(headers: Headers) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return headers.get("api-key") or headers.get("x-api-key")
+
+
+class Authenticator:
+    def __init__(self, keys: KeyStore, required: bool) -> None:
+        self.keys = keys
+        self.required = required
+        self._cache: dict[str, ApiKey] = {}
+        self._loaded_at = float("-inf")
+
+    async def refresh(self) -> None:
+        keys = await asyncio.to_thread(self.keys.all)
+        self._cache = {key.id: key for key in keys}
+        self._loaded_at = time.monotonic()
+
+    async def authenticate(self, headers: Headers) -> ApiKey | None:
+        """The caller's key; None when auth is off and no valid key was sent."""
+        presented = presented_key(headers)
+        if presented is None:
+            if self.required:
+                raise AuthenticationError(
+                    "Missing API key: send `Authorization: Bearer <key>` "
+                    "(create one with `smallfirst keys create --name NAME`)"
+                )
+            return None
+        key = await self._lookup(presented)
+        if key is None or not key.matches(presented):
+            if self.required:
+                raise AuthenticationError("Invalid API key")
+            return None
+        if not key.active:
+            raise AuthenticationError(f"API key {key.name!r} ({key.id}) has been revoked")
+        return key
+
+    async def _lookup(self, presented: str) -> ApiKey | None:
+        key_id = key_id_of(presented)
+        if key_id is None:
+            return None
+        age = time.monotonic() - self._loaded_at
+        if age > REFRESH_S or (key_id not in self._cache and age > MISS_REFRESH_S):
+            await self.refresh()
+        return self._cache.get(key_id)

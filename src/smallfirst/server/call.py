@@ -1,0 +1,129 @@
+"""One request's passage through the gateway, from arrival to its ledger row.
+
+The `LedgerEntry` is filled in as the request goes (key, route, tokens) and finished exactly
+once, on success, failure or client disconnect: that one place records the row, feeds the
+metrics and settles the key's reservation, so no path can forget one of them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+from smallfirst.errors import SmallfirstError
+from smallfirst.ledger.entry import LedgerEntry
+from smallfirst.ledger.keys import ApiKey
+from smallfirst.models.registry import ModelEntry
+from smallfirst.routing.base import RouteDecision
+from smallfirst.server.limits import DEFAULT_OUTPUT_ESTIMATE, Reservation
+from smallfirst.types import Usage
+
+if TYPE_CHECKING:
+    from smallfirst.server.gateway import Gateway
+
+CLIENT_CLOSED = 499
+
+
+def new_request_id() -> str:
+    return "req-" + secrets.token_hex(12)
+
+
+def estimate_tokens(text_chars: int) -> int:
+    """A prompt's tokens before any tokenizer runs (~4 characters a token), for admission."""
+    return text_chars // 4 + 1
+
+
+def ascii_header(value: str, limit: int = 200) -> str:
+    return value.encode("ascii", "replace").decode("ascii")[:limit].replace("\n", " ")
+
+
+class Call:
+    __slots__ = ("entry", "finished", "gateway", "key", "model", "reservation", "started")
+
+    def __init__(self, gateway: Gateway, endpoint: str) -> None:
+        self.gateway = gateway
+        self.entry = LedgerEntry(request_id=new_request_id(), endpoint=endpoint)
+        self.started = time.perf_counter()
+        self.key: ApiKey | None = None
+        self.model: ModelEntry | None = None
+        self.reservation: Reservation | None = None
+        self.finished = False
+
+    @property
+    def request_id(self) -> str:
+        return self.entry.request_id
+
+    def authenticated(self, key: ApiKey | None) -> None:
+        self.key = key
+        if key is not None:
+            self.entry.key_id, self.entry.key_name = key.id, key.name
+
+    def routed(self, model: ModelEntry, decision: RouteDecision | None) -> None:
+        self.model = model
+        self.entry.model, self.entry.tier = model.name, model.tier
+        if decision is not None:
+            self.entry.router = decision.router
+            self.entry.route_reason = decision.reason
+            self.entry.route_score = decision.score
+
+    def admit(self, prompt_chars: int, max_tokens: int | None) -> None:
+        """Reserve rate-limit slots and budget for this request (429 when refused)."""
+        if self.key is None or self.model is None:
+            return
+        tokens_in = estimate_tokens(prompt_chars)
+        tokens_out = max_tokens or DEFAULT_OUTPUT_ESTIMATE
+        cost = self.model.price.cost(Usage(tokens_in, tokens_out))
+        self.reservation = self.gateway.limiter.reserve(self.key, tokens_in + tokens_out, cost)
+
+    def first_token(self) -> None:
+        if self.entry.ttft_ms is None:
+            self.entry.ttft_ms = (time.perf_counter() - self.started) * 1000
+
+    def succeed(self, usage: Usage, response: str | None = None) -> None:
+        self.entry.input_tokens = usage.input_tokens
+        self.entry.output_tokens = usage.output_tokens
+        if self.model is not None:
+            self.entry.cost_usd = self.model.price.cost(usage)
+            if self.entry.endpoint != "embeddings":
+                baseline = self.gateway.baseline
+                self.entry.baseline_model = baseline.name
+                self.entry.baseline_cost_usd = baseline.price.cost(usage)
+        if response is not None and self.gateway.log_prompts:
+            self.entry.response = response
+        self._finish(200, None)
+
+    def fail(self, exc: BaseException) -> None:
+        if isinstance(exc, SmallfirstError):
+            self._finish(exc.status, f"{exc.error_type}: {exc.message}")
+        else:
+            self._finish(500, f"{type(exc).__name__}: {exc}")
+
+    def disconnected(self) -> None:
+        self._finish(CLIENT_CLOSED, "client_closed: the client went away before the end")
+
+    def _finish(self, status: int, error: str | None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        entry = self.entry
+        entry.status, entry.error = status, error
+        entry.latency_ms = (time.perf_counter() - self.started) * 1000
+        if self.reservation is not None:
+            tokens = entry.input_tokens + entry.output_tokens
+            self.gateway.limiter.settle(self.reservation, tokens, entry.cost_usd)
+        self.gateway.record(entry)
+
+    def headers(self) -> dict[str, str]:
+        headers = {"x-smallfirst-request-id": self.request_id}
+        entry = self.entry
+        if entry.model is not None:
+            headers["x-smallfirst-model"] = ascii_header(entry.model)
+            headers["x-smallfirst-tier"] = entry.tier or ""
+            headers["x-smallfirst-route"] = ascii_header(entry.router or "direct")
+        if entry.route_reason:
+            headers["x-smallfirst-route-reason"] = ascii_header(entry.route_reason)
+        if self.finished and entry.status == 200:
+            headers["x-smallfirst-cost-usd"] = f"{entry.cost_usd:.8f}"
+            headers["x-smallfirst-baseline-cost-usd"] = f"{entry.baseline_cost_usd:.8f}"
+        return headers

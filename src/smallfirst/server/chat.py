@@ -1,0 +1,111 @@
+"""`POST /v1/chat/completions` and `POST /v1/completions`.
+
+One path for both: authenticate, read and validate the body, route, reserve the key's limits,
+then either forward to an OpenAI-compatible upstream as bytes or run a provider and render an
+OpenAI answer. Every outcome, error included, finishes the `Call` and so becomes a ledger row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from smallfirst.errors import PayloadTooLargeError
+from smallfirst.models.openai import OpenAIProvider
+from smallfirst.server import passthrough
+from smallfirst.server.call import Call
+from smallfirst.server.gateway import Gateway
+from smallfirst.server.render import completion_json
+from smallfirst.server.schemas import ChatBody, CompletionBody, parse_json, validate
+from smallfirst.server.streaming import stream_deltas
+from smallfirst.types import ChatRequest, CompletionRequest, Message
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLargeError(
+            f"the request body is {int(length)} bytes; this gateway accepts at most {limit} "
+            "(server.max_body_bytes)"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"the request body exceeds {limit} bytes (server.max_body_bytes)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def start_call(request: Request, endpoint: str) -> tuple[Gateway, Call, dict[str, Any]]:
+    """Authenticate and read the JSON body; the call is on `request.state` for error handlers."""
+    gateway: Gateway = request.app.state.gateway
+    call = gateway.begin(endpoint)
+    request.state.call = call
+    await gateway.authenticate(call, request.headers)
+    data = parse_json(await read_body(request, gateway.max_body_bytes))
+    return gateway, call, data
+
+
+async def chat_completions(request: Request) -> Response:
+    gateway, call, data = await start_call(request, "chat")
+    body = validate(ChatBody, data)
+    call.entry.stream = body.stream
+    messages = body.to_messages()
+    if gateway.log_prompts:
+        call.entry.prompt = orjson.dumps(data["messages"]).decode()
+    await gateway.route(call, body.model, messages)
+    call.admit(sum(len(m.content) for m in messages), body.output_limit)
+    provider = gateway.registry.provider(call.entry.model or "")
+    if isinstance(provider, OpenAIProvider):
+        upstream = {**data, "model": provider.upstream_model}
+        if body.stream:
+            return await passthrough.forward_stream(
+                call, provider, "/chat/completions", upstream, body.include_usage
+            )
+        return await passthrough.forward(call, provider, "/chat/completions", upstream)
+    chat = ChatRequest(messages, body.params())
+    if body.stream:
+        return await stream_deltas(call, provider.stream_chat(chat), True, body.include_usage)
+    generation = await provider.chat(chat)
+    call.entry.ttft_ms = None if generation.ttft_s is None else generation.ttft_s * 1000
+    call.succeed(generation.usage, generation.text)
+    return json_response(completion_json(generation, call.request_id, chat=True), call)
+
+
+async def completions(request: Request) -> Response:
+    gateway, call, data = await start_call(request, "completions")
+    body = validate(CompletionBody, data)
+    call.entry.stream = body.stream
+    prompt = body.prompt_text
+    if gateway.log_prompts:
+        call.entry.prompt = prompt
+    await gateway.route(call, body.model, [Message("user", prompt)])
+    call.admit(len(prompt), body.output_limit)
+    provider = gateway.registry.provider(call.entry.model or "")
+    if isinstance(provider, OpenAIProvider):
+        upstream = {**data, "model": provider.upstream_model}
+        if body.stream:
+            return await passthrough.forward_stream(
+                call, provider, "/completions", upstream, body.include_usage
+            )
+        return await passthrough.forward(call, provider, "/completions", upstream)
+    completion = CompletionRequest(prompt, body.params())
+    if body.stream:
+        return await stream_deltas(
+            call, provider.stream_complete(completion), False, body.include_usage
+        )
+    generation = await provider.complete(completion)
+    call.succeed(generation.usage, generation.text)
+    return json_response(completion_json(generation, call.request_id, chat=False), call)
+
+
+def json_response(data: dict[str, Any], call: Call) -> Response:
+    return Response(orjson.dumps(data), media_type="application/json", headers=call.headers())

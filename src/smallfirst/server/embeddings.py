@@ -1,0 +1,65 @@
+"""`POST /v1/embeddings`: local MiniLM by default, or a configured OpenAI-compatible model."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from smallfirst.config import ModelConfig, Price
+from smallfirst.embeddings import MINILM_DIM, get_embedder
+from smallfirst.errors import InvalidRequestError
+from smallfirst.models.pricing import ModelPrice
+from smallfirst.models.registry import ModelEntry
+from smallfirst.server.call import estimate_tokens
+from smallfirst.server.chat import json_response, start_call
+from smallfirst.server.schemas import EmbeddingBody, validate
+from smallfirst.types import Usage
+
+LOCAL_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+MAX_INPUTS = 2048
+
+
+def local_entry() -> ModelEntry:
+    """MiniLM as a model entry so the ledger and metrics treat it like any other model."""
+    config = ModelConfig(
+        name="minilm", backend="llamacpp", tier="tiny", price=Price(input=0, output=0)
+    )
+    return ModelEntry(config, ModelPrice(0.0, 0.0, "local"))
+
+
+async def embeddings(request: Request) -> Response:
+    gateway, call, data = await start_call(request, "embeddings")
+    body = validate(EmbeddingBody, data)
+    texts = body.texts
+    if len(texts) > MAX_INPUTS:
+        raise InvalidRequestError(f"at most {MAX_INPUTS} inputs per request", param="input")
+    call.entry.requested_model = body.model
+    chars = sum(len(t) for t in texts)
+    if body.model in LOCAL_NAMES:
+        call.routed(local_entry(), None)
+        call.admit(chars, 1)
+        vectors = (await asyncio.to_thread(get_embedder("minilm").encode, texts)).tolist()
+    else:
+        await gateway.route(call, body.model, [])
+        call.admit(chars, 1)
+        vectors = await gateway.registry.provider(call.entry.model or "").embed(texts)
+    usage = Usage(input_tokens=sum(estimate_tokens(len(t)) for t in texts))
+    call.succeed(usage)
+    items = [
+        {"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)
+    ]
+    return json_response(
+        {
+            "object": "list",
+            "data": items,
+            "model": call.entry.model,
+            "usage": {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens},
+        },
+        call,
+    )
+
+
+def local_model_card() -> dict[str, object]:
+    return {"id": "minilm", "object": "model", "owned_by": "smallfirst", "dimensions": MINILM_DIM}

@@ -1,0 +1,121 @@
+"""The gateway's shared state: registry, ledger, keys, limiter, metrics, routers.
+
+Nothing here does I/O at construction; `start()` (the app's lifespan) opens the ledger,
+loads keys and past spend, and optionally loads local models in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.datastructures import Headers
+
+from smallfirst.config import Config
+from smallfirst.ledger import Ledger, LedgerEntry
+from smallfirst.models.registry import Registry
+from smallfirst.routing.base import DefaultRouter, Router, resolve_router
+from smallfirst.server.auth import Authenticator
+from smallfirst.server.call import Call
+from smallfirst.server.limits import InMemoryLimiter, Limiter
+from smallfirst.server.metrics import GatewayMetrics
+from smallfirst.types import Message
+
+log = logging.getLogger("smallfirst.server")
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        registry: Registry | None = None,
+        ledger_url: str | None = None,
+        auth: bool | None = None,
+        limiter: Limiter | None = None,
+        preload: bool = False,
+    ) -> None:
+        self.registry = registry or Registry(config)
+        self.config = self.registry.config
+        server = self.config.server
+        self.auth_required = server.auth if auth is None else auth
+        self.ledger_url = ledger_url or server.ledger_url
+        self.max_body_bytes = server.max_body_bytes
+        self.log_prompts = server.log_prompts
+        self.limiter: Limiter = limiter or InMemoryLimiter()
+        self.metrics = GatewayMetrics()
+        self.baseline = self.registry.get(self.registry.baseline_model)
+        self.preload = preload
+        self.ledger: Ledger | None = None
+        self.auth: Authenticator | None = None
+        self._routers: dict[str, Router] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.ledger = await asyncio.to_thread(Ledger, self.ledger_url)
+        self.auth = Authenticator(self.ledger.keys, self.auth_required)
+        await self.auth.refresh()
+        self.limiter.load_spend(await asyncio.to_thread(self.ledger.store.spend_by_key))
+        if self.preload:
+            for entry in self.registry.entries.values():
+                if entry.config.backend == "llamacpp":
+                    self._spawn(self._load(entry.name))
+
+    async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self.ledger is not None:
+            await asyncio.to_thread(self.ledger.close)
+        await self.registry.aclose()
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _load(self, name: str) -> None:
+        """Warm a local model so the first request does not pay for loading the weights."""
+        try:
+            await self.registry.provider(name).load()  # type: ignore[attr-defined]
+        except Exception as exc:  # reported on the first request that needs the model
+            log.warning("could not preload %s: %s", name, exc)
+
+    def begin(self, endpoint: str) -> Call:
+        return Call(self, endpoint)
+
+    def record(self, entry: LedgerEntry) -> None:
+        """Called once per finished request (and by cascades, once per hop)."""
+        if entry.kind == "request":
+            self.metrics.observe(entry)
+        if self.ledger is not None:
+            self.ledger.record(entry)
+
+    async def authenticate(self, call: Call, headers: Headers) -> None:
+        if self.auth is not None:
+            call.authenticated(await self.auth.authenticate(headers))
+
+    async def route(self, call: Call, name: str, messages: list[Message]) -> None:
+        """Pick the model: a configured name directly, or a router's decision."""
+        call.entry.requested_model = name
+        router = self._router(name)
+        if router is None:
+            call.routed(self.registry.get(name), None)
+            return
+        if isinstance(router, DefaultRouter):
+            decision = router.decide(messages)
+        else:  # learned routers embed the prompt: keep that off the event loop
+            decision = await asyncio.to_thread(router.decide, messages)
+        call.routed(self.registry.get(decision.model), decision)
+
+    def _router(self, name: str) -> Router | None:
+        if name in self.registry.entries or name == "default":
+            return None
+        router = self._routers.get(name)
+        if router is None:
+            router = resolve_router(name, self.registry)
+            if router is not None:  # unknown names are not cached: they could be anything
+                self._routers[name] = router
+        return router
+
+    def router_names(self) -> list[str]:
+        return ["auto", *(name for name in self.config.routers if name != "auto")]

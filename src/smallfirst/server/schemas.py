@@ -1,0 +1,164 @@
+"""Request bodies, validated once at the edge; unknown fields are kept for pass-through.
+
+A validation failure becomes a 400 `invalid_request_error` naming the field, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from smallfirst.errors import InvalidRequestError
+from smallfirst.types import GenerationParams, Message
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+
+
+class SamplingBody(Body):
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = Field(default=1, ge=1, le=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        return bool((self.stream_options or {}).get("include_usage"))
+
+    @property
+    def output_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def params(self) -> GenerationParams:
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        return GenerationParams(
+            max_tokens=self.output_limit,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=stop,
+            seed=self.seed,
+        )
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatBody(SamplingBody):
+    messages: list[ChatMessage] = Field(min_length=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    response_format: dict[str, Any] | None = None
+
+    def to_messages(self) -> list[Message]:
+        """Our messages; `developer` (OpenAI's newer name for system) becomes `system`."""
+        messages = []
+        for raw in self.messages:
+            message = Message.from_openai(raw.model_dump())
+            if message.role == "developer":
+                message.role = "system"
+            messages.append(message)
+        return messages
+
+    def params(self) -> GenerationParams:
+        params = super().params()
+        params.logprobs = self.logprobs
+        params.top_logprobs = self.top_logprobs
+        params.json_schema = _schema_of(self.response_format)
+        return params
+
+
+class CompletionBody(SamplingBody):
+    prompt: str | list[str]
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(value) != 1:
+            raise ValueError("exactly one prompt is supported per request")
+        return value
+
+    @property
+    def prompt_text(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+    def params(self) -> GenerationParams:
+        params = super().params()
+        if self.logprobs is not None:
+            params.logprobs = True
+            params.top_logprobs = self.logprobs or None
+        return params
+
+
+class EmbeddingBody(Body):
+    input: str | list[str] = Field(min_length=1)
+    encoding_format: Literal["float"] = "float"
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+B = TypeVar("B", bound=Body)
+
+
+def _schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not response_format:
+        return None
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise InvalidRequestError(
+                "response_format.json_schema.schema must be a JSON schema object",
+                param="response_format",
+            )
+        return schema
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind in (None, "text"):
+        return None
+    raise InvalidRequestError(
+        f"response_format.type {kind!r} is not supported", param="response_format"
+    )
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise InvalidRequestError("the request body is empty; send a JSON object")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError(
+            f"the request body must be a JSON object, not {type(data).__name__}"
+        )
+    return data
+
+
+def validate(kind: type[B], data: dict[str, Any]) -> B:
+    try:
+        return kind.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise InvalidRequestError(
+            f"{where or 'body'}: {message}{more}", param=where or None
+        ) from None

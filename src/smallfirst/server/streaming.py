@@ -1,0 +1,70 @@
+"""Server-sent events for answers from non-OpenAI backends (embedded llama.cpp, Anthropic).
+
+The first delta is awaited before the response starts, so a failure that happens before any
+token (context too long, model cannot load) still gets its real HTTP status. Later failures
+become an OpenAI-shaped `error` event. The ledger row is finished before the final `[DONE]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.responses import StreamingResponse
+
+from smallfirst.errors import SmallfirstError, UpstreamError
+from smallfirst.server.call import Call
+from smallfirst.server.render import DONE, ChunkWriter, error_event
+from smallfirst.types import Delta, Usage
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+async def stream_deltas(
+    call: Call, deltas: AsyncIterator[Delta], chat: bool, include_usage: bool
+) -> StreamingResponse:
+    first = await anext(deltas, None)
+    writer = ChunkWriter(call.request_id, call.entry.model or "", chat)
+    return StreamingResponse(
+        _events(call, deltas, first, writer, include_usage),
+        media_type="text/event-stream",
+        headers={**call.headers(), **SSE_HEADERS},
+    )
+
+
+async def _events(
+    call: Call,
+    deltas: AsyncIterator[Delta],
+    delta: Delta | None,
+    writer: ChunkWriter,
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    parts: list[str] = []
+    usage, finish = Usage(), "stop"
+    try:
+        if writer.chat:
+            yield writer.role()
+        while delta is not None:
+            if delta.text:
+                call.first_token()
+                parts.append(delta.text)
+                yield writer.text(delta.text)
+            if delta.finish_reason:
+                finish = delta.finish_reason
+            if delta.usage is not None:
+                usage = delta.usage
+            delta = await anext(deltas, None)
+        call.succeed(usage, "".join(parts))
+        yield writer.finish(finish)
+        if include_usage:
+            yield writer.usage(usage)
+        yield DONE
+    except Exception as exc:
+        error = exc if isinstance(exc, SmallfirstError) else UpstreamError(str(exc))
+        call.fail(error)
+        yield error_event(error.to_openai())
+    finally:
+        if not call.finished:
+            call.disconnected()
+        close = getattr(deltas, "aclose", None)
+        if close is not None:
+            await close()
