@@ -1,0 +1,110 @@
+"""The dashboard's time window: parse `since` / `until` and pick a chart bucket size.
+
+Times reach us from a URL, so every accepted spelling is explicit and anything else is a 400
+that says what would have worked. Ledger times are unix seconds (UTC); so is everything here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from smallfirst.errors import InvalidRequestError
+
+DEFAULT_WINDOW_S = 24 * 3600
+MAX_BUCKETS = 96
+BUCKET_STEPS_S = (
+    60,
+    5 * 60,
+    15 * 60,
+    30 * 60,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86400,
+    7 * 86400,
+    30 * 86400,
+)
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_HELP = (
+    "use ISO 8601 (2026-11-24T18:00:00Z), unix seconds (1795000000), "
+    "or a duration back from now (30m, 24h, 7d)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    since: float
+    until: float
+
+    @property
+    def span_s(self) -> float:
+        return self.until - self.since
+
+    def bucket_s(self) -> int:
+        """The smallest 'round' step that keeps a chart under MAX_BUCKETS points."""
+        for step in BUCKET_STEPS_S:
+            if self.span_s / step <= MAX_BUCKETS:
+                return step
+        return math.ceil(self.span_s / MAX_BUCKETS)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "since": self.since,
+            "until": self.until,
+            "since_iso": iso(self.since),
+            "until_iso": iso(self.until),
+            "bucket_s": self.bucket_s(),
+        }
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str, *, now: float, param: str) -> float:
+    """One bound: ISO 8601 (naive means UTC), unix seconds, or `<n><s|m|h|d|w>` before now."""
+    value = text.strip()
+    duration = _DURATION.match(value.lower())
+    if duration:
+        return now - float(duration.group(1)) * _UNIT_S[duration.group(2)]
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+        raise InvalidRequestError(f"{param}: {text!r} is not a valid time; {_HELP}", param=param)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidRequestError(
+            f"{param}: {text!r} is not a valid time; {_HELP}", param=param
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def parse_range(
+    since: str | None, until: str | None, *, now: float, earliest: float | None = None
+) -> TimeRange:
+    """The window asked for; default the last 24 hours. `since=all` starts at `earliest`
+    (the first ledger row), so "all time" works without the caller knowing that date."""
+    end = parse_time(until, now=now, param="until") if until else now
+    if since is None or since.strip() == "":
+        start = end - DEFAULT_WINDOW_S
+    elif since.strip().lower() == "all":
+        start = min(earliest, end - 3600) if earliest is not None else end - 3600
+    else:
+        start = parse_time(since, now=now, param="since")
+    if start >= end:
+        raise InvalidRequestError(
+            f"since ({iso(start)}) must be before until ({iso(end)})", param="since"
+        )
+    return TimeRange(start, end)
