@@ -23,6 +23,7 @@ from smallfirst.config import Config
 from smallfirst.errors import SmallfirstError
 from smallfirst.models.registry import Registry
 from smallfirst.server.chat import chat_completions, completions
+from smallfirst.server.dashboard import mount_gateway_dashboard
 from smallfirst.server.embeddings import embeddings, local_model_card
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.limits import Limiter
@@ -74,6 +75,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    mount_gateway_dashboard(app, gateway)
     return app
 
 

@@ -24,6 +24,7 @@ LEDGER = table(
     *(
         column(name)
         for name in (
+            "id",
             "request_id",
             "kind",
             "hop",
@@ -279,7 +280,7 @@ def recent(conn: Connection, span: TimeRange, limit: int = 50) -> list[dict[str,
     rows = conn.execute(
         select(*(C[name] for name in RECENT_COLUMNS))
         .where(_window(span))
-        .order_by(C.ts.desc())
+        .order_by(C.ts.desc(), C.id.desc())
         .limit(limit)
     ).all()
     items = [dict(zip(RECENT_COLUMNS, row, strict=True)) for row in rows]
