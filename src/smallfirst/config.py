@@ -34,7 +34,7 @@ class Price(Strict):
 
 class ModelConfig(Strict):
     name: str = Field(min_length=1)
-    backend: Literal["llamacpp", "openai", "anthropic", "replay"]
+    backend: Literal["llamacpp", "openai", "anthropic", "replay", "student"]
     tier: Tier = "small"
     upstream_model: str | None = None
     """The model's name at its provider; defaults to `name`."""

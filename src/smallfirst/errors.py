@@ -129,6 +129,25 @@ class UpstreamTimeoutError(UpstreamError):
     error_type = "timeout_error"
 
 
+class DeferredError(SmallfirstError):
+    """A tier-0 student declined to answer: its confidence is below its calibrated threshold.
+
+    Not a failure of the request: a cascade treats it as "escalate to the next rung".
+    """
+
+    status = 422
+    error_type = "deferred"
+    code = "student_deferred"
+
+    def __init__(
+        self, message: str, *, confidence: float, threshold: float, label: str, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.confidence = confidence
+        self.threshold = threshold
+        self.label = label
+
+
 class ModelLoadError(SmallfirstError):
     """A local model could not be loaded (missing file, bad GGUF, missing optional package)."""
 

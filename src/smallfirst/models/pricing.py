@@ -33,7 +33,7 @@ def price_of(model: ModelConfig, measured_tokens_per_s: float | None = None) -> 
             per_mtok = model.hourly_usd / (tps * 3600) * MILLION
             return ModelPrice(per_mtok, per_mtok, "hourly")
         return ModelPrice(0.0, 0.0, "unknown")
-    if model.backend == "llamacpp":
+    if model.backend in ("llamacpp", "student"):
         return ModelPrice(0.0, 0.0, "local")
     looked_up = lookup_price(model.upstream_model or model.name)
     return looked_up or ModelPrice(0.0, 0.0, "unknown")

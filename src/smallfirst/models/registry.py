@@ -27,6 +27,7 @@ BACKENDS: dict[str, str] = {
     "openai": "smallfirst.models.openai:OpenAIProvider",
     "anthropic": "smallfirst.models.anthropic:AnthropicProvider",
     "replay": "smallfirst.models.replay:ReplayProvider",
+    "student": "smallfirst.distill.provider:StudentProvider",
 }
 
 

@@ -1,0 +1,249 @@
+"""`smallfirst distill`: teacher labels -> example bank -> students and fine-tuning data.
+
+`smallfirst distill TASK.yaml --teacher M --inputs F` labels (the default subcommand);
+`student`, `export`, `finetune` and `banks` work on the bank it fills.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from smallfirst.cli.common import console, err_console, fail, format_usd, run
+from smallfirst.config import load_config, state_dir
+from smallfirst.distill.bank import ExampleBank
+from smallfirst.distill.export import FORMATS, export_bank
+from smallfirst.distill.finetune import FinetuneUnavailableError, LoraSettings, finetune
+from smallfirst.distill.inputs import read_inputs
+from smallfirst.distill.prompts import task_summary
+from smallfirst.distill.student import train_from_bank
+from smallfirst.distill.teacher import LabelProgress, LabelSettings, TeacherRun
+from smallfirst.errors import InvalidRequestError, SmallfirstError
+from smallfirst.models.registry import Registry
+from smallfirst.tasks.spec import load_spec
+
+
+class _LabelByDefault(TyperGroup):
+    """`smallfirst distill task.yaml ...` means `smallfirst distill label task.yaml ...`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["label", *args]
+        return super().parse_args(ctx, args)
+
+
+distill_app = typer.Typer(
+    cls=_LabelByDefault,
+    help="Make a small model good at one task: a large teacher labels, small students learn.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(distill_app, name="distill")
+
+
+@distill_app.command("label")
+def label(
+    task: Path = typer.Argument(..., help="Task spec YAML (see `smallfirst eval`)."),
+    teacher: str = typer.Option(..., "--teacher", help="Configured model that labels."),
+    inputs: Path = typer.Option(..., "--inputs", help="Unlabelled inputs, JSONL."),
+    bank: str = typer.Option(None, "--bank", help="Bank name or .sqlite path (default: task)."),
+    max_usd: float = typer.Option(5.0, "--max-usd", min=0, help="Stop before spending more."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, max=256),
+    max_attempts: int = typer.Option(3, "--max-attempts", min=1, max=10),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=1),
+) -> None:
+    """Label inputs with the teacher into an example bank (resumable; reruns skip done ones)."""
+    try:
+        spec = load_spec(task)
+        texts = read_inputs(inputs)
+        registry = Registry(load_config())
+        entry = registry.get(teacher)
+        target = _bank_for(bank or spec.name, task_summary(spec))
+    except SmallfirstError as exc:
+        fail(exc.message)
+        raise
+    settings = LabelSettings(max_usd, concurrency, max_attempts, max_tokens=max_tokens)
+    result = _label_with_progress(target, registry, entry.name, texts, settings)
+    _print_label_report(target, result, settings)
+
+
+def _bank_for(name: str, summary: dict) -> ExampleBank:
+    bank = ExampleBank.open(name)
+    existing = bank.meta().get("task")
+    if existing and existing != summary:
+        raise InvalidRequestError(
+            f"bank {name!r} was filled for a different task spec (name, labels or instructions "
+            "changed); pass --bank NEW_NAME to start a new bank"
+        )
+    bank.set_meta(task=summary, embedder="minilm")
+    return bank
+
+
+def _label_with_progress(
+    bank: ExampleBank, registry: Registry, teacher: str, texts: list[str], settings: LabelSettings
+) -> LabelProgress:
+    price = registry.get(teacher).price
+    columns = (
+        TextColumn("[bold]labelling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[cost]}  failed {task.fields[failed]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        handle = bar.add_task("label", total=None, cost="$0", failed=0)
+
+        def update(state: LabelProgress) -> None:
+            bar.update(
+                handle,
+                total=state.total,
+                completed=state.done,
+                cost=format_usd(state.cost_usd),
+                failed=state.failed,
+            )
+
+        async def go() -> LabelProgress:
+            try:
+                job = TeacherRun(
+                    bank,
+                    registry.provider(teacher),
+                    price,
+                    bank.meta()["task"],
+                    settings,
+                    on_progress=update,
+                )
+                return await job.run(texts)
+            finally:
+                await registry.aclose()
+
+        return run(go())
+
+
+def _print_label_report(bank: ExampleBank, result: LabelProgress, settings: LabelSettings) -> None:
+    table = Table(title=f"bank {bank.path}")
+    table.add_column("labelled now", justify="right")
+    table.add_column("already in bank", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("cost this run", justify="right")
+    table.add_column("bank size", justify="right")
+    table.add_row(
+        str(result.labelled),
+        str(result.skipped),
+        str(result.failed),
+        format_usd(result.cost_usd),
+        str(len(bank)),
+    )
+    console.print(table)
+    for text, reason in list(result.failures.items())[:5]:
+        err_console.print(f"[red]failed[/] {text[:60]!r}: {reason}", highlight=False)
+    if result.stopped_by_cap:
+        left = result.total - result.labelled - result.failed
+        err_console.print(
+            f"[yellow]stopped before the ${settings.max_usd:g} cap:[/] {left} inputs not "
+            "labelled; rerun with a higher --max-usd to continue (done items are kept)"
+        )
+    with err_console.status("indexing the bank (MiniLM embeddings)"):
+        bank.vectors()
+
+
+@distill_app.command("student")
+def student(
+    bank: str = typer.Argument(..., help="Bank name or .sqlite path."),
+    out: Path = typer.Option(Path("student.joblib"), "--out", help="Student file to write."),
+    target_accuracy: float = typer.Option(0.97, "--target-accuracy", min=0.01, max=1.0),
+    kind: str = typer.Option("logreg", "--model", help="logreg or mlp."),
+    folds: int = typer.Option(5, "--folds", min=2, max=20),
+) -> None:
+    """Train the tier-0 classifier on the bank; it answers only at the target accuracy."""
+    if kind not in ("logreg", "mlp"):
+        fail(f"--model must be logreg or mlp, not {kind!r}")
+    try:
+        source = ExampleBank.open_existing(bank)
+        with err_console.status(f"training on {len(source)} examples"):
+            trained = train_from_bank(
+                source,
+                target_accuracy=target_accuracy,
+                kind=kind,
+                folds=folds,  # type: ignore[arg-type]
+            )
+    except SmallfirstError as exc:
+        fail(exc.message)
+        raise
+    trained.save(out)
+    held = trained.heldout
+    console.print(
+        f"student -> {out}\n"
+        f"  {held.n} examples, {len(trained.labels)} labels, {folds}-fold held-out accuracy "
+        f"{held.accuracy:.3f}\n"
+        f"  answers {held.coverage:.1%} of held-out inputs at accuracy {held.answered_accuracy:.3f}"
+        f" (target {target_accuracy}); threshold {trained.threshold:.3f}, "
+        f"temperature {trained.temperature:.2f}\n"
+        "  use it as tier 0 in smallfirst.yaml:\n"
+        f"    - {{name: student, backend: student, tier: tiny, options: {{path: {out}}}}}",
+        highlight=False,
+    )
+
+
+@distill_app.command("export")
+def export(
+    bank: str = typer.Argument(..., help="Bank name or .sqlite path."),
+    out: Path = typer.Option(..., "--out", help="JSONL file to write."),
+    fmt: str = typer.Option("openai", "--format", help=f"One of: {', '.join(FORMATS)}."),
+    valid_share: float = typer.Option(0.0, "--valid-share", help="Also write a .valid.jsonl."),
+) -> None:
+    """Write fine-tuning data: OpenAI chat JSONL or prompt/completion JSONL (TRL, peft)."""
+    try:
+        written = export_bank(ExampleBank.open_existing(bank), out, fmt, valid_share=valid_share)  # type: ignore[arg-type]
+    except SmallfirstError as exc:
+        fail(exc.message)
+        raise
+    for path, count in written.items():
+        console.print(f"{count} records -> {path}", highlight=False)
+
+
+@distill_app.command("finetune")
+def finetune_cmd(
+    data: Path = typer.Argument(..., help="Exported JSONL (either format)."),
+    base_model: str = typer.Option(..., "--base-model", help="HF model id or local path."),
+    out: Path = typer.Option(Path("lora-adapter"), "--out", help="Adapter output folder."),
+    epochs: float = typer.Option(2.0, "--epochs", min=0.1),
+    rank: int = typer.Option(16, "--rank", min=1, max=512),
+) -> None:
+    """LoRA-tune a small model on a GPU machine (peft + trl); explains what is missing here."""
+    try:
+        path = finetune(data, out, LoraSettings(base_model, epochs=epochs, rank=rank))
+    except FinetuneUnavailableError as exc:
+        fail(exc.message, code=2)
+        raise
+    except SmallfirstError as exc:
+        fail(exc.message)
+        raise
+    console.print(f"LoRA adapter -> {path}")
+
+
+@distill_app.command("banks")
+def banks() -> None:
+    """List the example banks in the state directory."""
+    table = Table(title="example banks")
+    for column in ("name", "task", "kind", "examples", "failed", "teacher $"):
+        table.add_column(column)
+    for path in sorted((state_dir() / "banks").glob("*.sqlite")):
+        bank = ExampleBank(path)
+        task = bank.meta().get("task") or {}
+        table.add_row(
+            path.stem,
+            task.get("name", "?"),
+            task.get("kind", "?"),
+            str(len(bank)),
+            str(len(bank.failures())),
+            format_usd(bank.total_cost()),
+        )
+        bank.close()
+    console.print(table)

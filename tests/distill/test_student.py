@@ -1,0 +1,120 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smallfirst.distill.bank import ExampleBank
+from smallfirst.distill.student import (
+    TinyClassifier,
+    choose_threshold,
+    fit_temperature,
+    train_from_bank,
+    train_student,
+)
+from smallfirst.errors import InvalidRequestError, ModelLoadError
+
+from ..conftest import shared_data
+from .conftest import HashEmbedder
+
+CENTRES = {"a": [1.0, 0.0, 0.0], "b": [0.0, 1.0, 0.0], "c": [0.0, 0.0, 1.0]}
+
+
+def blobs(n: int, spread: float, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Three clusters in 8-D that overlap a little (spread), unit-normalised like embeddings."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for label, centre in CENTRES.items():
+        base = np.array([*centre, 0, 0, 0, 0, 0])
+        rows.append(base + rng.normal(scale=spread, size=(n, 8)))
+        labels += [label] * n
+    x = np.vstack(rows)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def unit(v: list[float]) -> np.ndarray:
+    arr = np.array([[*v, 0, 0, 0, 0, 0]], dtype=np.float32)
+    return arr / np.linalg.norm(arr)
+
+
+def test_confident_inside_a_cluster_defers_between_clusters():
+    x, y = blobs(60, spread=0.5)
+    student = train_student(x, y, target_accuracy=0.97)
+    assert student.heldout.n == 180
+    assert student.heldout.answered_accuracy >= 0.97
+    assert 0.0 < student.heldout.coverage < 1.0  # the overlap forces some deferrals
+    inside = student.predict_vectors(unit([1.0, 0.05, 0.0]))[0]
+    assert inside.label == "a" and inside.answered and inside.confidence >= student.threshold
+    between = student.predict_vectors(unit([1.0, 1.0, 0.0]))[0]
+    assert not between.answered and between.confidence < student.threshold
+
+
+def test_held_out_answers_reach_the_target_on_fresh_data():
+    x, y = blobs(80, spread=0.4, seed=1)
+    student = train_student(x, y, target_accuracy=0.95)
+    fx, fy = blobs(200, spread=0.4, seed=2)
+    predictions = student.predict_vectors(fx)
+    answered = [(p.label == t) for p, t in zip(predictions, fy, strict=True) if p.answered]
+    assert len(answered) > 100
+    assert np.mean(answered) >= 0.93  # chosen on out-of-fold data, checked on unseen data
+
+
+def test_threshold_and_temperature_helpers():
+    conf = np.array([0.99, 0.9, 0.8, 0.7, 0.6])
+    correct = np.array([True, True, True, False, False])
+    assert choose_threshold(conf, correct, 1.0) == 0.8
+    assert choose_threshold(conf, correct, 0.75) == 0.7
+    assert choose_threshold(np.array([0.9]), np.array([False]), 0.9) == float("inf")
+    # over-confident log-probs are softened (T > 1), under-confident sharpened (T < 1)
+    logits = np.log(np.array([[0.999, 0.001]] * 6 + [[0.001, 0.999]] * 4))
+    y = np.array([0] * 8 + [1] * 2)
+    assert fit_temperature(logits, y) > 1.0
+    soft = np.log(np.array([[0.55, 0.45]] * 10))
+    assert fit_temperature(soft, np.zeros(10, dtype=int)) < 1.0
+
+
+def test_save_load_roundtrip_and_bad_files(tmp_path: Path):
+    x, y = blobs(20, spread=0.3)
+    student = train_student(x, y, kind="mlp", folds=3)
+    path = tmp_path / "s.joblib"
+    student.save(path)
+    loaded = TinyClassifier.load(path)
+    assert loaded.labels == ["a", "b", "c"] and loaded.kind == "mlp"
+    assert loaded.threshold == student.threshold and loaded.heldout == student.heldout
+    np.testing.assert_allclose(loaded.scores(x[:5]), student.scores(x[:5]))
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        TinyClassifier.load(tmp_path / "none.joblib")
+    (tmp_path / "junk.joblib").write_text(json.dumps({"x": 1}))
+    with pytest.raises(ModelLoadError, match=r"could not be read|not a smallfirst student"):
+        TinyClassifier.load(tmp_path / "junk.joblib")
+
+
+def test_refuses_too_little_data_and_unlabelled_banks():
+    with pytest.raises(InvalidRequestError, match="at least 4"):
+        train_student(np.eye(3, dtype=np.float32), ["a", "a", "a"])
+    with pytest.raises(InvalidRequestError, match="target accuracy"):
+        train_student(np.eye(4, dtype=np.float32), ["a", "b", "a", "b"], target_accuracy=1.5)
+    bank = ExampleBank.open("summaries", HashEmbedder())
+    bank.add("long text", "short text")
+    with pytest.raises(InvalidRequestError, match="no labels"):
+        train_from_bank(bank)
+
+
+def test_snips_slice_from_a_bank():
+    """Gold SNIPS intents stand in for the teacher: 10 per intent train, 20 per intent test."""
+    folder = shared_data("tasks", "snips")
+    bank = ExampleBank.open("snips-slice")
+    tests: list[tuple[str, str]] = []
+    for path in sorted(folder.glob("train_*.json")):
+        intent = path.stem.removeprefix("train_")
+        rows = json.loads(path.read_text())[intent]
+        texts = ["".join(piece["text"] for piece in row["data"]) for row in rows]
+        for text in texts[:10]:
+            bank.add(text, intent, label=intent, teacher="gold")
+        tests += [(text, intent) for text in texts[100:120]]
+    student = train_from_bank(bank, target_accuracy=0.95)
+    predictions = student.predict([t for t, _ in tests])
+    accuracy = np.mean([p.label == g for p, (_, g) in zip(predictions, tests, strict=True)])
+    assert accuracy >= 0.8
+    answered = [p.label == g for p, (_, g) in zip(predictions, tests, strict=True) if p.answered]
+    assert answered and np.mean(answered) >= accuracy
