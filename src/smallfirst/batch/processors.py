@@ -1,0 +1,95 @@
+"""What a batch does to one item: call a model, run a task, or run a pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from smallfirst.errors import InvalidRequestError
+from smallfirst.models.registry import Registry
+from smallfirst.types import ChatRequest, GenerationParams, Message, Usage
+
+INPUT_FIELDS = ("input", "text", "prompt", "question", "content")
+
+
+@dataclass(slots=True)
+class Processed:
+    output: dict[str, Any]
+    usage: Usage
+    cost_usd: float
+    model: str
+
+
+class Processor(Protocol):
+    job: dict[str, Any]
+    """What identifies this job in the journal (so a resume uses the same settings)."""
+
+    async def process(self, data: dict[str, Any]) -> Processed: ...
+
+
+def input_text(data: dict[str, Any]) -> str:
+    for key in INPUT_FIELDS:
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    raise InvalidRequestError(f"no input text: give one of the fields {', '.join(INPUT_FIELDS)}")
+
+
+def chat_of(data: dict[str, Any], max_tokens: int | None) -> ChatRequest:
+    """An item as a chat request: an OpenAI Batch line's body, `messages`, or a text field."""
+    body = data.get("body") if isinstance(data.get("body"), dict) else data
+    raw = body.get("messages")
+    if isinstance(raw, list):
+        try:
+            messages = [Message.from_openai(m) for m in raw]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InvalidRequestError(f"messages are malformed: {exc}") from None
+    else:
+        messages = [Message("user", input_text(body))]
+    wanted = body.get("max_tokens", max_tokens)
+    return ChatRequest(
+        messages, GenerationParams(max_tokens=wanted, temperature=body.get("temperature"))
+    )
+
+
+class ModelProcessor:
+    def __init__(self, registry: Registry, model: str, max_tokens: int | None = 256) -> None:
+        self.registry = registry
+        self.entry = registry.get(model)
+        self.max_tokens = max_tokens
+        self.job = {"kind": "model", "model": self.entry.name, "max_tokens": max_tokens}
+
+    async def process(self, data: dict[str, Any]) -> Processed:
+        result = await self.registry.provider(self.entry.name).chat(chat_of(data, self.max_tokens))
+        output = {"output": result.text, "finish_reason": result.finish_reason}
+        cost = self.entry.price.cost(result.usage)
+        return Processed(output, result.usage, cost, self.entry.name)
+
+
+class TaskProcessor:
+    def __init__(self, registry: Registry, task: Any, model: str | None) -> None:
+        self.registry = registry
+        self.task = task
+        self.model = model
+        self.job = {"kind": "task", "task": task.name, "model": model}
+
+    async def process(self, data: dict[str, Any]) -> Processed:
+        result = await self.task.run(input_text(data), model=self.model, registry=self.registry)
+        cost = self.registry.get(result.model).price.cost(result.usage)
+        output = result.to_dict()
+        output.pop("task", None)
+        return Processed(output, result.usage, cost, result.model)
+
+
+class PipelineProcessor:
+    def __init__(self, registry: Registry, pipeline: Any) -> None:
+        self.registry = registry
+        self.pipeline = pipeline
+        self.job = {"kind": "pipeline", "pipeline": pipeline.name}
+
+    async def process(self, data: dict[str, Any]) -> Processed:
+        result = await self.pipeline.run(input_text(data), registry=self.registry)
+        output = result.to_dict()
+        output.pop("pipeline", None)
+        models = [s.model for s in result.steps.values() if s.model]
+        return Processed(output, result.usage, result.cost_usd, ",".join(dict.fromkeys(models)))

@@ -1,0 +1,159 @@
+"""`--engine ray`: the same job on Ray Data, one model replica per actor.
+
+The driver reads the input, skips what the journal already holds, and hands the rest to
+`map_batches` over a pool of `ItemWorker` actors; results come back to the driver, which
+commits them to the same journal as the local engine, so resuming and exactly-once output work
+the same way on a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from smallfirst.batch.items import Item, Rejected, read_items
+from smallfirst.batch.journal import Outcome
+from smallfirst.batch.runner import (
+    BatchOptions,
+    BatchSummary,
+    ProgressFn,
+    check_item,
+    export,
+    open_journal,
+    output_row,
+    rejected,
+)
+from smallfirst.batch.spec import WorkSpec
+from smallfirst.errors import InvalidRequestError, ModelLoadError, SmallfirstError
+
+ROUND = 512
+"""Items handed to the cluster at a time."""
+
+
+class ItemWorker:
+    """A Ray actor: builds the model/task once, then processes batches of items."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.processor = WorkSpec(**spec).build()
+        self.loop = asyncio.new_event_loop()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        rows = [
+            self.loop.run_until_complete(self._one(seq, item_id, raw))
+            for seq, item_id, raw in zip(batch["seq"], batch["id"], batch["data"], strict=True)
+        ]
+        return {key: [row[key] for row in rows] for key in ("seq", "status", "payload")}
+
+    async def _one(self, seq: int, item_id: str, raw: str) -> dict[str, Any]:
+        item = Item(int(seq), str(item_id), json.loads(raw))
+        try:
+            processed = await self.processor.process(item.data)
+        except InvalidRequestError as exc:
+            outcome = rejected(item.seq, item.id, exc.message, item.data)
+        except SmallfirstError as exc:
+            return {"seq": item.seq, "status": "failed", "payload": f"{item.id}: {exc.message}"}
+        else:
+            outcome = Outcome(
+                item.seq,
+                item.id,
+                "done",
+                output_row(item, processed),
+                processed.cost_usd,
+                processed.usage.input_tokens,
+                processed.usage.output_tokens,
+            )
+        payload = json.dumps(
+            [
+                outcome.item_id,
+                outcome.result,
+                outcome.cost_usd,
+                outcome.input_tokens,
+                outcome.output_tokens,
+            ]
+        )
+        return {"seq": item.seq, "status": outcome.status, "payload": payload}
+
+
+def run_batch_ray(
+    spec: WorkSpec,
+    options: BatchOptions,
+    replicas: int = 1,
+    batch_size: int = 8,
+    progress: ProgressFn | None = None,
+) -> BatchSummary:
+    try:
+        import ray
+    except ImportError:
+        raise ModelLoadError("--engine ray needs Ray: pip install 'smallfirst[ray]'") from None
+    job = spec.build().job
+    journal = open_journal(options, job)
+    started = time.perf_counter()
+    before = journal.totals()
+    summary = BatchSummary(
+        total=0, resumed=int(before["items"]), cost_usd=float(before["cost_usd"])
+    )
+    finished = journal.finished()
+    todo, early = _split(options, finished, summary)
+    journal.record(early)
+    summary.rejected += len(early)
+    if todo and not ray.is_initialized():
+        ray.init(num_cpus=max(2, replicas), include_dashboard=False, log_to_driver=False)
+    for start in range(0, len(todo), ROUND):  # the $ cap is checked between rounds
+        if options.max_usd is not None and summary.cost_usd >= options.max_usd:
+            summary.stopped = f"reached the $ cap of {options.max_usd}"
+            break
+        dataset = ray.data.from_items(todo[start : start + ROUND]).map_batches(
+            ItemWorker,
+            fn_constructor_kwargs={"spec": spec.to_dict()},
+            batch_size=batch_size,
+            concurrency=replicas,
+            num_cpus=1,
+        )
+        for batch in dataset.iter_batches(batch_size=batch_size, batch_format="pandas"):
+            journal.record(_collect(batch, summary))
+            if progress:
+                progress(summary)
+    export(journal, options)
+    journal.close()
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+def _split(
+    options: BatchOptions, finished: set[int], summary: BatchSummary
+) -> tuple[list[dict[str, Any]], list[Outcome]]:
+    """Items to send to the cluster, and rows rejected on the driver already."""
+    todo: list[dict[str, Any]] = []
+    early: list[Outcome] = []
+    for entry in read_items(options.input):
+        summary.total += 1
+        if entry.seq in finished:
+            continue
+        if isinstance(entry, Rejected):
+            early.append(rejected(entry.seq, entry.id, entry.reason, entry.raw))
+        elif (reason := check_item(entry, options)) is not None:
+            early.append(rejected(entry.seq, entry.id, reason, entry.data))
+        else:
+            todo.append({"seq": entry.seq, "id": entry.id, "data": json.dumps(entry.data)})
+    return todo, early
+
+
+def _collect(batch: Any, summary: BatchSummary) -> list[Outcome]:
+    outcomes = []
+    for seq, status, payload in zip(batch["seq"], batch["status"], batch["payload"], strict=True):
+        if status == "failed":
+            summary.failed += 1
+            summary.failures.append(str(payload))
+            continue
+        item_id, result, cost, tokens_in, tokens_out = json.loads(payload)
+        outcomes.append(Outcome(int(seq), item_id, status, result, cost, tokens_in, tokens_out))
+        if status == "done":
+            summary.done += 1
+            summary.cost_usd += cost
+            summary.input_tokens += tokens_in
+            summary.output_tokens += tokens_out
+        else:
+            summary.rejected += 1
+    return outcomes

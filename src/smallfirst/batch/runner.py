@@ -1,0 +1,208 @@
+"""The local engine: asyncio workers over the input, results committed to the journal."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smallfirst.batch.items import (
+    Item,
+    Rejected,
+    count_rows,
+    is_openai_batch,
+    read_items,
+    write_rows,
+)
+from smallfirst.batch.journal import Journal, Outcome, journal_path
+from smallfirst.batch.processors import Processed, Processor, input_text
+from smallfirst.errors import InvalidRequestError, SmallfirstError
+
+FLUSH_EVERY = 64
+FLUSH_SECONDS = 0.25
+
+
+@dataclass(slots=True)
+class BatchOptions:
+    input: Path
+    out: Path
+    rejects: Path | None = None
+    concurrency: int = 4
+    max_usd: float | None = None
+    max_input_chars: int = 100_000
+    restart: bool = False
+
+    @property
+    def rejects_path(self) -> Path:
+        return self.rejects or self.out.with_name(self.out.stem + ".rejects.jsonl")
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    total: int
+    done: int = 0
+    rejected: int = 0
+    failed: int = 0
+    resumed: int = 0
+    """Items already in the journal from an earlier run, skipped this time."""
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    elapsed_s: float = 0.0
+    stopped: str | None = None
+    failures: list[str] = field(default_factory=list)
+
+
+ProgressFn = Callable[[BatchSummary], None]
+
+
+def open_journal(options: BatchOptions, job: dict[str, Any]) -> Journal:
+    path = journal_path(options.out)
+    if options.restart:
+        for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            stale.unlink(missing_ok=True)
+    return Journal(path, {**job, "input": str(options.input.resolve())})
+
+
+def output_row(item: Item, processed: Processed) -> dict[str, Any]:
+    """The row written for a finished item; OpenAI Batch lines get OpenAI Batch output lines."""
+    if is_openai_batch(item.data):
+        text = processed.output.get("output", processed.output)
+        return {
+            "id": f"batch_req_{item.seq}",
+            "custom_id": item.id,
+            "response": {
+                "status_code": 200,
+                "body": {
+                    "object": "chat.completion",
+                    "model": processed.model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": processed.usage.input_tokens,
+                        "completion_tokens": processed.usage.output_tokens,
+                        "total_tokens": processed.usage.total_tokens,
+                    },
+                },
+            },
+            "error": None,
+        }
+    return {
+        "id": item.id,
+        **processed.output,
+        "model": processed.model,
+        "cost_usd": processed.cost_usd,
+    }
+
+
+def check_item(item: Item, options: BatchOptions) -> str | None:
+    """Why an item cannot be processed, or None."""
+    if is_openai_batch(item.data) or "messages" in item.data:
+        return None
+    try:
+        text = input_text(item.data)
+    except InvalidRequestError as exc:
+        return exc.message
+    if len(text) > options.max_input_chars:
+        return f"input has {len(text)} characters, over the limit of {options.max_input_chars}"
+    return None
+
+
+def rejected(seq: int, item_id: str, reason: str, raw: Any) -> Outcome:
+    return Outcome(seq, item_id, "rejected", {"id": item_id, "reason": reason, "input": raw})
+
+
+async def run_batch(
+    processor: Processor, options: BatchOptions, progress: ProgressFn | None = None
+) -> BatchSummary:
+    journal = open_journal(options, processor.job)
+    started = time.perf_counter()
+    before = journal.totals()
+    summary = BatchSummary(total=count_rows(options.input), resumed=int(before["items"]))
+    summary.cost_usd = float(before["cost_usd"])
+    finished = journal.finished()
+    pending: list[Outcome] = []
+    last_flush = time.perf_counter()
+    queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=options.concurrency * 4)
+
+    def keep(outcome: Outcome) -> None:
+        nonlocal last_flush
+        pending.append(outcome)
+        if outcome.status == "done":
+            summary.done += 1
+            summary.cost_usd += outcome.cost_usd
+            summary.input_tokens += outcome.input_tokens
+            summary.output_tokens += outcome.output_tokens
+        else:
+            summary.rejected += 1
+        if len(pending) >= FLUSH_EVERY or time.perf_counter() - last_flush > FLUSH_SECONDS:
+            journal.record(pending)
+            pending.clear()
+            last_flush = time.perf_counter()
+        if progress:
+            progress(summary)
+
+    async def worker() -> None:
+        while (item := await queue.get()) is not None:
+            try:
+                processed = await processor.process(item.data)
+            except InvalidRequestError as exc:
+                keep(rejected(item.seq, item.id, exc.message, item.data))
+            except SmallfirstError as exc:  # upstream trouble: not journaled, a rerun retries it
+                summary.failed += 1
+                summary.failures.append(f"{item.id}: {exc.message}")
+                if progress:
+                    progress(summary)
+            else:
+                keep(
+                    Outcome(
+                        item.seq,
+                        item.id,
+                        "done",
+                        output_row(item, processed),
+                        processed.cost_usd,
+                        processed.usage.input_tokens,
+                        processed.usage.output_tokens,
+                    )
+                )
+
+    workers = [asyncio.create_task(worker()) for _ in range(options.concurrency)]
+    try:
+        for entry in read_items(options.input):
+            if entry.seq in finished:
+                continue
+            if isinstance(entry, Rejected):
+                keep(rejected(entry.seq, entry.id, entry.reason, entry.raw))
+                continue
+            if (reason := check_item(entry, options)) is not None:
+                keep(rejected(entry.seq, entry.id, reason, entry.data))
+                continue
+            if options.max_usd is not None and summary.cost_usd >= options.max_usd:
+                summary.stopped = f"reached the $ cap of {options.max_usd}"
+                break
+            await queue.put(entry)
+    finally:
+        for _ in workers:
+            await queue.put(None)
+        await asyncio.gather(*workers, return_exceptions=True)
+        if pending:
+            journal.record(pending)
+        export(journal, options)
+        journal.close()
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+def export(journal: Journal, options: BatchOptions) -> None:
+    """Write the output and rejects files from the journal, in input order."""
+    write_rows(options.out, journal.rows("done"))
+    if journal.totals()["rejected"]:
+        write_rows(options.rejects_path, journal.rows("rejected"))

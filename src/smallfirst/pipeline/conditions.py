@@ -1,0 +1,39 @@
+"""Evaluating `run_if` / `escalate_if` against the input and the steps done so far."""
+
+from __future__ import annotations
+
+from smallfirst.errors import ConfigError
+from smallfirst.models.registry import Registry
+from smallfirst.pipeline.results import StepResult
+from smallfirst.pipeline.spec import Condition
+from smallfirst.routing.base import resolve_router
+from smallfirst.types import Message
+
+LARGE_TIERS = ("medium", "large")
+
+
+def holds(
+    condition: Condition, text: str, done: dict[str, StepResult], registry: Registry
+) -> str | None:
+    """The reason the condition holds (for the ledger), or None when it does not."""
+    if condition.input_chars_over is not None and len(text) > condition.input_chars_over:
+        return f"input has {len(text)} > {condition.input_chars_over} characters"
+    if condition.step_failed and done[condition.step_failed].status == "failed":
+        return f"step {condition.step_failed!r} failed"
+    if condition.label is not None:
+        label = (done[condition.label.step].output or {}).get("label")
+        if label in condition.label.values:
+            return f"step {condition.label.step!r} labelled it {label!r}"
+    if condition.confidence_below is not None:
+        test = condition.confidence_below
+        confidence = (done[test.step].output or {}).get("confidence")
+        if confidence is None or confidence < test.value:
+            return f"step {test.step!r} confidence {confidence} < {test.value}"
+    if condition.router is not None:
+        router = resolve_router(condition.router, registry)
+        if router is None:
+            raise ConfigError(f"router: {condition.router!r} is a model, not a router")
+        decision = router.decide([Message("user", text)])
+        if registry.get(decision.model).tier in LARGE_TIERS:
+            return f"router {condition.router}: {decision.reason}"
+    return None

@@ -1,0 +1,193 @@
+"""Pipelines against real local upstreams, on real documents where the shared data is present."""
+
+import asyncio
+import json
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from smallfirst.config import parse_config
+from smallfirst.ledger import Ledger
+from smallfirst.models.registry import Registry
+from smallfirst.pipeline import Pipeline, parse_pipeline
+from smallfirst.testing import BackgroundServer, Script
+from smallfirst.types import Usage
+from tests.conftest import shared_data
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples/pipelines/document_analysis.yaml"
+FACTS = {
+    "kind": "extract",
+    "schema": {
+        "type": "object",
+        "properties": {"facts": {"type": "array", "items": {"type": "string"}}},
+        "required": ["facts"],
+    },
+}
+
+
+def pipeline(*step_list):
+    return Pipeline(parse_pipeline({"name": "t", "steps": list(step_list)}))
+
+
+async def test_steps_chain_and_results_are_typed(two_tiers):
+    registry, _small, large = two_tiers
+    p = pipeline(
+        {"name": "facts", "task": FACTS},
+        {"name": "deep", "model": "large", "prompt": "Facts: {facts}. Analyse."},
+    )
+    result = await p.run("The board approved the budget.", registry=registry)
+    facts, deep = result.steps["facts"], result.steps["deep"]
+    assert facts.status == "ok" and facts.model == "small"
+    assert facts.output["data"]["facts"] == ["budget approved"]
+    assert deep.model == "large" and deep.text == "deep view"
+    assert "budget approved" in large.received[-1]["messages"][0]["content"]
+    assert result.cost_usd == facts.cost_usd + deep.cost_usd > 0
+    assert deep.cost_usd > facts.cost_usd
+
+
+async def test_run_if_skips_unless_the_document_needs_it(two_tiers):
+    registry, _, large = two_tiers
+    p = pipeline(
+        {"name": "summary", "task": {"kind": "summarize"}},
+        {
+            "name": "deep",
+            "model": "large",
+            "prompt": "{summary}",
+            "run_if": {"input_chars_over": 100},
+        },
+    )
+    short = await p.run("short text", registry=registry)
+    assert short.steps["deep"].status == "skipped" and not large.received
+    long = await p.run("long text " * 30, registry=registry)
+    assert long.steps["deep"].status == "ok"
+    assert "300 > 100" in long.steps["deep"].reason
+
+
+async def test_escalate_if_moves_a_step_to_the_large_model(two_tiers):
+    registry, _small, _large = two_tiers
+    p = pipeline(
+        {
+            "name": "s",
+            "task": {"kind": "summarize"},
+            "model": "small",
+            "escalate_if": {"input_chars_over": 20},
+            "escalate_to": "large",
+        }
+    )
+    assert (await p.run("tiny", registry=registry)).steps["s"].model == "small"
+    escalated = (await p.run("x" * 50, registry=registry)).steps["s"]
+    assert escalated.model == "large" and escalated.escalated
+
+
+async def test_failed_step_fails_dependents_and_triggers_step_failed(two_tiers):
+    registry, small, _ = two_tiers
+    small.enqueue(Script("error", status=500))
+    p = pipeline(
+        {"name": "facts", "task": FACTS},
+        {"name": "uses", "prompt": "{facts}"},
+        {
+            "name": "rescue",
+            "model": "large",
+            "prompt": "{input}",
+            "run_if": {"step_failed": "facts"},
+        },
+    )
+    result = await p.run("text", registry=registry)
+    assert result.steps["facts"].status == "failed" and "500" in result.steps["facts"].reason
+    assert result.steps["uses"].status == "failed" and "facts" in result.steps["uses"].reason
+    assert result.steps["rescue"].status == "ok" and result.steps["rescue"].model == "large"
+
+
+async def test_independent_steps_run_concurrently():
+    in_flight, peak = 0, 0
+
+    async def chat(request):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.3)
+        in_flight -= 1
+        return JSONResponse(
+            {
+                "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+            }
+        )
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    with BackgroundServer(app) as server:
+        registry = Registry(
+            parse_config(
+                f"models:\n  - {{name: m, backend: openai, base_url: '{server.url}/v1'}}\n"
+            )
+        )
+        p = pipeline(*({"name": f"s{i}", "prompt": "{input}"} for i in range(3)))
+        result = await p.run("doc", registry=registry)
+        await registry.aclose()
+    assert all(s.status == "ok" for s in result.steps.values())
+    assert peak == 3
+
+
+async def test_every_step_is_a_hop_in_the_ledger(two_tiers, state_home):
+    registry, _, _ = two_tiers
+    ledger = Ledger(f"sqlite:///{state_home}/ledger.db")
+    p = pipeline(
+        {"name": "a", "task": FACTS},
+        {"name": "b", "model": "large", "prompt": "{a}"},
+        {"name": "c", "prompt": "{a}", "run_if": {"input_chars_over": 10_000}},
+    )
+    result = await p.run("doc text", registry=registry, ledger=ledger)
+    ledger.flush()
+    from sqlalchemy import text
+
+    with ledger.store.engine.connect() as db:
+        rows = db.execute(
+            text(
+                "SELECT kind, hop, step, outcome, model, cost_usd FROM requests "
+                "WHERE request_id = :r ORDER BY hop"
+            ),
+            {"r": result.request_id},
+        ).all()
+    ledger.close()
+    assert [(r.kind, r.hop, r.step, r.outcome) for r in rows] == [
+        ("request", 0, None, None),
+        ("hop", 1, "a", "ok"),
+        ("hop", 2, "b", "ok"),
+        ("hop", 3, "c", "skipped"),
+    ]
+    assert rows[0].cost_usd == sum(r.cost_usd for r in rows[1:])
+
+
+async def test_example_pipeline_on_real_meeting_transcripts(two_tiers):
+    """QMSum meetings: small steps over every piece, deep analysis for the long ones, and the
+    whole job costs less than sending each document whole to the large model."""
+    registry, _small, _large = two_tiers
+    path = shared_data("tasks", "qmsum", "val.jsonl")
+    meetings = [json.loads(line) for line in path.read_text().splitlines()[:3]]
+    p = Pipeline.from_yaml(EXAMPLE)
+    large_price = registry.get("large").price
+    for meeting in meetings:
+        doc = "\n".join(f"{t['speaker']}: {t['content']}" for t in meeting["meeting_transcripts"])
+        result = await p.run(doc, registry=registry)
+        assert all(s.status in ("ok", "skipped") for s in result.steps.values())
+        pieces = len(result.steps["facts"].output)
+        assert pieces >= len(doc) // 4000
+        assert result.steps["deep_analysis"].status == ("ok" if len(doc) > 30000 else "skipped")
+        whole_doc_tokens = len(doc) // 4  # a generous lower bound on tokens
+        assert result.cost_usd < large_price.cost(Usage(whole_doc_tokens, 400))
+
+
+async def test_embedded_model_runs_a_summary_step(embedded_model_path):
+    registry = Registry()
+    p = pipeline(
+        {"name": "summary", "task": {"kind": "summarize", "max_words": 10, "max_tokens": 24}}
+    )
+    result = await p.run(
+        "The meeting agreed to ship the new release on Friday after testing.", registry=registry
+    )
+    await registry.aclose()
+    step = result.steps["summary"]
+    assert step.status == "ok" and step.model == "gemma-3-270m" and step.text.strip()
+    assert step.usage.output_tokens > 0
