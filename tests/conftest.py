@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +46,50 @@ def scripted() -> Iterator[tuple[ScriptedUpstream, str]]:
     upstream = ScriptedUpstream()
     with BackgroundServer(upstream.app) as server:
         yield upstream, server.url + "/v1"
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@dataclass
+class ChromiumPage:
+    """A headless Chromium page and every console error / uncaught exception it reported."""
+
+    page: Any
+    console_errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def chromium_page() -> Iterator[ChromiumPage]:
+    """Debian's /usr/bin/chromium driven by Playwright (sync API: use it from sync tests).
+
+    Skips when the browser (`make system-deps`) or the playwright package is missing; never
+    downloads a browser."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install it with `make system-deps` (Debian chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright missing")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            result = ChromiumPage(page)
+            page.on(
+                "console",
+                lambda msg: result.console_errors.append(msg.text) if msg.type == "error" else None,
+            )
+            page.on("pageerror", lambda exc: result.console_errors.append(str(exc)))
+            yield result
+        finally:
+            browser.close()
 
 
 def shared_data(*parts: str) -> Path:

@@ -36,7 +36,9 @@ def test_point_estimate_above_bar_is_not_enough():
     assert rec.winner == "big"
     assert rec.comparisons[0].other == "lucky"
     assert rec.comparisons[0].cost_ratio == 0.0
-    assert rec.message.startswith("big: pricier (the other is free) and 10x slower than lucky")
+    assert rec.message == (
+        "big meets the bar at accuracy 0.960 [0.920, 0.990]; every cheaper candidate misses it"
+    )
 
 
 def test_free_winner_is_infinitely_cheaper():

@@ -32,7 +32,7 @@ def _global(
 
 
 def _register() -> None:
-    from smallfirst.cli import distill_cmd, kb_cmd, models_cmd
+    from smallfirst.cli import distill_cmd, eval_cmd, kb_cmd, models_cmd
 
     models_cmd.register(app)
     from smallfirst.cli import keys_cmd, report_cmd, serve_cmd
@@ -42,6 +42,7 @@ def _register() -> None:
     report_cmd.register(app)
     kb_cmd.register(app)
     distill_cmd.register(app)
+    eval_cmd.register(app)
 
 
 _register()

@@ -55,6 +55,7 @@ def cost_quality_png(
     if any(c > 0 for c in costs):
         smallest = min(c for c in costs if c > 0)
         axes.set_xscale("symlog", linthresh=smallest)
+    axes.margins(x=0.15, y=0.08)
     axes.set_xlabel("$ per 1,000 requests")
     axes.set_ylabel(f"{metric} (95% interval)")
     axes.set_title("cost vs quality")

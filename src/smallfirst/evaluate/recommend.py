@@ -100,14 +100,19 @@ def _ratio(other: float, winner: float) -> float:
 
 
 def _winner_message(winner: CandidateSummary, comparisons: list[Comparison], metric: str) -> str:
+    """Headline against the priciest alternative; when none is pricier, say that the cheaper
+    ones miss the bar (they must: the winner is the cheapest that passes)."""
     at = f"at {metric} {winner.quality}"
-    if not comparisons:
-        return f"{winner.name} meets the bar {at}"
-    top = comparisons[0]  # the priciest alternative: the comparison a reader cares about
-    return (
-        f"{winner.name}: {describe_cost(top.cost_ratio)} and "
-        f"{describe_speed(top.latency_ratio)} than {top.other} {at}"
-    )
+    pricier = [c for c in comparisons if c.cost_ratio > 1]
+    if pricier:
+        top = pricier[0]
+        return (
+            f"{winner.name}: {describe_cost(top.cost_ratio)} and "
+            f"{describe_speed(top.latency_ratio)} than {top.other} {at}"
+        )
+    if comparisons:
+        return f"{winner.name} meets the bar {at}; every cheaper candidate misses it"
+    return f"{winner.name} meets the bar {at}"
 
 
 def describe_cost(ratio: float) -> str:

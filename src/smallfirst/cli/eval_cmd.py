@@ -1,0 +1,262 @@
+"""`smallfirst eval` (find the smallest model that meets the bar) and `smallfirst cost`
+(what a workload would cost on each configured model)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from smallfirst.cli.common import console, err_console, fail, format_usd, run
+from smallfirst.config import load_config
+from smallfirst.errors import SmallfirstError
+from smallfirst.evaluate.adapters import build_candidates, load_task
+from smallfirst.evaluate.data import load_examples
+from smallfirst.evaluate.evaluation import EvalReport, EvalSettings, evaluate
+from smallfirst.evaluate.projection import Projection, Workload, project
+from smallfirst.evaluate.recommend import describe_cost, describe_speed
+from smallfirst.evaluate.report import write_html
+from smallfirst.evaluate.scoring import PRIMARY_METRIC
+from smallfirst.models.registry import Registry
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
+    app.command("cost")(cost_command)
+
+
+def _split(names: str | None) -> list[str] | None:
+    if not names:
+        return None
+    return [n.strip() for n in names.split(",") if n.strip()] or None
+
+
+def eval_command(
+    task: Path = typer.Argument(..., help="The task spec (YAML) the candidates run."),
+    data: Path = typer.Option(..., "--data", "-d", help="Labelled JSONL: {input, expected}."),
+    models: str = typer.Option(
+        None,
+        "--models",
+        "-m",
+        help="Comma-separated models or routers (default: all configured models).",
+    ),
+    threshold: float = typer.Option(
+        0.9, "--threshold", "-t", help="The bar the quality's lower bound must meet."
+    ),
+    metric: str = typer.Option(
+        None, "--metric", help="Metric the bar applies to (default: the task kind's primary)."
+    ),
+    limit: int = typer.Option(None, "--limit", "-n", min=1, help="Use only the first N examples."),
+    concurrency: int = typer.Option(
+        4, "--concurrency", min=1, help="Requests in flight, all candidates together."
+    ),
+    judge: str = typer.Option(
+        None, "--judge", help="A configured model that grades summaries (metric `judge`)."
+    ),
+    resamples: int = typer.Option(
+        1000, "--resamples", min=100, help="Bootstrap resamples for the 95% intervals."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resamples."),
+    json_out: Path = typer.Option(
+        None, "--json", help="Write the full results as JSON (- for stdout)."
+    ),
+    html_out: Path = typer.Option(
+        None, "--html", help="Write a self-contained HTML report with plots."
+    ),
+) -> None:
+    """Run candidates on a labelled set; recommend the cheapest whose quality meets the bar.
+
+    Exit status 2 when no candidate's 95% lower bound reaches the threshold.
+    """
+    report = run(
+        _eval(task, data, models, threshold, metric, limit, concurrency, judge, resamples, seed)
+    )
+    _print_report(report)
+    if json_out is not None:
+        _write_json(report.to_json(), json_out)
+    if html_out is not None:
+        err_console.print(f"HTML report: {write_html(report, html_out)}")
+    raise typer.Exit(report.exit_code)
+
+
+async def _eval(
+    task_path: Path,
+    data: Path,
+    models: str | None,
+    threshold: float,
+    metric: str | None,
+    limit: int | None,
+    concurrency: int,
+    judge: str | None,
+    resamples: int,
+    seed: int,
+) -> EvalReport:
+    registry = Registry(load_config())
+    try:
+        task = load_task(task_path)
+        examples = load_examples(data, limit)
+        names = _split(models) or registry.names()
+        candidates = build_candidates(task, names, registry)
+        if judge is not None:
+            registry.get(judge)
+        settings = EvalSettings(
+            metric=metric or PRIMARY_METRIC[task.spec.kind],
+            threshold=threshold,
+            concurrency=concurrency,
+            resamples=resamples,
+            seed=seed,
+            judge=judge,
+        )
+        with _progress() as progress:
+            return await evaluate(
+                task.name, task.spec.kind, candidates, examples, settings, registry, progress
+            )
+    finally:
+        await registry.aclose()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+
+
+def _print_report(report: EvalReport) -> None:
+    winner = report.recommendation.winner
+    table = Table(title=f"{report.task}: {report.kind}, {report.n} examples")
+    table.add_column("candidate", no_wrap=True)
+    metric_names = list(report.results[0].metrics) if report.results else []
+    for name in metric_names:
+        marker = " (bar)" if name == report.settings.metric else ""
+        table.add_column(name + marker, justify="right")
+    for column in ("p50 s", "p95 s", "tokens in/out", "$ / 1k req", "errors"):
+        table.add_column(column, justify="right")
+    for result in report.results:
+        tokens_in, tokens_out = result.mean_tokens()
+        table.add_row(
+            ("✓ " if result.name == winner else "  ") + result.name,
+            *(str(result.metrics[m]) for m in metric_names),
+            f"{result.latency_p50_s:.3f}",
+            f"{result.latency_p95_s:.3f}",
+            f"{tokens_in:.0f} / {tokens_out:.0f}",
+            format_usd(result.usd_per_1k),
+            str(result.error_count),
+            style="bold green" if result.name == winner else None,
+        )
+    console.print(table)
+    colour = "green" if winner else "red"
+    console.print(f"[bold {colour}]{report.recommendation.message}[/]", highlight=False)
+    for c in report.recommendation.comparisons:
+        console.print(
+            f"  vs {c.other}: {describe_cost(c.cost_ratio)}, {describe_speed(c.latency_ratio)}; "
+            f"its {report.settings.metric} {c.quality}",
+            highlight=False,
+        )
+
+
+def _write_json(data: dict[str, Any], path: Path) -> None:
+    text = json.dumps(data, indent=2, default=str)
+    if str(path) == "-":
+        console.print_json(text)
+        return
+    path.write_text(text + "\n", encoding="utf-8")
+    err_console.print(f"JSON: {path}")
+
+
+def cost_command(
+    requests: float = typer.Option(
+        1e6, "--requests", "-r", min=1, help="Number of requests, e.g. 1e6."
+    ),
+    input_tokens: int = typer.Option(
+        800, "--input-tokens", min=0, help="Input tokens per request."
+    ),
+    output_tokens: int = typer.Option(
+        200, "--output-tokens", min=0, help="Output tokens per request."
+    ),
+    models: str = typer.Option(
+        None, "--models", "-m", help="Comma-separated models (default: all)."
+    ),
+    json_out: Path = typer.Option(
+        None, "--json", help="Write the projection as JSON (- for stdout)."
+    ),
+) -> None:
+    """Project the cost of a workload on each model; self-hosted ones also show compute hours."""
+    workload = Workload(requests, input_tokens, output_tokens)
+    try:
+        registry = Registry(load_config())
+        rows = project(registry, workload, _split(models))
+    except SmallfirstError as exc:
+        fail(exc.message)
+        raise
+    _print_projection(rows, workload, registry.baseline_model)
+    if json_out is not None:
+        _write_json(
+            {
+                "requests": requests,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "baseline_model": registry.baseline_model,
+                "models": [r.to_json() for r in rows],
+            },
+            json_out,
+        )
+
+
+def _print_projection(rows: list[Projection], workload: Workload, baseline: str) -> None:
+    title = (
+        f"{workload.requests:,.0f} requests x ({workload.input_tokens} in + "
+        f"{workload.output_tokens} out) tokens"
+    )
+    table = Table(title=title)
+    for column in (
+        "model",
+        "tier",
+        "total",
+        "per request",
+        f"vs {baseline}",
+        "price from",
+        "tokens/s",
+        "hours",
+        "$ / hour",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("model", "tier", "price from") else "right"
+        )
+    base = next((r.usd_total for r in rows if r.model == baseline), None)
+    for row in rows:
+        table.add_row(
+            row.model,
+            row.tier,
+            format_usd(row.usd_total),
+            format_usd(row.usd_per_request),
+            "baseline" if row.model == baseline else _versus(base, row.usd_total),
+            row.price_source,
+            f"{row.tokens_per_second:,.1f}" if row.tokens_per_second else "-",
+            f"{row.hours:,.1f}" if row.hours is not None else "-",
+            f"{row.hourly_usd:,.2f}" if row.hourly_usd is not None else "-",
+        )
+    console.print(table)
+
+
+def _versus(base: float | None, cost: float) -> str:
+    if base is None or base == 0:
+        return "-"
+    if cost == 0:
+        return "free"
+    ratio = base / cost
+    return (
+        "baseline"
+        if math.isclose(ratio, 1.0)
+        else f"{ratio:,.3g}x cheaper"
+        if ratio > 1
+        else f"{1 / ratio:,.3g}x pricier"
+    )

@@ -1,0 +1,162 @@
+"""`smallfirst eval` and `smallfirst cost`: table, JSON, HTML, exit codes, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from smallfirst.cli import app
+
+runner = CliRunner()
+ITEMS = [(f"item number {i} says {label}", label) for i in range(24) for label in ["spam", "ham"]]
+
+
+@pytest.fixture
+def project_files(tmp_path: Path) -> dict[str, Path]:
+    """A task, a labelled set and a config of two replay models (exact and half right)."""
+    (tmp_path / "task.yaml").write_text(
+        "kind: classify\nname: spamham\nlabels: [spam, ham]\nfew_shot: {mode: none}\n"
+    )
+    with (tmp_path / "data.jsonl").open("w") as handle:
+        for text, label in ITEMS:
+            handle.write(json.dumps({"input": text, "expected": label}) + "\n")
+    with (tmp_path / "outcomes.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "label"])
+        writer.writerows(ITEMS)
+    outcomes = tmp_path / "outcomes.csv"
+    (tmp_path / "smallfirst.yaml").write_text(
+        f"""
+models:
+  - name: exact
+    backend: replay
+    tier: large
+    price: {{input: 3.0, output: 15.0}}
+    options: {{outcomes: {outcomes}, accuracy: 1.0}}
+  - name: coin
+    backend: replay
+    tier: small
+    price: {{input: 0.1, output: 0.1}}
+    options: {{outcomes: {outcomes}, accuracy: 0.5}}
+  - name: gpu
+    backend: openai
+    base_url: http://127.0.0.1:9/v1
+    hourly_usd: 1.5
+    tokens_per_second: 250
+"""
+    )
+    return {p.stem: p for p in tmp_path.iterdir()}
+
+
+def _eval(files, *extra: str):
+    return runner.invoke(
+        app,
+        [
+            "--config",
+            str(files["smallfirst"]),
+            "eval",
+            str(files["task"]),
+            "--data",
+            str(files["data"]),
+            *extra,
+        ],
+    )
+
+
+def test_eval_recommends_writes_json_and_html(project_files, tmp_path):
+    out, page = tmp_path / "out.json", tmp_path / "report.html"
+    result = _eval(
+        project_files,
+        "--models",
+        "exact,coin",
+        "--threshold",
+        "0.8",
+        "--json",
+        str(out),
+        "--html",
+        str(page),
+    )
+    assert result.exit_code == 0, result.output
+    assert "exact meets the bar at accuracy 1.000" in result.output
+    data = json.loads(out.read_text())
+    assert data["recommendation"]["winner"] == "exact"
+    assert data["examples"] == len(ITEMS)
+    assert [c["name"] for c in data["candidates"]] == ["exact", "coin"]
+    assert data["candidates"][0]["metrics"]["accuracy"]["low"] == 1.0
+    assert (
+        data["candidates"][0]["usd_per_1k_requests"] > data["candidates"][1]["usd_per_1k_requests"]
+    )
+    assert page.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_eval_exit_code_2_when_nobody_meets_the_bar(project_files, tmp_path):
+    out = tmp_path / "out.json"
+    result = _eval(project_files, "--models", "coin", "--limit", "20", "--json", str(out))
+    assert result.exit_code == 2, result.output
+    data = json.loads(out.read_text())
+    assert data["recommendation"]["winner"] is None
+    assert data["examples"] == 20
+    assert "no candidate meets accuracy >= 0.9" in result.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--models", "exact,nope"], "'nope' is neither a configured model nor a router"),
+        (["--models", "exact", "--metric", "rouge_l"], "metric 'rouge_l' does not apply"),
+        (["--models", "exact", "--metric", "macro_f1", "--judge", "nope"], "'nope' does not exist"),
+    ],
+)
+def test_eval_bad_arguments_fail_cleanly(project_files, extra, message):
+    result = _eval(project_files, *extra)
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+
+
+def test_eval_bad_data_names_the_line(project_files, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "x", "expected": "spam"}\nnot json\n')
+    files = {**project_files, "data": bad}
+    result = _eval(files, "--models", "exact")
+    assert result.exit_code == 1
+    assert "bad.jsonl:2: not valid JSON" in " ".join(result.output.split())
+
+
+def test_cost_projection_json(project_files, tmp_path):
+    out = tmp_path / "cost.json"
+    result = runner.invoke(
+        app,
+        [
+            "--config",
+            str(project_files["smallfirst"]),
+            "cost",
+            "--requests",
+            "1e6",
+            "--input-tokens",
+            "800",
+            "--output-tokens",
+            "200",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    rows = {row["model"]: row for row in data["models"]}
+    assert rows["exact"]["usd_total"] == pytest.approx(1e6 * (800 * 3.0 + 200 * 15.0) / 1e6)
+    assert rows["gpu"]["hours"] == pytest.approx(1e9 / 250 / 3600)
+    assert rows["gpu"]["usd_total"] == pytest.approx(rows["gpu"]["hours"] * 1.5)
+    assert data["baseline_model"] == "exact"
+    assert "1,000,000 requests" in result.output
+
+
+def test_cost_unknown_model_fails_cleanly(project_files):
+    result = runner.invoke(
+        app, ["--config", str(project_files["smallfirst"]), "cost", "--models", "nope"]
+    )
+    assert result.exit_code == 1
+    assert "does not exist" in result.output

@@ -1,0 +1,156 @@
+"""End to end on real providers: replay models (gold labels at a set accuracy and price),
+a scripted OpenAI-compatible server (constant answers, injected failures) and, briefly, the
+embedded model."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from smallfirst.config import Config, ModelConfig, Price
+from smallfirst.evaluate.adapters import build_candidates, load_task
+from smallfirst.evaluate.data import Example
+from smallfirst.evaluate.evaluation import EXIT_NO_CANDIDATE, EvalSettings, evaluate
+from smallfirst.models.registry import Registry
+from smallfirst.testing.scripted import Script
+
+ITEMS = [
+    ("I love this phone, best purchase ever", "positive"),
+    ("Worst service I have ever had", "negative"),
+    ("The meeting is at 3pm on Tuesday", "neutral"),
+    ("Absolutely fantastic concert last night", "positive"),
+    ("My flight got cancelled again, furious", "negative"),
+    ("The report has twelve pages", "neutral"),
+] * 5
+TASK_YAML = """
+kind: classify
+name: sentiment
+input_name: Text
+labels: [negative, neutral, positive]
+few_shot: {mode: none}
+max_tokens: 4
+"""
+
+
+def write_task(tmp_path: Path) -> tuple[Path, list[Example]]:
+    path = tmp_path / "task.yaml"
+    path.write_text(TASK_YAML)
+    examples = [Example(f"{text} #{i}", label) for i, (text, label) in enumerate(ITEMS)]
+    with (tmp_path / "outcomes.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "label"])
+        writer.writerows((e.input, e.expected) for e in examples)
+    return path, examples
+
+
+def replay(name: str, tmp_path: Path, accuracy: float, price: float, **options) -> ModelConfig:
+    return ModelConfig(
+        name=name,
+        backend="replay",
+        tier="large" if price > 1 else "small",
+        price=Price(input=price, output=price * 4),
+        options={"outcomes": str(tmp_path / "outcomes.csv"), "accuracy": accuracy, **options},
+    )
+
+
+async def run_eval(registry, task_path, examples, names, threshold=0.8, metric="accuracy"):
+    task = load_task(task_path)
+    candidates = build_candidates(task, names, registry)
+    settings = EvalSettings(metric=metric, threshold=threshold, resamples=300)
+    try:
+        return await evaluate("sentiment", "classify", candidates, examples, settings, registry)
+    finally:
+        await registry.aclose()
+
+
+async def test_cheapest_candidate_that_passes_wins(tmp_path):
+    task_path, examples = write_task(tmp_path)
+    registry = Registry(
+        Config(
+            models=[
+                replay("big", tmp_path, 1.0, 5.0),
+                replay("small", tmp_path, 1.0, 0.1),
+                replay("sloppy", tmp_path, 0.5, 0.0),
+            ]
+        )
+    )
+    report = await run_eval(registry, task_path, examples, ["big", "small", "sloppy"])
+    by_name = {r.name: r for r in report.results}
+    assert by_name["big"].metrics["accuracy"].value == 1.0
+    assert by_name["sloppy"].metrics["accuracy"].high < 0.8
+    assert report.recommendation.winner == "small"
+    assert report.exit_code == 0
+    top = report.recommendation.comparisons[0]
+    assert top.other == "big" and top.cost_ratio == pytest.approx(50.0)
+    assert by_name["small"].usd_per_1k > 0
+    assert by_name["small"].models_used() == {"small": len(ITEMS)}
+    data = report.to_json()
+    json.dumps(data)
+    assert data["recommendation"]["winner"] == "small"
+    assert data["candidates"][0]["predictions"][0]["output"] == "positive"
+
+
+async def test_nobody_meets_the_bar_gives_exit_code_2(tmp_path):
+    task_path, examples = write_task(tmp_path)
+    registry = Registry(Config(models=[replay("sloppy", tmp_path, 0.5, 0.0)]))
+    report = await run_eval(registry, task_path, examples, ["sloppy"])
+    assert report.recommendation.winner is None
+    assert report.exit_code == EXIT_NO_CANDIDATE
+
+
+async def test_failures_are_counted_and_score_as_wrong(tmp_path):
+    task_path, examples = write_task(tmp_path)
+    registry = Registry(Config(models=[replay("flaky", tmp_path, 1.0, 0.1, error_rate=0.3)]))
+    report = await run_eval(registry, task_path, examples, ["flaky"], threshold=0.5)
+    result = report.results[0]
+    assert 0 < result.error_count < len(ITEMS)
+    answered = len(ITEMS) - result.error_count
+    assert result.metrics["accuracy"].value == pytest.approx(answered / len(ITEMS))
+    assert "injected upstream failure" in report.to_json()["candidates"][0]["first_error"]
+
+
+async def test_scripted_openai_model_constant_answer_and_http_errors(tmp_path, scripted):
+    upstream, base_url = scripted
+    upstream.default = Script(text='{"label": "positive"}', prompt_tokens=50, completion_tokens=5)
+    upstream.enqueue(*[Script("error", status=400)] * 3)
+    task_path, examples = write_task(tmp_path)
+    model = ModelConfig(
+        name="scripted", backend="openai", base_url=base_url, price=Price(input=1.0, output=2.0)
+    )
+    registry = Registry(Config(models=[model]))
+    report = await run_eval(registry, task_path, examples, ["scripted"], threshold=0.1)
+    result = report.results[0]
+    assert result.error_count == 3
+    positives = sum(
+        1
+        for e, p in zip(examples, result.predictions, strict=True)
+        if p and e.expected == "positive"
+    )
+    assert result.metrics["accuracy"].value == pytest.approx(positives / len(ITEMS))
+    assert result.usd_per_1k == pytest.approx(1000 * (50 * 1.0 + 5 * 2.0) / 1e6)
+    assert result.mean_tokens() == (50.0, 5.0)
+
+
+async def test_router_names_are_candidates(tmp_path):
+    task_path, examples = write_task(tmp_path)
+    registry = Registry(Config(models=[replay("only", tmp_path, 1.0, 0.1)]))
+    report = await run_eval(registry, task_path, examples[:6], ["auto"], threshold=0.1)
+    assert report.results[0].name == "auto"
+    assert report.results[0].models_used() == {"only": 6}
+
+
+@pytest.mark.slow
+async def test_embedded_model_runs_the_task(tmp_path, embedded_registry):
+    task_path, examples = write_task(tmp_path)
+    report = await run_eval(
+        embedded_registry, task_path, examples[:3], ["gemma-3-270m"], threshold=0.0
+    )
+    result = report.results[0]
+    assert result.error_count == 0
+    assert all(p.output in {"negative", "neutral", "positive"} for p in result.answered)
+    assert result.usd_per_1k == 0.0
+    assert result.mean_tokens()[0] > 10
+    assert report.recommendation.winner == "gemma-3-270m"
