@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smallfirst.errors import ConfigError
-from smallfirst.types import Tier
+from smallfirst.types import TIERS, Tier
 
 CONFIG_ENV = "SMALLFIRST_CONFIG"
 DEFAULT_CONFIG_NAME = "smallfirst.yaml"
@@ -81,6 +81,72 @@ class ServerConfig(Strict):
     log_prompts: bool = True
 
 
+class FailoverConfig(Strict):
+    """Retries, fallbacks and cooldowns for every routed call (cascade rungs included)."""
+
+    retries: int = Field(default=2, ge=0, le=10)
+    """Extra attempts on the same model after a 429, 5xx, reset or timeout."""
+    backoff_s: float = Field(default=0.25, ge=0)
+    """First wait between attempts; doubles each time, capped by `max_backoff_s`."""
+    max_backoff_s: float = Field(default=4.0, ge=0)
+    max_retry_after_s: float = Field(default=10.0, ge=0)
+    """A 429 asking to wait longer than this falls back to another model instead."""
+    deadline_s: float = Field(default=120.0, gt=0)
+    """Total time one request may take, all hops together."""
+    failure_threshold: int = Field(default=3, ge=1)
+    """Consecutive failures that open a model's circuit (it is skipped while cooling down)."""
+    cooldown_s: float = Field(default=30.0, ge=0)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    """Explicit fallback order per model; default: same tier by price, then higher tiers."""
+
+
+CheckKind = Literal["logprob", "agreement", "constraint", "scorer", "judge"]
+
+
+class CheckConfig(Strict):
+    """One verification of a rung's answer; the answer is kept only if every check passes."""
+
+    kind: CheckKind
+    threshold: float | None = None
+    """Minimum score to pass (each kind has a default; `smallfirst cascade calibrate` sets it)."""
+    samples: int = Field(default=3, ge=2, le=10)
+    """`agreement`: answers drawn in all (the first answer included)."""
+    temperature: float = Field(default=0.8, ge=0, le=2)
+    """`agreement`: sampling temperature of the extra answers."""
+    labels: list[str] | None = None
+    """`constraint`: the answer must be one of these labels."""
+    json_schema: dict[str, Any] | None = None
+    """`constraint`: the answer must be JSON valid against this schema."""
+    allow_refusal: bool = False
+    """`constraint`: keep answers that refuse ("I can't help with that")."""
+    path: str | None = None
+    """`scorer`: the trained scorer file from `smallfirst cascade train-scorer`."""
+    model: str | None = None
+    """`judge`: the (larger) model asked whether the answer is right."""
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> CheckConfig:
+        if self.kind == "scorer" and not self.path:
+            raise ValueError("a scorer check needs `path` (see `smallfirst cascade train-scorer`)")
+        if self.kind == "judge" and not self.model:
+            raise ValueError("a judge check needs `model`: the model that judges the answer")
+        return self
+
+
+class CascadeConfig(Strict):
+    """Answer on the first rung, check, escalate to the next rung only when a check fails."""
+
+    rungs: list[str] = Field(min_length=1)
+    """Model names or tier names (`tiny`, `small`, `medium`, `large`), cheapest first."""
+    checks: list[CheckConfig] = Field(default_factory=list)
+    router: str | None = None
+    """A router name (e.g. `auto`): start at the rung it picks, skipping rungs it predicts fail."""
+    deadline_s: float | None = Field(default=None, gt=0)
+    """Overrides `failover.deadline_s` for this cascade."""
+    check_last_rung: bool = False
+    """Run the checks on the last rung too (its answer is returned either way)."""
+
+
 class Config(Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     default_model: str | None = None
@@ -89,7 +155,8 @@ class Config(Strict):
     """The always-large model savings are measured against; default the priciest model."""
     server: ServerConfig = Field(default_factory=ServerConfig)
     routers: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    cascades: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    cascades: dict[str, CascadeConfig] = Field(default_factory=dict)
+    failover: FailoverConfig = Field(default_factory=FailoverConfig)
 
     @field_validator("models")
     @classmethod
@@ -110,6 +177,19 @@ class Config(Strict):
             value = getattr(self, key)
             if value is not None and value not in names:
                 raise ValueError(f"{key} {value!r} is not one of the models: {sorted(names)}")
+        return self
+
+    @model_validator(mode="after")
+    def _cascade_refs(self) -> Config:
+        names = {m.name for m in self.models}
+        for cascade_name, cascade in self.cascades.items():
+            refs = list(cascade.rungs) + [c.model for c in cascade.checks if c.model]
+            for ref in refs:
+                if ref not in names and ref not in TIERS:
+                    raise ValueError(
+                        f"cascade {cascade_name!r}: {ref!r} is neither a model "
+                        f"({sorted(names)}) nor a tier ({', '.join(TIERS)})"
+                    )
         return self
 
 

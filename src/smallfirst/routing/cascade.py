@@ -1,0 +1,248 @@
+"""The escalation ladder: answer on a cheap rung, check the answer, climb only when it fails.
+
+Routing guesses before the answer exists; a cascade looks at the answer. With a router
+configured the two combine: the router picks the starting rung (skipping rungs it predicts
+will fail) and the checks decide from there. Every step is a hop in the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
+
+from smallfirst.config import CascadeConfig
+from smallfirst.errors import ModelNotFoundError, SmallfirstError
+from smallfirst.models.registry import Registry
+from smallfirst.routing.base import Router, resolve_router
+from smallfirst.routing.checks import Check, CheckContext, build_check, passes, resolve_model
+from smallfirst.routing.fallback import AnyRequest, Deadline, FailoverCaller, is_fatal
+from smallfirst.routing.hops import CascadeResult, HopLog
+from smallfirst.types import TIERS, ChatRequest, Delta, Generation, Message
+
+CASCADE_PREFIX = "cascade-"
+
+
+class Cascade:
+    def __init__(
+        self,
+        name: str,
+        config: CascadeConfig,
+        registry: Registry,
+        caller: FailoverCaller | None = None,
+        router: Router | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.registry = registry
+        self.caller = caller or FailoverCaller(registry)
+        self.rungs = _dedupe(resolve_model(registry, ref) for ref in config.rungs)
+        self.checks: list[Check] = [build_check(c, registry) for c in config.checks]
+        self.router = router
+        if router is None and config.router:
+            self.router = resolve_router(config.router, registry)
+            if self.router is None:
+                raise ModelNotFoundError(
+                    f"cascade {name!r}: router {config.router!r} is not a router name "
+                    "(use `auto` or `router-<kind>-<threshold>`)"
+                )
+
+    def candidates(self, rung: int) -> list[str]:
+        """The rung's model, then models of its tier outside the ladder (its fallbacks)."""
+        model = self.rungs[rung]
+        tier = self.registry.get(model).tier
+        spares = [
+            e.name for e in self.registry.by_tier() if e.tier == tier and e.name not in self.rungs
+        ]
+        return [model, *spares]
+
+    async def run(self, request: AnyRequest, *, request_id: str | None = None) -> CascadeResult:
+        log = HopLog(request_id)
+        seconds = self.config.deadline_s or self.caller.config.deadline_s
+        deadline = Deadline.after(seconds)
+        if any(c.name == "logprob" for c in self.checks):
+            request = replace(request, params=replace(request.params, logprobs=True))
+        start = self._start_rung(request, log)
+        best: tuple[Generation, int] | None = None
+        last_error: SmallfirstError | None = None
+        for rung in range(start, len(self.rungs)):
+            if deadline.expired():
+                break
+            try:
+                generation = await self.caller.generate(
+                    request, self.candidates(rung), log, deadline, rung
+                )
+            except SmallfirstError as exc:
+                if is_fatal(exc):
+                    raise
+                last_error = exc
+                self._escalate(log, rung, f"no answer ({exc.message})")
+                continue
+            best = (generation, rung)
+            if await self._accepted(request, generation, rung, log, deadline):
+                return self._result(log, generation, rung, verified=True)
+            if rung == len(self.rungs) - 1:
+                return self._result(log, generation, rung, verified=False)
+            self._escalate(log, rung, "the answer failed its checks")
+        return self._give_up(log, best, last_error, deadline)
+
+    def _start_rung(self, request: AnyRequest, log: HopLog) -> int:
+        if self.router is None:
+            return 0
+        messages = (
+            request.messages
+            if isinstance(request, ChatRequest)
+            else [Message("user", request.prompt)]
+        )
+        try:
+            decision = self.router.decide(messages)
+            start = self._rung_for(decision.model)
+        except Exception as exc:  # an advisory router must never lose the request
+            log.add("route", outcome="error", detail=f"router failed ({exc}); first rung")
+            return 0
+        skipped = ", ".join(self.rungs[:start]) or "none"
+        log.add(
+            "route",
+            model=self.rungs[start],
+            tier=self.registry.get(self.rungs[start]).tier,
+            rung=start,
+            outcome="skip" if start else "start",
+            detail=f"{decision.router}: {decision.reason}; skipped rungs: {skipped}",
+            score=decision.score,
+        )
+        return start
+
+    def _rung_for(self, model: str) -> int:
+        """The chosen model's rung, else the first rung of at least its tier."""
+        if model in self.rungs:
+            return self.rungs.index(model)
+        rank = TIERS.index(self.registry.get(model).tier)  # type: ignore[arg-type]
+        for index, name in enumerate(self.rungs):
+            if TIERS.index(self.registry.get(name).tier) >= rank:  # type: ignore[arg-type]
+                return index
+        return len(self.rungs) - 1
+
+    async def _accepted(
+        self,
+        request: AnyRequest,
+        generation: Generation,
+        rung: int,
+        log: HopLog,
+        deadline: Deadline,
+    ) -> bool:
+        """Run the checks in order (cheap ones first, as configured); stop at the first miss."""
+        last = rung == len(self.rungs) - 1
+        if last and not self.config.check_last_rung:
+            return True
+        ctx = CheckContext(request, generation, generation.model, self.caller, log, deadline, rung)
+        for check in self.checks:
+            outcome = await check.evaluate(ctx)
+            ok = passes(check, outcome)
+            log.add_usage(
+                "check",
+                outcome.usage,
+                outcome.cost_usd,
+                model=generation.model,
+                tier=self.registry.get(generation.model).tier,
+                rung=rung,
+                check=check.name,
+                outcome="passed" if ok else "failed",
+                detail=outcome.detail,
+                score=outcome.score,
+                threshold=check.threshold,
+            )
+            if not ok:
+                return False
+        return True
+
+    def _escalate(self, log: HopLog, rung: int, why: str) -> None:
+        if rung + 1 >= len(self.rungs):
+            return
+        log.add(
+            "escalate",
+            model=self.rungs[rung + 1],
+            tier=self.registry.get(self.rungs[rung + 1]).tier,
+            rung=rung + 1,
+            outcome="escalated",
+            detail=f"rung {rung} ({self.rungs[rung]}): {why}",
+        )
+
+    def _result(
+        self, log: HopLog, generation: Generation, rung: int, verified: bool
+    ) -> CascadeResult:
+        log.add(
+            "accept",
+            model=generation.model,
+            tier=self.registry.get(generation.model).tier,
+            rung=rung,
+            outcome="kept" if verified else "unverified",
+            detail=f"answer from rung {rung} ({generation.model})",
+        )
+        return CascadeResult(generation, log.request_id, self.name, log.hops, verified)
+
+    def _give_up(
+        self,
+        log: HopLog,
+        best: tuple[Generation, int] | None,
+        last_error: SmallfirstError | None,
+        deadline: Deadline,
+    ) -> CascadeResult:
+        """No rung both answered and passed: the best answer obtained, else one clear error."""
+        if best is not None:
+            result = self._result(log, *best, verified=False)
+            result.hops[-1].detail += ": no higher rung answered; returned unverified"
+            return result
+        if last_error is None:
+            last_error = self.caller._deadline_error(deadline)
+        raise last_error
+
+    async def stream(
+        self, request: AnyRequest, *, request_id: str | None = None
+    ) -> tuple[CascadeResult, AsyncIterator[Delta]]:
+        """A cascade checks whole answers, so nothing is sent before the accepted one exists;
+        returns the result and an iterator that replays it as deltas."""
+        result = await self.run(request, request_id=request_id)
+
+        async def deltas() -> AsyncIterator[Delta]:
+            yield Delta(text=result.generation.text)
+            yield Delta(
+                finish_reason=result.generation.finish_reason, usage=result.generation.usage
+            )
+
+        return result, deltas()
+
+
+def _dedupe(names: Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    for name in names:
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+class Cascades:
+    """The configured cascades by name, sharing one failover caller (so cooldowns are shared)."""
+
+    def __init__(self, registry: Registry, caller: FailoverCaller | None = None) -> None:
+        self.registry = registry
+        self.caller = caller or FailoverCaller(registry)
+        self._built: dict[str, Cascade] = {}
+
+    def cascade_name(self, model: str) -> str | None:
+        """`cascade-<name>` or a bare configured cascade name -> its name; else None."""
+        if model in self.registry.entries:
+            return None
+        name = model.removeprefix(CASCADE_PREFIX)
+        return name if name in self.registry.config.cascades else None
+
+    def get(self, model: str) -> Cascade:
+        name = self.cascade_name(model)
+        if name is None:
+            known = ", ".join(CASCADE_PREFIX + n for n in self.registry.config.cascades) or "none"
+            raise ModelNotFoundError(
+                f"The cascade {model!r} does not exist. Configured cascades: {known}",
+                param="model",
+            )
+        if name not in self._built:
+            config = self.registry.config.cascades[name]
+            self._built[name] = Cascade(name, config, self.registry, self.caller)
+        return self._built[name]

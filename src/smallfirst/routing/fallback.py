@@ -1,0 +1,387 @@
+"""Calls that survive failures: retries with backoff, fallback models, cooldowns, a deadline.
+
+A failed attempt (429, 5xx, reset, malformed reply, timeout) is retried on the same model with
+exponential backoff, honouring a 429's Retry-After; when the model's retries are spent, or its
+circuit is open, the next candidate answers: explicit `failover.fallbacks`, else the other models
+of the same tier by price, then the higher tiers. A bad request (400) fails at once: every model
+would refuse it. Streams fall back only until their first byte has gone out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from smallfirst.config import FailoverConfig
+from smallfirst.errors import (
+    ContextLengthError,
+    InvalidRequestError,
+    RateLimitError,
+    SmallfirstError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from smallfirst.models.registry import Registry
+from smallfirst.routing.circuit import CircuitBreaker, InMemoryCircuitBreaker
+from smallfirst.routing.hops import CascadeResult, HopLog
+from smallfirst.types import TIERS, ChatRequest, CompletionRequest, Delta, Generation, Usage
+
+AnyRequest = ChatRequest | CompletionRequest
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Deadline:
+    """The moment (monotonic clock) a request must be answered by."""
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds, seconds)
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+def is_retryable(exc: SmallfirstError) -> bool:
+    """Transient upstream trouble: worth another attempt on the same model."""
+    if isinstance(exc, RateLimitError):
+        return True
+    if isinstance(exc, UpstreamError):
+        status = exc.upstream_status
+        return status is None or status >= 500 or status in (408, 429)
+    return False
+
+
+def is_fatal(exc: SmallfirstError) -> bool:
+    """The request itself is wrong: no other model would answer it either."""
+    return isinstance(exc, InvalidRequestError) and not isinstance(exc, ContextLengthError)
+
+
+def exhausted_error(
+    request_id: str, failures: list[tuple[str, SmallfirstError]]
+) -> SmallfirstError:
+    """One clear error naming every model that was tried and why it failed."""
+    if not failures:
+        return UpstreamError(
+            f"request {request_id}: no model could be tried (all are cooling down after "
+            "repeated failures)"
+        )
+    summary = "; ".join(f"{model}: {exc.message}" for model, exc in failures)
+    message = f"request {request_id}: every candidate model failed: {summary}"
+    errors = [exc for _, exc in failures]
+    if all(isinstance(e, RateLimitError) for e in errors):
+        waits = [e.retry_after for e in errors if e.retry_after is not None]  # type: ignore[attr-defined]
+        return RateLimitError(message, retry_after=min(waits) if waits else None)
+    if isinstance(errors[-1], UpstreamTimeoutError):
+        return UpstreamTimeoutError(message)
+    return UpstreamError(message)
+
+
+class FailoverCaller:
+    """Calls a list of candidate models in order, each with retries, under one deadline."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        config: FailoverConfig | None = None,
+        breaker: CircuitBreaker | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.registry = registry
+        self.config = config or registry.config.failover
+        self.breaker = breaker or InMemoryCircuitBreaker(
+            self.config.failure_threshold, self.config.cooldown_s
+        )
+        self.sleep = sleep
+
+    def chain(self, model: str) -> list[str]:
+        """`model` first, then its fallbacks: configured ones, else same tier, then higher."""
+        name = self.registry.get(model).name
+        explicit = self.config.fallbacks.get(name)
+        if explicit is not None:
+            return [name, *[m for m in explicit if m != name]]
+        rank = TIERS.index(self.registry.get(name).tier)  # type: ignore[arg-type]
+        later = [
+            e.name
+            for e in self.registry.by_tier()
+            if e.name != name and TIERS.index(e.tier) >= rank  # type: ignore[arg-type]
+        ]
+        return [name, *later]
+
+    async def call(
+        self,
+        model: str,
+        request: AnyRequest,
+        *,
+        request_id: str | None = None,
+        deadline_s: float | None = None,
+    ) -> CascadeResult:
+        """One model with retries and fallbacks; the answer plus every hop on the way."""
+        log = HopLog(request_id)
+        deadline = Deadline.after(deadline_s or self.config.deadline_s)
+        generation = await self.generate(request, self.chain(model), log, deadline)
+        log.add("accept", model=generation.model, outcome="kept", detail="answered")
+        return CascadeResult(generation, log.request_id, None, log.hops, verified=True)
+
+    async def generate(
+        self,
+        request: AnyRequest,
+        candidates: list[str],
+        log: HopLog,
+        deadline: Deadline,
+        rung: int | None = None,
+    ) -> Generation:
+        """The first candidate's answer that arrives; raises one error if none does."""
+        failures: list[tuple[str, SmallfirstError]] = []
+        for position, name in enumerate(candidates):
+            if position > 0:
+                self._note_fallback(log, candidates[position - 1], name, rung)
+            if not await self.breaker.available(name):
+                self._note_open(log, name, rung)
+                continue
+            try:
+                return await self._attempts(request, name, log, deadline, rung, failures)
+            except _GiveUp:
+                break
+            except _NextModel:
+                continue
+        raise exhausted_error(log.request_id, failures)
+
+    async def _attempts(
+        self,
+        request: AnyRequest,
+        name: str,
+        log: HopLog,
+        deadline: Deadline,
+        rung: int | None,
+        failures: list[tuple[str, SmallfirstError]],
+    ) -> Generation:
+        for attempt in range(self.config.retries + 1):
+            if deadline.expired():
+                failures.append((name, self._deadline_error(deadline)))
+                raise _GiveUp
+            if attempt > 0 and not await self.breaker.available(name):
+                raise _NextModel
+            try:
+                generation = await self._once(request, name, deadline)
+            except SmallfirstError as exc:
+                failures.append((name, exc))
+                wait = await self._failed(exc, name, log, deadline, rung, attempt)
+                if wait is None:
+                    raise _NextModel from None
+                await self.sleep(wait)
+                continue
+            await self.breaker.record_success(name)
+            self._note_answer(log, name, generation, rung)
+            return generation
+        raise _NextModel
+
+    async def _once(self, request: AnyRequest, name: str, deadline: Deadline) -> Generation:
+        provider = self.registry.provider(name)
+        call = (
+            provider.chat(request)
+            if isinstance(request, ChatRequest)
+            else provider.complete(request)
+        )
+        try:
+            return await asyncio.wait_for(call, timeout=max(deadline.remaining(), 0.001))
+        except TimeoutError:
+            raise self._deadline_error(deadline) from None
+
+    def _deadline_error(self, deadline: Deadline) -> UpstreamTimeoutError:
+        return UpstreamTimeoutError(f"the request's deadline of {deadline.seconds:g} s passed")
+
+    async def _failed(
+        self,
+        exc: SmallfirstError,
+        name: str,
+        log: HopLog,
+        deadline: Deadline,
+        rung: int | None,
+        attempt: int,
+    ) -> float | None:
+        """Record the failure; the seconds to wait before retrying, or None to move on."""
+        if is_fatal(exc):
+            self._note_failure(log, name, exc, rung, "not retried: the request itself is invalid")
+            raise exc
+        if is_retryable(exc):
+            await self.breaker.record_failure(name)
+        wait = self._retry_wait(exc, attempt, deadline)
+        plan = f"retrying in {wait:.2f} s" if wait is not None else "moving on"
+        self._note_failure(log, name, exc, rung, plan)
+        return wait
+
+    def _retry_wait(self, exc: SmallfirstError, attempt: int, deadline: Deadline) -> float | None:
+        if not is_retryable(exc) or attempt >= self.config.retries:
+            return None
+        wait = min(self.config.max_backoff_s, self.config.backoff_s * 2**attempt)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            if retry_after > self.config.max_retry_after_s:
+                return None
+            wait = retry_after
+        return wait if wait < deadline.remaining() else None
+
+    # -- hops -----------------------------------------------------------------------------------
+    def _tier(self, name: str) -> str:
+        return self.registry.get(name).tier
+
+    def _note_answer(
+        self, log: HopLog, name: str, generation: Generation, rung: int | None
+    ) -> None:
+        cost = self.registry.get(name).price.cost(generation.usage)
+        log.add_usage(
+            "answer",
+            generation.usage,
+            cost,
+            model=name,
+            tier=self._tier(name),
+            rung=rung,
+            outcome="ok",
+            detail=f"{generation.usage.output_tokens} tokens, finish {generation.finish_reason}",
+            latency_s=generation.latency_s,
+        )
+
+    def _note_failure(
+        self, log: HopLog, name: str, exc: SmallfirstError, rung: int | None, plan: str
+    ) -> None:
+        log.add(
+            "failure",
+            model=name,
+            tier=self._tier(name),
+            rung=rung,
+            outcome="deferred" if exc.error_type == "deferred" else "error",
+            detail=f"{exc.message} ({plan})",
+            error_status=exc.status,
+            error_type=exc.error_type,
+        )
+
+    def _note_open(self, log: HopLog, name: str, rung: int | None) -> None:
+        log.add(
+            "failure",
+            model=name,
+            tier=self._tier(name),
+            rung=rung,
+            outcome="cooling_down",
+            detail="skipped: circuit open after repeated failures",
+        )
+
+    def _note_fallback(self, log: HopLog, previous: str, name: str, rung: int | None) -> None:
+        log.add(
+            "fallback",
+            model=name,
+            tier=self._tier(name),
+            rung=rung,
+            outcome="next_model",
+            detail=f"{previous} gave no answer; trying {name}",
+        )
+
+    # -- streaming ------------------------------------------------------------------------------
+    async def stream(
+        self, request: AnyRequest, candidates: list[str], log: HopLog, deadline: Deadline
+    ) -> AsyncIterator[Delta]:
+        """Deltas from the first candidate that starts answering; after the first byte has been
+        yielded a failure ends the stream with that error (the caller already sent bytes)."""
+        failures: list[tuple[str, SmallfirstError]] = []
+        for position, name in enumerate(candidates):
+            if position > 0:
+                self._note_fallback(log, candidates[position - 1], name, None)
+            if not await self.breaker.available(name):
+                self._note_open(log, name, None)
+                continue
+            for attempt in range(self.config.retries + 1):
+                outcome = _StreamOutcome()
+                async for delta in self._stream_once(request, name, deadline, outcome):
+                    yield delta
+                if outcome.error is None:
+                    await self.breaker.record_success(name)
+                    self._note_answer(log, name, outcome.generation(name), None)
+                    return
+                failures.append((name, outcome.error))
+                if outcome.started:
+                    self._note_failure(log, name, outcome.error, None, "stream already started")
+                    await self.breaker.record_failure(name)
+                    raise outcome.error
+                wait = await self._failed(outcome.error, name, log, deadline, None, attempt)
+                if wait is None:
+                    break
+                await self.sleep(wait)
+        raise exhausted_error(log.request_id, failures)
+
+    async def _stream_once(
+        self, request: AnyRequest, name: str, deadline: Deadline, outcome: _StreamOutcome
+    ) -> AsyncIterator[Delta]:
+        provider = self.registry.provider(name)
+        deltas = (
+            provider.stream_chat(request)
+            if isinstance(request, ChatRequest)
+            else provider.stream_complete(request)
+        )
+        iterator = aiter(deltas)
+        try:
+            while True:
+                timeout = max(deadline.remaining(), 0.001)
+                try:
+                    delta = await asyncio.wait_for(anext(iterator), timeout=timeout)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise self._deadline_error(deadline) from None
+                outcome.add(delta)
+                yield delta
+        except SmallfirstError as exc:
+            outcome.error = exc
+        finally:
+            await _close(iterator)
+
+
+class _StreamOutcome:
+    """What one streamed attempt produced, so the caller can decide whether to fall back."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.parts: list[str] = []
+        self.usage = Usage()
+        self.finish = "stop"
+        self.error: SmallfirstError | None = None
+        self.began = time.perf_counter()
+
+    def add(self, delta: Delta) -> None:
+        if delta.text:
+            self.started = True
+            self.parts.append(delta.text)
+        if delta.usage is not None:
+            self.usage = delta.usage
+        if delta.finish_reason:
+            self.finish = delta.finish_reason
+
+    def generation(self, name: str) -> Generation:
+        return Generation(
+            text="".join(self.parts),
+            model=name,
+            finish_reason=self.finish,
+            usage=self.usage,
+            latency_s=time.perf_counter() - self.began,
+        )
+
+
+async def _close(iterator: AsyncIterator[Delta]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _NextModel(Exception):
+    """This candidate is done (retries spent or circuit open): try the next one."""
+
+
+class _GiveUp(Exception):
+    """The deadline passed: stop trying candidates."""
