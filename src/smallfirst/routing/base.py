@@ -80,6 +80,11 @@ def resolve_router(name: str, registry: Registry) -> Router | None:
     return None
 
 
+def build_router(kind: str, name: str, threshold: Any, registry: Registry) -> Router:
+    """A router of a registered kind (for routers that hand undecided requests to another)."""
+    return _build(kind, name, threshold, registry)
+
+
 def _build(kind: str, name: str, threshold: Any, registry: Registry) -> Router:
     _load_builtin_kinds()
     factory = ROUTER_KINDS.get(kind)
@@ -100,5 +105,9 @@ def _load_builtin_kinds() -> None:
         importlib.import_module(module)
 
 
-BUILTIN_KIND_MODULES: list[str] = []
+BUILTIN_KIND_MODULES: list[str] = [
+    "smallfirst.routing.rules",
+    "smallfirst.routing.rating",
+    "smallfirst.routing.learned_kinds",
+]
 """Modules whose import registers router kinds; routing modules append themselves here."""

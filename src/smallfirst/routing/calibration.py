@@ -1,0 +1,140 @@
+"""Set a router's threshold from what a person means: a share of traffic or a quality target.
+
+- `large_share=0.2`: on *your* prompts, about 20% go to the large (top-price) model(s).
+- `quality_target=0.95`: keep mean quality at 95% of the best single model's, as cheaply as
+  possible; predicted quality on prompts alone, or measured quality when outcomes are given.
+
+Both search the threshold by bisection: as it rises, every choice moves to a cheaper model,
+so the large share and the predicted quality only fall.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from smallfirst.routing.metrics import choose
+from smallfirst.routing.outcomes import OutcomesError, prompt_turns
+from smallfirst.routing.router_file import Calibration, RouterModel
+
+STEPS = 60
+
+
+def load_prompts(path: str | Path) -> list[list[str]]:
+    """Prompts as user-turn lists from .jsonl (prompt/question/messages), .csv or .txt."""
+    path = Path(path)
+    if not path.exists():
+        raise OutcomesError(f"prompt file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+    elif path.suffix in (".jsonl", ".json"):
+        try:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise OutcomesError(f"{path}: not valid JSONL ({exc})") from None
+    else:
+        rows = [{"prompt": line} for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise OutcomesError(f"{path}: no prompts in the file")
+    prompts = []
+    for i, row in enumerate(rows):
+        if isinstance(row, str):
+            row = {"prompt": row}
+        key = next((k for k in ("messages", "prompt", "question", "text") if k in row), None)
+        if key is None:
+            raise OutcomesError(f"{path}: row {i + 1} has no prompt/messages field: {list(row)}")
+        prompts.append(prompt_turns(row[key], str(path), i))
+    return prompts
+
+
+def large_share(router: RouterModel, pred: np.ndarray, threshold: float) -> float:
+    large = [router.models.index(m) for m in router.large_models()]
+    picked = choose(pred, router.norm_costs(), threshold)
+    return float(np.isin(picked, large).mean())
+
+
+def mean_quality(router: RouterModel, pred: np.ndarray, truth: np.ndarray, t: float) -> float:
+    picked = choose(pred, router.norm_costs(), t)
+    return float(truth[np.arange(len(truth)), picked].mean())
+
+
+def _upper(pred: np.ndarray) -> float:
+    """A threshold at which every prompt goes to the cheapest model."""
+    return float(np.ptp(pred)) * 2 + 1.0 if pred.size else 1.0
+
+
+def calibrate_share(
+    router: RouterModel, pred: np.ndarray, share: float, source: str
+) -> Calibration:
+    """Smallest threshold whose large share on these prompts is at most `share`."""
+    if not 0.0 <= share <= 1.0:
+        raise OutcomesError(f"--large-share must be between 0 and 1, got {share}")
+    lo, hi = 0.0, _upper(pred)
+    if large_share(router, pred, lo) <= share:
+        hi = lo
+    for _ in range(STEPS):
+        mid = (lo + hi) / 2
+        if large_share(router, pred, mid) <= share:
+            hi = mid
+        else:
+            lo = mid
+    got = large_share(router, pred, hi)
+    cal = Calibration(hi, "large-share", share, got, None, len(pred), source)
+    cal.explanation = explain(router, cal)
+    return cal
+
+
+def calibrate_quality(
+    router: RouterModel,
+    pred: np.ndarray,
+    target: float,
+    source: str,
+    truth: np.ndarray | None = None,
+) -> Calibration:
+    """Largest threshold (cheapest routing) keeping quality >= target x the best single model's.
+
+    `truth` (measured quality, 0..1) when known; otherwise the router's own predictions.
+    """
+    if not 0.0 < target <= 1.0:
+        raise OutcomesError(f"--quality-target must be in (0, 1], got {target}")
+    basis = pred if truth is None else truth
+    best = float(basis.mean(axis=0).max())
+    lo, hi = 0.0, _upper(pred)
+    if mean_quality(router, pred, basis, hi) >= target * best:
+        lo = hi
+    for _ in range(STEPS):
+        mid = (lo + hi) / 2
+        if mean_quality(router, pred, basis, mid) >= target * best:
+            lo = mid
+        else:
+            hi = mid
+    kept = mean_quality(router, pred, basis, lo) / best if best > 0 else 1.0
+    measured = "measured" if truth is not None else "predicted"
+    cal = Calibration(
+        lo,
+        "quality-target",
+        target,
+        large_share(router, pred, lo),
+        kept,
+        len(pred),
+        f"{source} ({measured} quality)",
+    )
+    cal.explanation = explain(router, cal)
+    return cal
+
+
+def explain(router: RouterModel, cal: Calibration) -> str:
+    """The threshold in words, e.g. "threshold 0.42: ~20% of traffic to gpt-4 (...)"."""
+    large = ", ".join(router.large_models())
+    text = (
+        f"threshold {cal.threshold:.3g}: ~{(cal.large_share or 0) * 100:.0f}% of traffic to {large}"
+    )
+    if cal.quality_share is not None:
+        text += f", quality ~{cal.quality_share * 100:.1f}% of the best single model's"
+    if cal.prompts:
+        text += f" (calibrated on {cal.prompts} prompts from {cal.source})"
+    return text
