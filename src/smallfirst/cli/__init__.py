@@ -43,6 +43,9 @@ def _register() -> None:
     kb_cmd.register(app)
     distill_cmd.register(app)
     eval_cmd.register(app)
+    from smallfirst.cli import router_cmd
+
+    router_cmd.register(app)
     from smallfirst.cli import cascade_cmd, replay_cmd
 
     cascade_cmd.register(app)
