@@ -14,6 +14,9 @@ Five requests inside the window, one outside it, one cascade that escalated:
 
 from __future__ import annotations
 
+import functools
+import random
+
 from smallfirst.ledger import LedgerEntry, LedgerStore
 
 HOUR = 3600.0
@@ -85,3 +88,88 @@ def _request(
         status=status,
         error="upstream reset" if status >= 400 else None,
     )
+
+
+MODELS = {  # name: (tier, $ per request at 300 in / 60 out tokens, typical latency ms)
+    "gemma-3-270m": ("small", 0.0, 180.0),
+    "qwen2.5-7b": ("medium", 0.00012, 650.0),
+    "gpt-4o": ("large", 0.00135, 1400.0),
+}
+BASELINE_USD = MODELS["gpt-4o"][1]
+ROUTES = [  # router (None = direct), weight, models it picks with their weights
+    ("auto", 5, {"gemma-3-270m": 6, "qwen2.5-7b": 3, "gpt-4o": 1}),
+    ("router-knn-0.3", 2, {"gemma-3-270m": 5, "gpt-4o": 2}),
+    ("cheap-first", 2, {"gemma-3-270m": 1}),
+    (None, 1, {"gpt-4o": 1, "qwen2.5-7b": 1}),
+]
+KEYS = ["team-search", "team-support", "batch-jobs", "playground"]
+
+
+def seed_traffic(store: LedgerStore, now: float, count: int = 400, days: float = 7.0) -> None:
+    """Deterministic, realistic-looking traffic for the browser test and its screenshot:
+    three tiers, four routes (one a cascade that escalates ~1 in 4), four keys, some errors."""
+    rng = random.Random(7)
+    entries: list[LedgerEntry] = []
+    for n in range(count):
+        ts = now - rng.random() ** 1.6 * days * 86400  # busier recently
+        router, _, picks = rng.choices(ROUTES, weights=[r[1] for r in ROUTES])[0]
+        model = rng.choices(list(picks), weights=list(picks.values()))[0]
+        key = rng.choices(KEYS, weights=[5, 3, 2, 1])[0]
+        escalated = router == "cheap-first" and rng.random() < 0.25
+        if escalated:
+            model = "gpt-4o"
+        tier, price, typical = MODELS[model]
+        status = 502 if rng.random() < 0.02 else 200
+        latency = typical * rng.lognormvariate(0, 0.35) + (900 if escalated else 0)
+        request = LedgerEntry(
+            request_id=f"req-{n:05d}",
+            ts=ts,
+            key_id=f"id-{key}",
+            key_name=key,
+            requested_model=router or model,
+            model=model,
+            tier=tier,
+            router=router,
+            route_reason=_reason(router, model, escalated),
+            input_tokens=300,
+            output_tokens=60,
+            cost_usd=price + (0.0 if not escalated else MODELS["gemma-3-270m"][1]),
+            baseline_model="gpt-4o",
+            baseline_cost_usd=BASELINE_USD,
+            latency_ms=latency,
+            ttft_ms=latency * 0.3,
+            status=status,
+            error="upstream 502" if status >= 400 else None,
+        )
+        entries.append(request)
+        if router == "cheap-first":
+            entries += _cascade_hops(request, escalated)
+    store.insert(entry.as_row() for entry in entries)
+
+
+def _reason(router: str | None, model: str, escalated: bool) -> str | None:
+    if router is None:
+        return None
+    if router == "cheap-first":
+        return "check failed: logprob 0.41 < 0.6 -> escalate" if escalated else "checks passed"
+    return f"{router}: predicted quality ok on {model}"
+
+
+def _cascade_hops(request: LedgerEntry, escalated: bool) -> list[LedgerEntry]:
+    hop = functools.partial(LedgerEntry.for_hop, request, ts=request.ts)
+    hops = [
+        hop(1, "answer", model="gemma-3-270m", tier="small", outcome="ok"),
+        hop(
+            2,
+            "check",
+            model="gemma-3-270m",
+            tier="small",
+            outcome="failed" if escalated else "passed",
+        ),
+    ]
+    if escalated:
+        hops += [
+            hop(3, "escalate", outcome="ok"),
+            hop(4, "answer", model="gpt-4o", tier="large", outcome="ok", cost_usd=request.cost_usd),
+        ]
+    return hops

@@ -232,13 +232,13 @@ def top_keys(conn: Connection, span: TimeRange, limit: int = 10) -> list[dict[st
     rows = conn.execute(
         select(
             C.key_id,
-            func.max(C.key_name),
+            C.key_name,
             func.count(),
             spend,
             func.coalesce(func.sum(C.baseline_cost_usd), 0.0),
         )
         .where(_window(span))
-        .group_by(C.key_id)
+        .group_by(C.key_id, C.key_name)
         .order_by(spend.desc(), func.count().desc())
         .limit(limit)
     ).all()

@@ -58,7 +58,7 @@ const Charts = (() => {
   function xLabels(f, labels, xOf) {
     const every = Math.max(1, Math.ceil(labels.length / Math.max(1, Math.floor(f.w / 70))));
     labels.forEach((label, i) => {
-      if (i % every) return;
+      if (i % every || xOf(i) + label.length * 3.2 > f.width) return;
       text(f.svg, xOf(i), PAD.top + f.h + 18, label, { class: "tick", "text-anchor": "middle" });
     });
   }

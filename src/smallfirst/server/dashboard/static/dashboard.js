@@ -16,8 +16,10 @@
   const usd = (v) => {
     if (v == null) return "–";
     const a = Math.abs(v);
-    const digits = a === 0 ? 2 : a < 0.01 ? 5 : a < 1 ? 4 : 2;
-    return "$" + v.toFixed(digits);
+    if (a === 0) return "$0";
+    if (a >= 100) return "$" + v.toFixed(0);
+    if (a >= 1) return "$" + v.toFixed(2);
+    return "$" + Number(v.toPrecision(3));
   };
   const pct = (v) => (v == null ? "–" : (100 * v).toFixed(1) + "%");
   const ms = (v) => (v == null ? "–" : v >= 1000 ? (v / 1000).toFixed(2) + " s" : Math.round(v) + " ms");
@@ -71,7 +73,7 @@
       kpi("always-large baseline", usd(s.baseline_usd), "same tokens on the baseline model"),
       kpi("saved", usd(s.savings_usd), saved, s.savings_usd > 0 ? "good" : ""),
       kpi("escalation rate", pct(s.escalation_rate), `${count(s.escalated)} escalated`),
-      kpi("latency p50 / p95", `${ms(s.latency.p50_ms)} / ${ms(s.latency.p95_ms)}`,
+      kpi("latency p50", ms(s.latency.p50_ms), `p95 ${ms(s.latency.p95_ms)} · ` +
         `p99 ${ms(s.latency.p99_ms)} · TTFT p50 ${ms(s.latency.ttft_p50_ms)}`),
     );
   }
@@ -181,7 +183,7 @@
 
   function drawRecent(items) {
     table($("table-recent"), [["time"], ["key"], ["asked"], ["served"], ["tier"], ["route"],
-      ["why", "reason"], ["path"], ["tokens", "num"], ["$", "num"], ["latency", "num"],
+      ["why", "reason"], ["path", "reason"], ["tokens", "num"], ["$", "num"], ["latency", "num"],
       ["status", "num"]],
     items.map((r) => {
       const path = r.hops.map((h) => `${h.step}${h.model ? ":" + h.model : ""}` +
@@ -264,6 +266,10 @@
     const until = $("until").value;
     if (!since) {
       showStatus("pick a start time (or a preset)", true);
+      return;
+    }
+    if (until && new Date(since) >= new Date(until)) {
+      showStatus("the start must be before the end", true);
       return;
     }
     setRange(new Date(since).toISOString(), until ? new Date(until).toISOString() : "");
