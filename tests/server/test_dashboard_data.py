@@ -5,24 +5,35 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from smallfirst.ledger import LedgerStore
 from smallfirst.server.dashboard import data
 from smallfirst.server.dashboard.timerange import TimeRange
 from tests.server.dashboard_seed import HOUR, seed_ledger
+from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
 
 NOW = 1_795_000_500.0
 DAY = TimeRange(NOW - 24 * HOUR, NOW)
 
 
-@pytest.fixture
-def conn(tmp_path) -> Iterator[Connection]:
-    store = LedgerStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+@pytest.fixture(params=["sqlite", "postgres"])
+def conn(request: pytest.FixtureRequest, tmp_path) -> Iterator[Connection]:
+    """The seeded ledger on SQLite and on PostgreSQL: the same numbers must come out of both."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = LedgerStore(url)
     seed_ledger(store, NOW)
-    with store.engine.connect() as connection:
-        yield connection
-    store.close()
+    try:
+        with store.engine.connect() as connection:
+            yield connection
+    finally:
+        with store.engine.begin() as connection:
+            for table in ("requests", "api_keys", "_smallfirst_migrations"):
+                connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        store.close()
 
 
 def test_percentile_interpolates_between_ranks() -> None:
