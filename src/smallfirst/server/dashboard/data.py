@@ -1,8 +1,8 @@
 """What the dashboard shows, computed from the ledger with SQLAlchemy core.
 
-Works on any database the ledger runs on (SQLite, Postgres): sums and counts are done in SQL;
-time bucketing and percentiles are done in Python over the few columns they need, because the
-two databases spell `floor(ts / step)` and `percentile_cont` differently (or not at all).
+Works on any database the ledger runs on (SQLite, Postgres): sums, counts and time buckets are
+computed in SQL (one small dialect shim for `floor`); percentiles are computed in Python over
+the latency column, because SQLite has no `percentile_cont`.
 
 Only `request` rows count towards totals (they already hold the sum of their hops); `hop` rows
 are read to tell which requests escalated and to show a request's path.
@@ -15,7 +15,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Subquery, and_, case, column, func, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Subquery,
+    and_,
+    case,
+    column,
+    func,
+    select,
+    table,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from smallfirst.server.dashboard.timerange import TimeRange, iso
 
@@ -143,24 +156,53 @@ def _latencies(
     return [r[0] for r in rows], [r[1] for r in rows if r[1] is not None]
 
 
+class _BucketIndex(FunctionElement[int]):
+    """floor(x) for a non-negative x: `CAST(x AS INTEGER)` truncates on SQLite (whose FLOOR
+    needs the optional math extension); Postgres rounds such a cast, so it gets FLOOR."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(_BucketIndex)
+def _floor(element: _BucketIndex, compiler: Any, **kw: Any) -> str:
+    return f"FLOOR({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_BucketIndex, "sqlite")
+def _truncate(element: _BucketIndex, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
+
+
 def series(conn: Connection, span: TimeRange) -> dict[str, Any]:
-    """Requests and $ per bucket, split by tier and by model, plus the baseline per bucket."""
+    """Requests and $ per bucket, split by tier and by model, plus the baseline per bucket.
+    Grouped in SQL, so the rows read are (buckets x tiers x models), not requests."""
     step = span.bucket_s()
     origin = math.floor(span.since / step) * step
     count = max(1, math.ceil((span.until - origin) / step))
+    index = _BucketIndex((C.ts - origin) / float(step)).label("bucket")
     rows = conn.execute(
-        select(C.ts, C.tier, C.model, C.cost_usd, C.baseline_cost_usd).where(_window(span))
+        select(
+            index,
+            C.tier,
+            C.model,
+            func.count(),
+            func.coalesce(func.sum(C.cost_usd), 0.0),
+            func.coalesce(func.sum(C.baseline_cost_usd), 0.0),
+        )
+        .where(_window(span))
+        .group_by(index, C.tier, C.model)
     ).all()
     cost, baseline = [0.0] * count, [0.0] * count
     by: dict[str, dict[str, dict[str, list[float]]]] = {"tier": {}, "model": {}}
-    for ts, tier, model, row_cost, row_baseline in rows:
-        index = min(count - 1, int((ts - origin) // step))
-        cost[index] += row_cost or 0.0
-        baseline[index] += row_baseline or 0.0
+    for bucket, tier, model, requests, row_cost, row_baseline in rows:
+        at = min(count - 1, int(bucket))
+        cost[at] += row_cost
+        baseline[at] += row_baseline
         for group, name in (("tier", tier or "none"), ("model", model or "none")):
             slot = by[group].setdefault(name, {"requests": [0] * count, "cost_usd": [0.0] * count})
-            slot["requests"][index] += 1
-            slot["cost_usd"][index] += row_cost or 0.0
+            slot["requests"][at] += requests
+            slot["cost_usd"][at] += row_cost
     return {
         "range": span.as_json(),
         "bucket_s": step,
