@@ -90,6 +90,26 @@ def print_hops(result: CascadeResult) -> None:
     )
 
 
+def print_escalations(routes: list[dict]) -> None:
+    """`smallfirst report`'s escalation table: only routes where escalation can happen."""
+    shown = [r for r in routes if r["escalated"] or r["route"].startswith("cascade-")]
+    if not shown:
+        return
+    table = Table(title="escalations per route")
+    for column in ("route", "requests", "escalated", "rate", "escalation $", "route $"):
+        table.add_column(column, justify="left" if column == "route" else "right")
+    for row in shown:
+        table.add_row(
+            row["route"],
+            str(row["requests"]),
+            str(row["escalated"]),
+            f"{row['escalation_rate']:.1%}",
+            format_usd(row["escalation_cost_usd"]),
+            format_usd(row["cost_usd"]),
+        )
+    console.print(table)
+
+
 @cascade_app.command("score")
 def score(
     labelled: Path = typer.Argument(..., help="CSV with columns `prompt` and `label`."),

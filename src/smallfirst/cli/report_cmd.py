@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 import typer
 from rich.table import Table
 
+from smallfirst.cli.cascade_cmd import print_escalations
 from smallfirst.cli.common import console, fail, format_usd
 from smallfirst.config import load_config
 from smallfirst.errors import SmallfirstError
+from smallfirst.ledger.escalations import escalation_summary
 from smallfirst.ledger.report import parse_since, summarize
 from smallfirst.ledger.store import LedgerStore
 
@@ -34,6 +36,7 @@ def report(
         store = LedgerStore(ledger_url or load_config().server.ledger_url)
         try:
             summary = summarize(store, start)
+            summary["escalations"] = escalation_summary(store, start)
         finally:
             store.close()
     except SmallfirstError as exc:
@@ -81,3 +84,4 @@ def _print(summary: dict) -> None:
     )
     if tiers:
         console.print(f"traffic per tier: {tiers}", highlight=False)
+    print_escalations(summary["escalations"])

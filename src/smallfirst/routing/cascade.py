@@ -55,8 +55,11 @@ class Cascade:
         ]
         return [model, *spares]
 
-    async def run(self, request: AnyRequest, *, request_id: str | None = None) -> CascadeResult:
-        log = HopLog(request_id)
+    async def run(
+        self, request: AnyRequest, *, request_id: str | None = None, log: HopLog | None = None
+    ) -> CascadeResult:
+        """The accepted answer and its hops. Pass `log` to keep the hops when it raises."""
+        log = log or HopLog(request_id)
         seconds = self.config.deadline_s or self.caller.config.deadline_s
         deadline = Deadline.after(seconds)
         if any(c.name == "logprob" for c in self.checks):
@@ -196,11 +199,11 @@ class Cascade:
         raise last_error
 
     async def stream(
-        self, request: AnyRequest, *, request_id: str | None = None
+        self, request: AnyRequest, *, request_id: str | None = None, log: HopLog | None = None
     ) -> tuple[CascadeResult, AsyncIterator[Delta]]:
         """A cascade checks whole answers, so nothing is sent before the accepted one exists;
         returns the result and an iterator that replays it as deltas."""
-        result = await self.run(request, request_id=request_id)
+        result = await self.run(request, request_id=request_id, log=log)
 
         async def deltas() -> AsyncIterator[Delta]:
             yield Delta(text=result.generation.text)

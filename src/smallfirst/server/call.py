@@ -39,7 +39,16 @@ def ascii_header(value: str, limit: int = 200) -> str:
 
 
 class Call:
-    __slots__ = ("entry", "finished", "gateway", "key", "model", "reservation", "started")
+    __slots__ = (
+        "entry",
+        "finished",
+        "gateway",
+        "key",
+        "model",
+        "reservation",
+        "spent_usd",
+        "started",
+    )
 
     def __init__(self, gateway: Gateway, endpoint: str) -> None:
         self.gateway = gateway
@@ -48,6 +57,8 @@ class Call:
         self.key: ApiKey | None = None
         self.model: ModelEntry | None = None
         self.reservation: Reservation | None = None
+        self.spent_usd: float | None = None
+        """What the request spent when it is more than one call (a cascade's hops)."""
         self.finished = False
 
     @property
@@ -84,7 +95,9 @@ class Call:
         self.entry.input_tokens = usage.input_tokens
         self.entry.output_tokens = usage.output_tokens
         if self.model is not None:
-            self.entry.cost_usd = self.model.price.cost(usage)
+            self.entry.cost_usd = (
+                self.model.price.cost(usage) if self.spent_usd is None else self.spent_usd
+            )
             if self.entry.endpoint != "embeddings":
                 baseline = self.gateway.baseline
                 self.entry.baseline_model = baseline.name

@@ -17,6 +17,7 @@ from smallfirst.errors import PayloadTooLargeError
 from smallfirst.models.openai import OpenAIProvider
 from smallfirst.server import passthrough
 from smallfirst.server.call import Call
+from smallfirst.server.cascade_call import run_cascade
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.render import completion_json
 from smallfirst.server.schemas import ChatBody, CompletionBody, parse_json, validate
@@ -61,6 +62,12 @@ async def chat_completions(request: Request) -> Response:
     messages = body.to_messages()
     if gateway.log_prompts:
         call.entry.prompt = orjson.dumps(data["messages"]).decode()
+    if gateway.cascades.cascade_name(body.model):
+        chars = sum(len(m.content) for m in messages)
+        request = ChatRequest(messages, body.params())
+        return await run_cascade(
+            gateway, call, body.model, request, chars, body.stream, body.include_usage
+        )
     await gateway.route(call, body.model, messages)
     call.admit(sum(len(m.content) for m in messages), body.output_limit)
     provider = gateway.registry.provider(call.entry.model or "")
@@ -87,6 +94,11 @@ async def completions(request: Request) -> Response:
     prompt = body.prompt_text
     if gateway.log_prompts:
         call.entry.prompt = prompt
+    if gateway.cascades.cascade_name(body.model):
+        request = CompletionRequest(prompt, body.params())
+        return await run_cascade(
+            gateway, call, body.model, request, len(prompt), body.stream, body.include_usage
+        )
     await gateway.route(call, body.model, [Message("user", prompt)])
     call.admit(len(prompt), body.output_limit)
     provider = gateway.registry.provider(call.entry.model or "")

@@ -15,6 +15,7 @@ from smallfirst.config import Config
 from smallfirst.ledger import Ledger, LedgerEntry
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import DefaultRouter, Router, resolve_router
+from smallfirst.routing.cascade import Cascades
 from smallfirst.server.auth import Authenticator
 from smallfirst.server.call import Call
 from smallfirst.server.limits import InMemoryLimiter, Limiter
@@ -49,6 +50,8 @@ class Gateway:
         self.ledger: Ledger | None = None
         self.auth: Authenticator | None = None
         self._routers: dict[str, Router] = {}
+        self.cascades = Cascades(self.registry)
+        """`model: "cascade-<name>"` requests; one failover caller, so cooldowns are shared."""
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:

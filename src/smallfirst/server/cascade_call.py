@@ -1,0 +1,91 @@
+"""A request whose `model` names a cascade (`cascade-<name>`): run the ladder, record every hop.
+
+The request row carries what the client saw (the accepted answer's tokens) and what the whole
+request spent (every answer and check on every rung); each hop becomes a `hop` row under the
+same request id, also when the cascade ends in an error.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.responses import Response
+
+from smallfirst.ledger.entry import LedgerEntry
+from smallfirst.routing.base import RouteDecision
+from smallfirst.routing.cascade import CASCADE_PREFIX
+from smallfirst.routing.fallback import AnyRequest
+from smallfirst.routing.hops import CascadeResult, Hop, HopLog
+from smallfirst.server.call import Call
+from smallfirst.server.gateway import Gateway
+from smallfirst.server.render import completion_json
+from smallfirst.server.streaming import stream_deltas
+
+
+async def run_cascade(
+    gateway: Gateway,
+    call: Call,
+    name: str,
+    request: AnyRequest,
+    prompt_chars: int,
+    stream: bool,
+    include_usage: bool,
+) -> Response:
+    """Answer through the cascade; errors propagate to the app's handler after hops are kept."""
+    cascade = gateway.cascades.get(name)
+    call.entry.requested_model = name
+    first = gateway.registry.get(cascade.rungs[0])
+    call.routed(first, RouteDecision(first.name, CASCADE_PREFIX + cascade.name, "cascade start"))
+    call.admit(prompt_chars, request.params.max_tokens)
+    log = HopLog(call.request_id)
+    try:
+        if stream:
+            result, deltas = await cascade.stream(request, log=log)
+        else:
+            result = await cascade.run(request, log=log)
+    finally:
+        record_hops(gateway, call.entry, log.hops)
+    _settle_route(gateway, call, result)
+    chat = call.entry.endpoint == "chat"
+    if stream:
+        return await stream_deltas(call, deltas, chat, include_usage)
+    call.succeed(result.generation.usage, result.generation.text)
+    body = orjson.dumps(completion_json(result.generation, call.request_id, chat=chat))
+    return Response(body, media_type="application/json", headers=call.headers())
+
+
+def _settle_route(gateway: Gateway, call: Call, result: CascadeResult) -> None:
+    """The request row names the model that answered and charges every hop's spend."""
+    final = gateway.registry.get(result.model)
+    kept = "kept" if result.verified else "unverified"
+    reason = f"{kept} on {final.tier} after {result.escalations} escalation(s)"
+    router = CASCADE_PREFIX + (result.cascade or "")
+    call.routed(final, RouteDecision(final.name, router, reason))
+    call.spent_usd = result.cost_usd
+
+
+def record_hops(gateway: Gateway, parent: LedgerEntry, hops: list[Hop]) -> None:
+    for hop in hops:
+        gateway.record(hop_entry(parent, hop))
+
+
+def hop_entry(parent: LedgerEntry, hop: Hop) -> LedgerEntry:
+    detail = f"{hop.check}: {hop.detail}" if hop.check else hop.detail
+    if hop.threshold is not None:
+        detail += f" (threshold {hop.threshold:.4g})"
+    return LedgerEntry.for_hop(
+        parent,
+        hop.index + 1,
+        hop.kind,
+        outcome=hop.outcome,
+        ts=hop.at,
+        model=hop.model,
+        tier=hop.tier,
+        route_reason=detail,
+        route_score=hop.score,
+        input_tokens=hop.input_tokens,
+        output_tokens=hop.output_tokens,
+        cost_usd=hop.cost_usd,
+        latency_ms=hop.latency_s * 1000 if hop.latency_s else None,
+        status=hop.error_status or 200,
+        error=f"{hop.error_type}: {hop.detail}" if hop.error_type else None,
+    )
