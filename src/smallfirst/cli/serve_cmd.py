@@ -49,7 +49,8 @@ def serve(
         )
     console.print(
         f"  routers: {', '.join(gateway.router_names())} · auth "
-        f"{'on' if gateway.auth_required else 'off'} · metrics /metrics · health /health",
+        f"{'on' if gateway.auth_required else 'off'} · dashboard /dashboard · metrics /metrics"
+        " · health /health",
         highlight=False,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
