@@ -59,3 +59,28 @@ def test_export_errors(bank, tmp_path):
     empty = ExampleBank.open("empty", HashEmbedder())
     with pytest.raises(InvalidRequestError, match="no task description"):
         export_bank(empty, tmp_path / "x.jsonl")
+
+
+def test_examples_format_feeds_a_task_spec(bank, tmp_path):
+    from smallfirst.tasks import Task
+
+    out = tmp_path / "examples.jsonl"
+    export_bank(bank, out, "examples")
+    records = read_lines(out)
+    assert len(records) == 10 and all(set(r) == {"input", "output"} for r in records)
+    spec = tmp_path / "task.yaml"
+    spec.write_text(
+        "kind: classify\nlabels: [positive, negative]\n"
+        f"examples: {out.name}\nfew_shot: {{mode: knn, k: 2}}\n"
+    )
+    assert len(Task.from_yaml(spec).bank) == 10
+
+
+def test_extract_outputs_export_as_mappings(tmp_path):
+    bank = ExampleBank.open("fields", HashEmbedder())
+    bank.set_meta(task={"name": "f", "kind": "extract", "schema": {"type": "object"}})
+    bank.add("Paris in May", '{"city": "Paris"}')
+    export_bank(bank, tmp_path / "x.jsonl", "examples")
+    assert read_lines(tmp_path / "x.jsonl") == [
+        {"input": "Paris in May", "output": {"city": "Paris"}}
+    ]

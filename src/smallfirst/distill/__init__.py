@@ -1,12 +1,13 @@
 """Distillation: a large teacher labels inputs, small students learn the task from the pairs.
 
 `TeacherRun` fills an `ExampleBank` (SQLite + MiniLM index, `nearest(text, k)` for kNN
-few-shot); `train_student` builds the tier-0 `TinyClassifier`; `export_bank` writes
-fine-tuning JSONL; `finetune` runs LoRA where a GPU is present.
+few-shot; `few_shot_task` hands it to a task); `train_student` builds the tier-0
+`TinyClassifier`; `export_bank` writes fine-tuning JSONL; `finetune` runs LoRA on a GPU.
 """
 
 from smallfirst.distill.bank import Example, ExampleBank, bank_path
 from smallfirst.distill.export import export_bank
+from smallfirst.distill.fewshot import few_shot_task
 from smallfirst.distill.finetune import FinetuneUnavailableError, LoraSettings, finetune
 from smallfirst.distill.student import Prediction, TinyClassifier, train_from_bank, train_student
 from smallfirst.distill.teacher import LabelProgress, LabelSettings, TeacherRun
@@ -23,6 +24,7 @@ __all__ = [
     "TinyClassifier",
     "bank_path",
     "export_bank",
+    "few_shot_task",
     "finetune",
     "train_from_bank",
     "train_student",

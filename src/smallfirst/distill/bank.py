@@ -151,6 +151,21 @@ class ExampleBank:
             self._index = None
         return bool(cursor.rowcount)
 
+    def add_many(self, pairs: list[tuple[str, str, str | None]], teacher: str = "") -> int:
+        """Store (input, output, label) rows in one transaction (e.g. existing gold labels);
+        returns how many were new."""
+        now = time.time()
+        rows = [(text_hash(i), i, o, label, teacher, 0.0, 0, 0, now) for i, o, label in pairs]
+        before = len(self)
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO examples (hash, input, output, label, teacher, cost_usd,"
+                " input_tokens, output_tokens, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        self._index = None
+        return len(self) - before
+
     def record_failure(self, input: str, reason: str, attempts: int, cost_usd: float) -> None:
         """Remember why an input could not be labelled; a rerun tries it again."""
         with self._db:

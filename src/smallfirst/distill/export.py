@@ -7,6 +7,9 @@ fine-tuned student is asked exactly what it was trained on.
   (also TRL's "conversational" format).
 - `prompt-completion`: `{"prompt": "...", "completion": "..."}` per line, TRL's standard
   prompt-completion format; the prompt ends where the answer starts.
+- `examples`: `{"input": ..., "output": ...}` per line, the tasks package's example file: point a
+  task spec's `examples:` at it with `few_shot: {mode: knn}` and a small LLM sees the teacher's
+  answers to the inputs most like each new one.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from smallfirst.distill.bank import Example, ExampleBank
 from smallfirst.distill.prompts import teacher_messages
 from smallfirst.errors import InvalidRequestError
 
-ExportFormat = Literal["openai", "prompt-completion"]
-FORMATS: tuple[str, ...] = ("openai", "prompt-completion")
+ExportFormat = Literal["openai", "prompt-completion", "examples"]
+FORMATS: tuple[str, ...] = ("openai", "prompt-completion", "examples")
 
 
 def openai_record(task: dict[str, Any], example: Example) -> dict[str, Any]:
@@ -36,6 +39,21 @@ def prompt_completion_record(task: dict[str, Any], example: Example) -> dict[str
     system, user = teacher_messages(task, example.input)
     prompt = f"{system.content}\n\n{user.content}\nAnswer:"
     return {"prompt": prompt, "completion": " " + example.output}
+
+
+def example_record(task: dict[str, Any], example: Example) -> dict[str, Any]:
+    """Extract outputs are stored as JSON text; a task example wants the mapping itself."""
+    output: Any = example.output
+    if task["kind"] == "extract":
+        output = json.loads(example.output)
+    return {"input": example.input, "output": output}
+
+
+BUILDERS = {
+    "openai": openai_record,
+    "prompt-completion": prompt_completion_record,
+    "examples": example_record,
+}
 
 
 def export_bank(
@@ -64,7 +82,7 @@ def export_bank(
         raise InvalidRequestError(f"bank {bank.path} is empty: label some inputs first")
     random.Random(seed).shuffle(examples)
     n_valid = round(len(examples) * valid_share)
-    build = openai_record if fmt == "openai" else prompt_completion_record
+    build = BUILDERS[fmt]
     out = Path(out)
     files = {out: examples[n_valid:]}
     if n_valid:
