@@ -165,6 +165,8 @@ def test_browser_signs_in_with_the_form(
     refused = client.post("/dashboard/login", data={"key": "sf-nope-nope"})
     assert refused.status_code == 401
     assert "not valid" in refused.text
+    oversized = client.post("/dashboard/login", data={"key": secret, "pad": "x" * 5000})
+    assert oversized.status_code == 401  # forms over 4 KiB are not read at all
     assert "smallfirst_dashboard" not in client.cookies
 
     signed_in = client.post("/dashboard/login", data={"key": secret}, follow_redirects=False)

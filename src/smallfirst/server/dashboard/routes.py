@@ -144,9 +144,11 @@ SECURITY_HEADERS = {
 
 async def _form_key(request: Request) -> str:
     """The `key` field of the sign-in form (urlencoded; parsed here to need no extra package)."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return ""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return ""
     values = parse_qs(body.decode("utf-8", errors="replace")).get("key") or [""]
     return values[0]
 
