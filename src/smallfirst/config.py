@@ -157,6 +157,10 @@ class Config(Strict):
     routers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     cascades: dict[str, CascadeConfig] = Field(default_factory=dict)
     failover: FailoverConfig = Field(default_factory=FailoverConfig)
+    pipelines: dict[str, str] = Field(default_factory=dict)
+    """Pipeline name -> pipeline YAML path (for `/v1/pipelines/{name}` and the CLI)."""
+    tasks: dict[str, str] = Field(default_factory=dict)
+    """Task name -> task spec YAML path (for `POST /v1/tasks/{name}` and `smallfirst run`)."""
 
     @field_validator("models")
     @classmethod

@@ -43,6 +43,12 @@ def _register() -> None:
     kb_cmd.register(app)
     distill_cmd.register(app)
     eval_cmd.register(app)
+    from smallfirst.cli import batch_cmd
+
+    batch_cmd.register(app)
+    from smallfirst.cli import pipeline_cmd
+
+    pipeline_cmd.register(app)
     from smallfirst.cli import router_cmd
 
     router_cmd.register(app)
@@ -50,6 +56,9 @@ def _register() -> None:
 
     cascade_cmd.register(app)
     replay_cmd.register(app)
+    from smallfirst.cli import tasks_cmd
+
+    tasks_cmd.register(app)
 
 
 _register()

@@ -211,6 +211,20 @@ class LlamaCppProvider(StreamingProvider):
     def stream_complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         return self._stream(lambda _llama: (request.prompt, []), request.params)
 
+    async def score_continuations(self, prompt: str, continuations: list[str]) -> list[float]:
+        """Log-probability of each continuation after `prompt` (classification by likelihood)."""
+        from smallfirst.models.llamacpp_scoring import score_continuations
+
+        def job() -> list[float]:
+            llama = self._ensure_loaded()
+            return score_continuations(llama, prompt, continuations)
+
+        self.queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        finally:
+            self.queued -= 1
+
     def count_tokens_sync(self, text: str) -> int:
         return len(
             self._ensure_loaded().tokenize(text.encode("utf-8"), add_bos=False, special=True)

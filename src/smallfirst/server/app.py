@@ -28,6 +28,8 @@ from smallfirst.server.embeddings import embeddings, local_model_card
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.limits import Limiter
 from smallfirst.server.metrics import CONTENT_TYPE
+from smallfirst.server.tasks_endpoint import mount_tasks
+from smallfirst.tasks.catalog import TaskCatalog
 
 log = logging.getLogger("smallfirst.server")
 
@@ -76,6 +78,7 @@ def create_app(
     )
     app.state.gateway = gateway
     mount_gateway_dashboard(app, gateway)
+    mount_tasks(app, TaskCatalog(gateway.config))
     return app
 
 

@@ -132,10 +132,10 @@ def parse_json_object(text: str) -> dict[str, Any]:
     """The JSON object in the output, tolerating code fences and chatter around it."""
     cleaned = FENCE.sub("", text.strip()).strip()
     start, end = cleaned.find("{"), cleaned.rfind("}")
-    if start < 0 or end < start:
+    if start < 0:
         raise OutputInvalid("the output is not a JSON object")
     try:
-        value = json.loads(cleaned[start : end + 1])
+        value = json.loads(cleaned[start : end + 1] if end > start else cleaned[start:])
     except json.JSONDecodeError as exc:
         raise OutputInvalid(f"the output is not valid JSON: {exc.msg}") from None
     if not isinstance(value, dict):

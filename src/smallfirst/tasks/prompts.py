@@ -108,8 +108,8 @@ def _extract_instruction(spec: ExtractSpec, schema: dict[str, Any]) -> str:
         kind = _type_word(prop)
         lines.append(f"- {key} ({kind}){': ' + about if about and about != key.title() else ''}")
     lines.append(
-        "Copy values exactly as they appear in the text. Use null for a field the text "
-        "does not mention."
+        "Copy values exactly as they appear in the text. Leave out (or set to null) a field "
+        "the text does not mention."
     )
     lines.append("Respond with only a JSON object with these keys.")
     return "\n".join(lines)

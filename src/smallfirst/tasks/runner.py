@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from smallfirst.models.base import Provider
@@ -71,6 +72,8 @@ async def run_call(call: Call, text: str) -> TaskResult:
     plan = build_prompt(
         call.spec, text, call.examples, call.style, label_format, call.chunks, call.schema
     )  # type: ignore[arg-type]
+    if use_scoring(call, plan):
+        return await score_labels(call, plan, started)
     params = generation_params(call)
     first = await generate(call.provider, plan, params)
     usage = Usage(first.usage.input_tokens, first.usage.output_tokens)
@@ -91,6 +94,41 @@ async def run_call(call: Call, text: str) -> TaskResult:
                 outputs=[first.text, final.text],
             ) from None
     return build_result(call, value, final, usage=usage, attempts=attempts, started=started)
+
+
+def use_scoring(call: Call, plan: PromptPlan) -> bool:
+    """`method: score` needs a backend that scores continuations of a plain prompt (the
+    embedded model); elsewhere the task falls back to constrained generation."""
+    return (
+        isinstance(call.spec, ClassifySpec)
+        and call.spec.method == "score"
+        and plan.style == "completion"
+        and hasattr(call.provider, "score_continuations")
+    )
+
+
+async def score_labels(call: Call, plan: PromptPlan, started: float) -> ClassifyResult:
+    """Every label's log-likelihood after the prompt; softmax over labels gives the scores.
+    No tokens are sampled, so the output is always a valid label."""
+    labels = call.spec.label_names  # type: ignore[union-attr]
+    logprobs = await call.provider.score_continuations(  # type: ignore[attr-defined]
+        plan.prompt, [f" {label}" for label in labels]
+    )
+    values = np.asarray(logprobs, dtype=np.float64)
+    probs = np.exp(values - values.max())
+    probs /= probs.sum()
+    best = int(probs.argmax())
+    return ClassifyResult(
+        task=call.spec.name,
+        kind="classify",
+        model=call.model,
+        raw=labels[best],
+        latency_s=time.perf_counter() - started,
+        router=call.router,
+        label=labels[best],
+        confidence=float(probs[best]),
+        scores={label: float(p) for label, p in zip(labels, probs, strict=True)},
+    )
 
 
 def generation_params(call: Call) -> GenerationParams:

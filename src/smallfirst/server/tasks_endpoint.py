@@ -1,0 +1,58 @@
+"""`POST /v1/tasks/{name}`: run a configured task on one input through the gateway.
+
+Body: `{"input": "...", "model": "auto" (optional), "context": ["..."] (answer tasks)}`.
+The call is authenticated, routed, rate-limited and written to the ledger like a chat call;
+the answer is the task's typed result as JSON (label + confidence, extracted fields, text).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from smallfirst.server.chat import json_response, start_call
+from smallfirst.server.schemas import validate
+from smallfirst.tasks.catalog import TaskCatalog
+from smallfirst.types import Message
+
+TASKS_PATH = "/v1/tasks/{name}"
+
+
+class TaskBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    input: str = Field(min_length=1)
+    model: str | None = Field(default=None, min_length=1)
+    """A configured model or router name; default the task's `model`, else `default`."""
+    context: list[str] | None = None
+    """Passages for an `answer` task (instead of its configured context)."""
+
+
+async def run_task(request: Request) -> Response:
+    gateway, call, data = await start_call(request, "tasks")
+    catalog: TaskCatalog = request.app.state.tasks
+    task = catalog.get(request.path_params["name"])
+    body = validate(TaskBody, data)
+    if gateway.log_prompts:
+        call.entry.prompt = body.input
+    requested = body.model or task.spec.model or "default"
+    await gateway.route(call, requested, [Message("user", body.input)])
+    call.admit(len(body.input), task.spec.max_tokens)
+    result = await task.run(
+        body.input,
+        model=call.entry.model,
+        registry=gateway.registry,
+        context=list(body.context) if body.context is not None else None,
+    )
+    call.succeed(result.usage, result.raw)
+    payload = result.to_dict()
+    payload["router"] = call.entry.router
+    return json_response(payload, call)
+
+
+def mount_tasks(app, catalog: TaskCatalog) -> None:
+    """Add the endpoint to a gateway app (one whose `state.gateway` is a `Gateway`)."""
+    app.state.tasks = catalog
+    app.router.routes.append(Route(TASKS_PATH, run_task, methods=["POST"]))

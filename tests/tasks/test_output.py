@@ -1,0 +1,91 @@
+import pytest
+from pydantic import BaseModel
+
+from smallfirst.config import ModelConfig
+from smallfirst.tasks.output import (
+    OutputInvalid,
+    constraint_for,
+    label_confidence,
+    label_grammar,
+    parse_json_object,
+    parse_label,
+    strict_schema,
+    validate_fields,
+)
+from smallfirst.types import TokenLogprob
+
+LABELS = ["negative", "neutral", "positive"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [" positive", "Positive", '"positive".', '{"label": "positive"}', "```\npositive\n```"],
+)
+def test_parse_label_accepts_the_label_in_common_wrappings(text):
+    assert parse_label(text, LABELS) == "positive"
+
+
+def test_parse_label_rejects_anything_else_naming_the_labels():
+    with pytest.raises(OutputInvalid, match="'great' is not one of the labels: negative"):
+        parse_label("great", LABELS)
+
+
+def test_constraint_follows_the_backend():
+    assert constraint_for(ModelConfig(name="a", backend="llamacpp")) == "grammar"
+    openai = ModelConfig(name="b", backend="openai", base_url="http://x/v1")
+    assert constraint_for(openai) == "response_format"
+    base = ModelConfig(
+        name="c", backend="openai", base_url="http://x/v1", prompt_style="completion"
+    )
+    assert constraint_for(base) == "none"
+    assert constraint_for(ModelConfig(name="d", backend="anthropic")) == "none"
+
+
+def test_label_grammar_is_valid_gbnf():
+    from llama_cpp import LlamaGrammar
+
+    grammar = label_grammar(['say "hi"', "no"])
+    assert '"say \\"hi\\""' in grammar
+    LlamaGrammar.from_string(grammar, verbose=False)
+
+
+def test_strict_schema_closes_objects_and_makes_optional_keys_nullable():
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}, "b": {"type": "integer", "default": 1}},
+        "required": ["a"],
+    }
+    strict = strict_schema(schema)
+    assert strict["required"] == ["a", "b"] and strict["additionalProperties"] is False
+    assert strict["properties"]["a"] == {"type": "string"}
+    assert strict["properties"]["b"] == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+
+
+def test_parse_json_object_tolerates_fences_and_reports_bad_json():
+    assert parse_json_object('```json\n{"a": 1}\n```') == {"a": 1}
+    assert parse_json_object('Sure! {"a": 1} hope it helps') == {"a": 1}
+    with pytest.raises(OutputInvalid, match="not valid JSON"):
+        parse_json_object('{"a": 1')
+    with pytest.raises(OutputInvalid, match="not a JSON object"):
+        parse_json_object("nothing here")
+
+
+class Person(BaseModel):
+    name: str
+    age: int | None = None
+
+
+def test_validate_fields_with_pydantic_and_with_a_schema():
+    assert validate_fields({"name": "Ann"}, {}, Person) == Person(name="Ann")
+    with pytest.raises(OutputInvalid, match="age: Input should be a valid integer"):
+        validate_fields({"name": "Ann", "age": "old"}, {}, Person)
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    assert validate_fields({"n": 2}, schema, None) == {"n": 2}
+    with pytest.raises(OutputInvalid, match="'n' is a required property"):
+        validate_fields({}, schema, None)
+
+
+def test_label_confidence_is_the_joint_probability_of_the_written_tokens():
+    tokens = [TokenLogprob(" pos", -0.1), TokenLogprob("itive", -0.2)]
+    assert label_confidence(tokens) == pytest.approx(0.7408, abs=1e-4)
+    assert label_confidence(None) is None

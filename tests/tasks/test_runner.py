@@ -1,0 +1,137 @@
+"""The task path against a real scripted OpenAI-compatible server: constraints sent, repair
+turn, typed errors, citations, routers."""
+
+import pytest
+from pydantic import BaseModel
+
+from smallfirst.config import Config, ModelConfig
+from smallfirst.errors import InvalidRequestError, ModelNotFoundError
+from smallfirst.models.registry import Registry
+from smallfirst.tasks import Chunk, Task, TaskOutputError
+from smallfirst.testing.scripted import Script
+
+SENTIMENT = {"kind": "classify", "name": "sentiment", "labels": ["negative", "positive"]}
+
+
+class Contact(BaseModel):
+    name: str
+    email: str | None = None
+
+
+@pytest.fixture
+def upstream(scripted):
+    script, url = scripted
+    config = Config(models=[ModelConfig(name="big", backend="openai", base_url=url, tier="large")])
+    return script, Registry(config)
+
+
+async def test_classify_sends_the_label_schema_and_repairs_once(upstream):
+    script, registry = upstream
+    script.enqueue(Script(text="maybe"), Script(text='{"label": "positive"}'))
+    result = await Task(**SENTIMENT).run("I love it", registry=registry)
+    assert result.label == "positive" and result.attempts == 2
+    first, repair = script.received
+    schema = first["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["label"]["enum"] == ["negative", "positive"]
+    assert repair["messages"][-2] == {"role": "assistant", "content": "maybe"}
+    assert "'maybe' is not one of the labels" in repair["messages"][-1]["content"]
+    assert result.usage.input_tokens == 10  # both calls are counted
+    await registry.aclose()
+
+
+async def test_extract_returns_a_pydantic_instance_after_repairing_invalid_json(upstream):
+    script, registry = upstream
+    script.enqueue(Script(text='{"name": "Ann", '), Script(text='{"name": "Ann", "email": null}'))
+    task = Task(kind="extract", name="contact", schema=Contact)
+    result = await task.run("Ann here", registry=registry)
+    assert result.data == Contact(name="Ann") and result.attempts == 2
+    sent = script.received[0]["response_format"]["json_schema"]["schema"]
+    assert sent["additionalProperties"] is False and sent["required"] == ["name", "email"]
+    assert "not valid JSON" in script.received[1]["messages"][-1]["content"]
+    assert result.to_dict()["data"] == {"name": "Ann", "email": None}
+    await registry.aclose()
+
+
+async def test_invalid_twice_raises_task_output_error_for_cascades(upstream):
+    script, registry = upstream
+    script.enqueue(Script(text="no idea"), Script(text="still no idea"))
+    with pytest.raises(TaskOutputError) as info:
+        await Task(**SENTIMENT).run("hmm", registry=registry)
+    error = info.value
+    assert error.status == 502 and error.code == "invalid_task_output"
+    assert error.outputs == ["no idea", "still no idea"]
+    assert error.to_openai()["error"]["code"] == "invalid_task_output"
+    await registry.aclose()
+
+
+async def test_empty_summary_is_repaired(upstream):
+    script, registry = upstream
+    script.enqueue(Script(text="  "), Script(text="Launch moved to March."))
+    result = await Task(kind="summarize").run("long meeting notes", registry=registry)
+    assert result.text == "Launch moved to March." and result.attempts == 2
+    assert "response_format" not in script.received[0]
+    await registry.aclose()
+
+
+class Shelf:
+    """A retriever as smallfirst kb would be: search(query, k) -> chunks with sources."""
+
+    def __init__(self):
+        self.asked = []
+
+    async def search(self, query, k):
+        self.asked.append((query, k))
+        return [Chunk("Opens at 9am.", "hours.md"), Chunk("Parking is free.", "parking.md")]
+
+
+async def test_answer_uses_the_retriever_and_returns_cited_sources(upstream):
+    script, registry = upstream
+    script.enqueue(Script(text="At 9am [1]. [7]"))
+    shelf = Shelf()
+    result = await Task(kind="answer", k=2).run("When?", registry=registry, retriever=shelf)
+    assert shelf.asked == [("When?", 2)]
+    assert [c.source for c in result.citations] == ["hours.md"]
+    assert "[2] Parking is free." in script.received[0]["messages"][-1]["content"]
+    assert result.to_dict()["citations"] == [{"text": "Opens at 9am.", "source": "hours.md"}]
+    await registry.aclose()
+
+
+async def test_answer_with_inline_context(upstream):
+    script, registry = upstream
+    script.enqueue(Script(text="Free [1]."))
+    task = Task(kind="answer", context=["Parking is free."])
+    result = await task.run("Parking?", registry=registry)
+    assert result.citations[0].source == "context[0]"
+    await registry.aclose()
+
+
+async def test_router_name_picks_the_model_and_is_reported(upstream):
+    script, registry = upstream
+    script.enqueue(Script(text="negative"))
+    result = await Task(**SENTIMENT).run("bad", model="auto", registry=registry)
+    assert result.model == "big" and result.router == "auto"
+    await registry.aclose()
+
+
+async def test_bad_model_and_empty_input_are_clear_errors(upstream):
+    _script, registry = upstream
+    with pytest.raises(ModelNotFoundError, match="'nope' does not exist"):
+        await Task(**SENTIMENT).run("x", model="nope", registry=registry)
+    with pytest.raises(InvalidRequestError, match="non-empty string"):
+        await Task(**SENTIMENT).run("  ", registry=registry)
+    await registry.aclose()
+
+
+def test_run_sync_twice_shares_one_loop(upstream):
+    script, registry = upstream
+    script.enqueue(Script(text="positive"), Script(text="negative"))
+    task = Task(**SENTIMENT)
+    assert task.run_sync("good", registry=registry).label == "positive"
+    assert task.run_sync("bad", registry=registry).label == "negative"
+
+
+def test_examples_outside_the_labels_are_refused():
+    from smallfirst.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"examples\[0\]: output 'meh' is not one of the labels"):
+        Task(**SENTIMENT, examples=[{"input": "x", "output": "meh"}])
