@@ -13,6 +13,7 @@ from smallfirst.batch.items import (
     Item,
     Rejected,
     count_rows,
+    format_of,
     is_openai_batch,
     read_items,
     write_rows,
@@ -20,9 +21,6 @@ from smallfirst.batch.items import (
 from smallfirst.batch.journal import Journal, Outcome, journal_path
 from smallfirst.batch.processors import Processed, Processor, input_text
 from smallfirst.errors import InvalidRequestError, SmallfirstError
-
-FLUSH_EVERY = 64
-FLUSH_SECONDS = 0.25
 
 
 @dataclass(slots=True)
@@ -34,6 +32,12 @@ class BatchOptions:
     max_usd: float | None = None
     max_input_chars: int = 100_000
     restart: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.input.is_file():
+            raise InvalidRequestError(f"input file {self.input} does not exist")
+        format_of(self.input)
+        format_of(self.out)
 
     @property
     def rejects_path(self) -> Path:
@@ -129,13 +133,11 @@ async def run_batch(
     summary = BatchSummary(total=count_rows(options.input), resumed=int(before["items"]))
     summary.cost_usd = float(before["cost_usd"])
     finished = journal.finished()
-    pending: list[Outcome] = []
-    last_flush = time.perf_counter()
     queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=options.concurrency * 4)
 
     def keep(outcome: Outcome) -> None:
-        nonlocal last_flush
-        pending.append(outcome)
+        # Committed at once (WAL, no fsync: ~50 us), so a kill redoes only in-flight items.
+        journal.record([outcome])
         if outcome.status == "done":
             summary.done += 1
             summary.cost_usd += outcome.cost_usd
@@ -143,10 +145,6 @@ async def run_batch(
             summary.output_tokens += outcome.output_tokens
         else:
             summary.rejected += 1
-        if len(pending) >= FLUSH_EVERY or time.perf_counter() - last_flush > FLUSH_SECONDS:
-            journal.record(pending)
-            pending.clear()
-            last_flush = time.perf_counter()
         if progress:
             progress(summary)
 
@@ -193,8 +191,6 @@ async def run_batch(
         for _ in workers:
             await queue.put(None)
         await asyncio.gather(*workers, return_exceptions=True)
-        if pending:
-            journal.record(pending)
         export(journal, options)
         journal.close()
     summary.elapsed_s = time.perf_counter() - started

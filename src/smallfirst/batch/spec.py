@@ -26,10 +26,6 @@ class WorkSpec:
         chosen = [x for x in (self.task, self.pipeline) if x]
         if len(chosen) > 1:
             raise InvalidRequestError("give only one of --task and --pipeline")
-        if not chosen and not self.model:
-            raise InvalidRequestError(
-                "say what to do: --task FILE, --pipeline FILE or --model NAME"
-            )
 
     def registry(self) -> Registry:
         return Registry(load_config(self.config))
