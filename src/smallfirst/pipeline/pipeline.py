@@ -202,12 +202,11 @@ def split(text: str, size: int) -> list[str]:
 def record(
     ledger: Ledger, result: PipelineResult, registry: Registry, started: float, key_id: str | None
 ) -> None:
-    """One request row with the totals, one hop row per step, under the pipeline's request id."""
-    baseline = registry.get(registry.baseline_model)
+    """One request row with the totals, then one hop row per step, under one request id."""
     usage = result.usage
-    ran = [s for s in result.steps.values() if s.status == "ok"]
-    top = max(ran, key=lambda s: s.cost_usd, default=None)
+    top = priciest_step(result)
     failed = [s.name for s in result.steps.values() if s.status == "failed"]
+    baseline = registry.get(registry.baseline_model)
     parent = LedgerEntry(
         request_id=result.request_id,
         ts=started,
@@ -226,23 +225,35 @@ def record(
         error=f"steps failed: {failed}" if failed else None,
     )
     ledger.record(parent)
-    for hop, step in enumerate(result.steps.values(), start=1):
-        ledger.record(
-            LedgerEntry.for_hop(
-                parent,
-                hop,
-                step.name,
-                outcome=step.status,
-                model=step.model,
-                tier=step.tier,
-                input_tokens=step.usage.input_tokens,
-                output_tokens=step.usage.output_tokens,
-                cost_usd=step.cost_usd,
-                baseline_cost_usd=baseline.price.cost(step.usage),
-                latency_ms=step.latency_s * 1000,
-                route_reason=step.reason,
-                status=200 if step.status != "failed" else 500,
-                error=step.reason if step.status == "failed" else None,
-                ts=started,
-            )
+    for hop in step_hops(parent, result, registry):
+        ledger.record(hop)
+
+
+def priciest_step(result: PipelineResult) -> StepResult | None:
+    """The step that cost the most: the model a pipeline request is filed under."""
+    ran = [s for s in result.steps.values() if s.status == "ok"]
+    return max(ran, key=lambda s: s.cost_usd, default=None)
+
+
+def step_hops(parent: LedgerEntry, result: PipelineResult, registry: Registry) -> list[LedgerEntry]:
+    baseline = registry.get(registry.baseline_model)
+    return [
+        LedgerEntry.for_hop(
+            parent,
+            hop,
+            step.name,
+            outcome=step.status,
+            model=step.model,
+            tier=step.tier,
+            input_tokens=step.usage.input_tokens,
+            output_tokens=step.usage.output_tokens,
+            cost_usd=step.cost_usd,
+            baseline_cost_usd=baseline.price.cost(step.usage),
+            latency_ms=step.latency_s * 1000,
+            route_reason=step.reason,
+            ts=parent.ts,
+            status=500 if step.status == "failed" else 200,
+            error=step.reason if step.status == "failed" else None,
         )
+        for hop, step in enumerate(result.steps.values(), start=1)
+    ]

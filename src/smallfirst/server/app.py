@@ -22,12 +22,14 @@ from starlette.routing import Route
 from smallfirst.config import Config
 from smallfirst.errors import SmallfirstError
 from smallfirst.models.registry import Registry
+from smallfirst.pipeline.catalog import PipelineCatalog
 from smallfirst.server.chat import chat_completions, completions
 from smallfirst.server.dashboard import mount_gateway_dashboard
 from smallfirst.server.embeddings import embeddings, local_model_card
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.limits import Limiter
 from smallfirst.server.metrics import CONTENT_TYPE
+from smallfirst.server.pipelines_endpoint import mount_pipelines
 from smallfirst.server.tasks_endpoint import mount_tasks
 from smallfirst.tasks.catalog import TaskCatalog
 
@@ -79,6 +81,7 @@ def create_app(
     app.state.gateway = gateway
     mount_gateway_dashboard(app, gateway)
     mount_tasks(app, TaskCatalog(gateway.config))
+    mount_pipelines(app, PipelineCatalog(gateway.config))
     return app
 
 
