@@ -79,3 +79,14 @@ async def test_bad_requests_and_files(student_file, tmp_path):
     no_path = Registry(Config(models=[ModelConfig(name="s", backend="student")]))
     with pytest.raises(ConfigError, match=r"options\.path"):
         no_path.provider("s")
+
+
+async def test_a_task_runs_on_the_student_like_on_any_model(student_file):
+    from smallfirst.tasks import Task
+
+    registry = registry_for(student_file)
+    task = Task(kind="classify", labels=["weather", "music", "restaurant"])
+    result = await task.run("play the top songs of Madrid", model="intent", registry=registry)
+    assert result.label == "music"
+    request = ChatRequest([Message("user", "Text: is it sunny in Rome this weekend")])
+    assert (await registry.provider("intent").chat(request)).text == "weather"

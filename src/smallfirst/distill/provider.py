@@ -1,6 +1,7 @@
 """`backend: student`: a trained tiny classifier served as a model, the cascade's tier 0.
 
-The last user message is the input. A confident prediction comes back as the label (with its
+The last user message is the input (a task prompt's `Text: ` prefix is dropped, since the
+student was trained on raw inputs). A confident prediction comes back as the label (with its
 calibrated confidence as the answer's logprob); otherwise the call raises `DeferredError`
 (422, code `student_deferred`), which a cascade reads as "escalate to the next rung" and a
 direct caller sees as a clear, non-5xx refusal.
@@ -60,6 +61,7 @@ class StudentProvider:
                 param="messages",
             )
         started = time.perf_counter()
+        text = text.strip().removeprefix(f"{self.student.input_name}:").strip()
         prediction: Prediction = (await asyncio.to_thread(self.student.predict, [text]))[0]
         if not prediction.answered:
             raise DeferredError(

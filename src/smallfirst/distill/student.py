@@ -120,6 +120,8 @@ class TinyClassifier:
     heldout: HeldOut
     kind: StudentKind = "logreg"
     embedder_name: str = "minilm"
+    input_name: str = "Text"
+    """How task prompts name the input (`Text: ...`); the provider strips that prefix."""
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
         """Calibrated P(label), one row per vector."""
@@ -212,4 +214,6 @@ def train_from_bank(bank: Any, **options: Any) -> TinyClassifier:
             f"bank {bank.path} has no labels: a tiny student needs a `classify` task's bank"
         )
     labels = [examples[i].label for i in rows]
-    return train_student(matrix[rows], labels, embedder_name=bank.embedder.name, **options)
+    student = train_student(matrix[rows], labels, embedder_name=bank.embedder.name, **options)
+    student.input_name = (bank.meta().get("task") or {}).get("input_name", "Text")
+    return student
