@@ -19,6 +19,7 @@ from smallfirst.errors import (
     UpstreamTimeoutError,
 )
 from smallfirst.models import Provider, Registry, register_backend
+from smallfirst.tasks import Task, TaskOutputError
 from smallfirst.types import (
     ChatRequest,
     CompletionRequest,
@@ -51,6 +52,8 @@ __all__ = [
     "RateLimitError",
     "Registry",
     "SmallfirstError",
+    "Task",
+    "TaskOutputError",
     "UpstreamError",
     "UpstreamTimeoutError",
     "Usage",

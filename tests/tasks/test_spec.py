@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from smallfirst.errors import ConfigError
@@ -78,3 +80,14 @@ def test_missing_file_and_bad_yaml_are_config_errors(tmp_path):
         load_spec(write(tmp_path, "kind: [classify\n"))
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_spec(write(tmp_path, "- classify\n"))
+
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples" / "tasks"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_example_specs_load(path):
+    from smallfirst.tasks import Task
+
+    task = Task.from_yaml(path)
+    assert task.spec.kind in ("classify", "extract", "summarize", "answer")
