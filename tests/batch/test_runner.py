@@ -96,8 +96,9 @@ async def test_openai_batch_format_both_ways(upstream_config, tmp_path):
     assert rows[0]["response"]["status_code"] == 200 and rows[0]["error"] is None
     assert body["choices"][0]["message"]["content"] == "positive"
     assert body["usage"]["completion_tokens"] == 2
-    assert upstream.received[0]["messages"][0]["content"] == "hi 0"
-    assert upstream.received[0]["max_tokens"] == 5
+    sent = sorted(r["messages"][0]["content"] for r in upstream.received)
+    assert sent == ["hi 0", "hi 1", "hi 2"]  # sent concurrently: any order
+    assert all(r["max_tokens"] == 5 for r in upstream.received)
 
 
 async def test_dollar_cap_stops_and_a_rerun_finishes(upstream_config, tmp_path):
@@ -163,3 +164,19 @@ def test_unknown_format_and_missing_input(tmp_path):
         BatchOptions(text_file, tmp_path / "o.jsonl")
     with pytest.raises(InvalidRequestError, match="only one of"):
         WorkSpec(task="t.yaml", pipeline="p.yaml")
+
+
+async def test_router_and_cascade_names_work_as_models(upstream_config, tmp_path):
+    upstream, config = upstream_config
+    config.write_text(config.read_text() + "cascades:\n  ladder:\n    rungs: [m]\n")
+    source = write_jsonl(tmp_path / "in.jsonl", ITEMS[:2])
+    routed = await run_batch(
+        processor(config, model="auto"), BatchOptions(source, tmp_path / "a.jsonl")
+    )
+    assert routed.done == 2 and all(r["model"] == "m" for r in read_jsonl(tmp_path / "a.jsonl"))
+    laddered = await run_batch(
+        processor(config, model="cascade-ladder"), BatchOptions(source, tmp_path / "c.jsonl")
+    )
+    rows = read_jsonl(tmp_path / "c.jsonl")
+    assert laddered.done == 2 and all(r["escalations"] == 0 for r in rows)
+    assert len(upstream.received) == 4

@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 from smallfirst.errors import InvalidRequestError
 from smallfirst.models.registry import Registry
+from smallfirst.routing.base import resolve_router
+from smallfirst.routing.cascade import Cascades
 from smallfirst.types import ChatRequest, GenerationParams, Message, Usage
 
 INPUT_FIELDS = ("input", "text", "prompt", "question", "content")
@@ -53,17 +55,31 @@ def chat_of(data: dict[str, Any], max_tokens: int | None) -> ChatRequest:
 
 
 class ModelProcessor:
+    """A configured model, a router (`auto`, `router-...`) or a cascade (`cascade-<name>`)."""
+
     def __init__(self, registry: Registry, model: str, max_tokens: int | None = 256) -> None:
         self.registry = registry
-        self.entry = registry.get(model)
+        self.cascades = Cascades(registry)
+        self.model = model
+        self.router = None if self.cascades.cascade_name(model) else resolve_router(model, registry)
+        if self.router is None and not self.cascades.cascade_name(model):
+            model = registry.get(model).name
         self.max_tokens = max_tokens
-        self.job = {"kind": "model", "model": self.entry.name, "max_tokens": max_tokens}
+        self.job = {"kind": "model", "model": model, "max_tokens": max_tokens}
 
     async def process(self, data: dict[str, Any]) -> Processed:
-        result = await self.registry.provider(self.entry.name).chat(chat_of(data, self.max_tokens))
-        output = {"output": result.text, "finish_reason": result.finish_reason}
-        cost = self.entry.price.cost(result.usage)
-        return Processed(output, result.usage, cost, self.entry.name)
+        request = chat_of(data, self.max_tokens)
+        if self.cascades.cascade_name(self.model):
+            result = await self.cascades.get(self.model).run(request)
+            output = {"output": result.generation.text, "escalations": result.escalations}
+            return Processed(output, result.generation.usage, result.cost_usd, result.model)
+        name = self.model
+        if self.router is not None:
+            name = self.router.decide(request.messages).model
+        entry = self.registry.get(name)
+        answer = await self.registry.provider(entry.name).chat(request)
+        output = {"output": answer.text, "finish_reason": answer.finish_reason}
+        return Processed(output, answer.usage, entry.price.cost(answer.usage), entry.name)
 
 
 class TaskProcessor:
