@@ -1,7 +1,8 @@
 """Ledger writes off the response path: `record()` only enqueues; a thread batches inserts.
 
-A thread (not an asyncio task) so that sync callers, async handlers and cascade code on any
-loop share one writer, and a slow database never stalls the event loop. `flush()` waits until
+Rows wait up to `LINGER_S` to share a transaction. A thread (not an asyncio task) so that
+sync callers, async handlers and cascade code on any loop share one writer, and a slow database
+never stalls the event loop. `flush()` waits until
 everything recorded so far is stored; `close()` flushes and stops, so a clean shutdown loses
 nothing.
 """
@@ -11,17 +12,21 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 from smallfirst.ledger.entry import LedgerEntry
 from smallfirst.ledger.store import LedgerStore
 
 log = logging.getLogger("smallfirst.ledger")
 BATCH = 500
+LINGER_S = 0.1
+"""How long a batch waits for more rows before it is written: one transaction per burst."""
 
 
 class LedgerWriter:
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, linger_s: float = LINGER_S) -> None:
         self.store = store
+        self.linger_s = linger_s
         self._queue: queue.SimpleQueue[LedgerEntry | threading.Event | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
@@ -45,11 +50,12 @@ class LedgerWriter:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
+        stop = False
+        while not stop:
             batch: list[LedgerEntry] = []
             waiters: list[threading.Event] = []
-            stop = False
+            item = self._queue.get()
+            deadline = time.monotonic() + self.linger_s
             while True:
                 if item is None:
                     stop = True
@@ -57,14 +63,15 @@ class LedgerWriter:
                     waiters.append(item)
                 else:
                     batch.append(item)
-                if stop or len(batch) >= BATCH or self._queue.empty():
+                if stop or waiters or len(batch) >= BATCH:
                     break
-                item = self._queue.get()
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
             self._write(batch)
             for waiter in waiters:
                 waiter.set()
-            if stop:
-                return
 
     def _write(self, batch: list[LedgerEntry]) -> None:
         if not batch:

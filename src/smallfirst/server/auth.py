@@ -29,9 +29,10 @@ def presented_key(headers: Headers) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, keys: KeyStore, required: bool) -> None:
+    def __init__(self, keys: KeyStore, required: bool, refresh_s: float = REFRESH_S) -> None:
         self.keys = keys
         self.required = required
+        self.refresh_s = refresh_s
         self._cache: dict[str, ApiKey] = {}
         self._loaded_at = float("-inf")
 
@@ -39,6 +40,10 @@ class Authenticator:
         keys = await asyncio.to_thread(self.keys.all)
         self._cache = {key.id: key for key in keys}
         self._loaded_at = time.monotonic()
+
+    def invalidate(self) -> None:
+        """Re-read the keys on the next request (after keys were created or revoked here)."""
+        self._loaded_at = float("-inf")
 
     async def authenticate(self, headers: Headers) -> ApiKey | None:
         """The caller's key; None when auth is off and no valid key was sent."""
@@ -64,6 +69,6 @@ class Authenticator:
         if key_id is None:
             return None
         age = time.monotonic() - self._loaded_at
-        if age > REFRESH_S or (key_id not in self._cache and age > MISS_REFRESH_S):
+        if age > self.refresh_s or (key_id not in self._cache and age > MISS_REFRESH_S):
             await self.refresh()
         return self._cache.get(key_id)

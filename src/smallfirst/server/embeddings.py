@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+from collections.abc import Sequence
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -40,15 +43,17 @@ async def embeddings(request: Request) -> Response:
     if body.model in LOCAL_NAMES:
         call.routed(local_entry(), None)
         call.admit(chars, 1)
-        vectors = (await asyncio.to_thread(get_embedder("minilm").encode, texts)).tolist()
+        vectors = await asyncio.to_thread(get_embedder("minilm").encode, texts)
     else:
         await gateway.route(call, body.model, [])
         call.admit(chars, 1)
         vectors = await gateway.registry.provider(call.entry.model or "").embed(texts)
     usage = Usage(input_tokens=sum(estimate_tokens(len(t)) for t in texts))
     call.succeed(usage)
+    encode = _base64 if body.encoding_format == "base64" else _floats
     items = [
-        {"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)
+        {"object": "embedding", "index": i, "embedding": encode(vector)}
+        for i, vector in enumerate(vectors)
     ]
     return json_response(
         {
@@ -59,6 +64,15 @@ async def embeddings(request: Request) -> Response:
         },
         call,
     )
+
+
+def _floats(vector: Sequence[float]) -> list[float]:
+    return vector.tolist() if isinstance(vector, np.ndarray) else list(vector)
+
+
+def _base64(vector: Sequence[float]) -> str:
+    """OpenAI's `encoding_format: base64`: little-endian float32, base64 (what its SDK asks)."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 
 def local_model_card() -> dict[str, object]:

@@ -15,7 +15,7 @@ from smallfirst.types import GenerationParams, Message
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str = Field(min_length=1)
 
@@ -51,7 +51,7 @@ class SamplingBody(Body):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
@@ -62,6 +62,12 @@ class ChatBody(SamplingBody):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: dict[str, Any] | None = None
+
+    @field_validator("response_format")
+    @classmethod
+    def _known_format(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        _schema_of(value)  # refuse unknown formats before any model is called
+        return value
 
     def to_messages(self) -> list[Message]:
         """Our messages; `developer` (OpenAI's newer name for system) becomes `system`."""
@@ -106,7 +112,7 @@ class CompletionBody(SamplingBody):
 
 class EmbeddingBody(Body):
     input: str | list[str] = Field(min_length=1)
-    encoding_format: Literal["float"] = "float"
+    encoding_format: Literal["float", "base64"] = "float"
 
     @property
     def texts(self) -> list[str]:
@@ -114,6 +120,14 @@ class EmbeddingBody(Body):
 
 
 B = TypeVar("B", bound=Body)
+
+
+TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
+def _is_field(part: str | int) -> bool:
+    """Union members show up in pydantic's error path as type names; they are not fields."""
+    return isinstance(part, int) or ("[" not in part and part not in TYPE_TAGS)
 
 
 def _schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -156,7 +170,7 @@ def validate(kind: type[B], data: dict[str, Any]) -> B:
         return kind.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
+        where = ".".join(str(part) for part in first["loc"] if _is_field(part))
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise InvalidRequestError(
