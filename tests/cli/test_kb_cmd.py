@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from smallfirst.cli import app
+from smallfirst.testing import Script
 
 runner = CliRunner()
 
@@ -61,3 +62,21 @@ def test_errors_exit_1_with_a_message(docs, tmp_path):
 
     empty = runner.invoke(app, ["kb", "search", "notes", " "])
     assert empty.exit_code == 1 and "the query is empty" in empty.stderr
+
+
+def test_ask_prints_the_answer_and_the_cited_source(docs, scripted, tmp_path):
+    upstream, url = scripted
+    config = tmp_path / "smallfirst.yaml"
+    config.write_text(f"models:\n  - name: small\n    backend: openai\n    base_url: {url}\n")
+    runner.invoke(app, ["kb", "add", "notes", str(docs)])
+    upstream.enqueue(Script(text="Iron oxide [1]."), Script(text="not in the knowledge base"))
+    answered = runner.invoke(app, ["kb", "ask", "notes", "Why is Mars red?", "-k", "1"])
+    assert answered.exit_code == 0, answered.output
+    assert "Iron oxide [1]." in answered.stdout and "[1] " in answered.stdout
+    assert str(docs / "mars.md") in answered.stdout.replace("\n", "")
+
+    unknown = runner.invoke(app, ["kb", "ask", "notes", "Who won in 1998?", "-k", "1"])
+    assert unknown.exit_code == 0 and "does not contain the answer" in unknown.stderr
+
+    absent = runner.invoke(app, ["kb", "ask", "ghost", "Why?"])
+    assert absent.exit_code == 1 and "'ghost' does not exist" in absent.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +123,8 @@ class KnowledgeBase:
         self.overlap = int(meta["overlap"])
         self.embedder: Embedder = get_embedder(meta["embedder"])
         self._index: VectorIndex | None = None
+        self._lock = threading.RLock()
+        """One writer or reader at a time: the SQLite connection and faiss index are shared."""
 
     @classmethod
     def open(cls, name: str) -> KnowledgeBase:
@@ -183,13 +186,15 @@ class KnowledgeBase:
         return self._index
 
     def info(self) -> KnowledgeBaseInfo:
-        documents, chunks = self.store.counts()
+        with self._lock:
+            documents, chunks = self.store.counts()
         return KnowledgeBaseInfo(
             self.name, documents, chunks, self.chunk_chars, self.overlap, self.embedder.name
         )
 
     def sources(self) -> list[str]:
-        return self.store.sources()
+        with self._lock:
+            return self.store.sources()
 
     # -- writing ----------------------------------------------------------------------------
     def add(self, paths: list[str | Path]) -> AddReport:
@@ -199,9 +204,10 @@ class KnowledgeBase:
         for file in unsupported:
             log.warning("skipping %s: unsupported file type %r", file, file.suffix or "(none)")
             report.unsupported.append(str(file))
-        for file in files:
-            self._add_file(file, report)
-        self._save_index()
+        with self._lock:
+            for file in files:
+                self._add_file(file, report)
+            self._save_index()
         return report
 
     def _add_file(self, file: Path, report: AddReport) -> None:
@@ -235,26 +241,28 @@ class KnowledgeBase:
             return 0
         vectors = self.embedder.encode([s.text for s in spans])
         new = [NewChunk(s.start, s.end, s.text, v) for s, v in zip(spans, vectors, strict=True)]
-        index = self.index  # loaded before the write, so it does not already hold the new rows
-        removed, ids = self.store.replace_document(source, sha256, len(text), new)
-        index.remove(removed)
-        index.add(ids, vectors)
-        if save:
-            self._save_index()
+        with self._lock:
+            index = self.index  # loaded before the write, so it does not hold the new rows yet
+            removed, ids = self.store.replace_document(source, sha256, len(text), new)
+            index.remove(removed)
+            index.add(ids, vectors)
+            if save:
+                self._save_index()
         return len(ids)
 
     def remove(self, sources: list[str | Path]) -> list[str]:
         """Take documents out: exact sources, or every document under a given folder."""
-        known = self.store.sources()
-        wanted = set()
-        for given in sources:
-            for key in {str(given), str(Path(given).resolve())}:
-                folder = key.rstrip("/") + "/"
-                wanted.update(s for s in known if s == key or s.startswith(folder))
-        if wanted:
-            index = self.index
-            index.remove(self.store.remove_documents(sorted(wanted)))
-            self._save_index()
+        with self._lock:
+            known = self.store.sources()
+            wanted = set()
+            for given in sources:
+                for key in {str(given), str(Path(given).resolve())}:
+                    folder = key.rstrip("/") + "/"
+                    wanted.update(s for s in known if s == key or s.startswith(folder))
+            if wanted:
+                index = self.index
+                index.remove(self.store.remove_documents(sorted(wanted)))
+                self._save_index()
         return sorted(wanted)
 
     def _save_index(self) -> None:
@@ -268,8 +276,10 @@ class KnowledgeBase:
             raise InvalidRequestError("the query is empty", param="query")
         if k < 1:
             raise InvalidRequestError(f"k must be at least 1, not {k}", param="k")
-        hits = self.index.search(self.embedder.encode([query])[0], k)
-        stored = self.store.chunks([chunk_id for chunk_id, _ in hits])
+        vector = self.embedder.encode([query])[0]
+        with self._lock:
+            hits = self.index.search(vector, k)
+            stored = self.store.chunks([chunk_id for chunk_id, _ in hits])
         return [
             Chunk(c.text, c.source, score, c.id, c.ordinal)
             for chunk_id, score in hits

@@ -60,7 +60,8 @@ class ChunkStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(path)
+        # Used from whichever thread runs the caller's event loop; KnowledgeBase serialises.
+        self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -148,6 +149,13 @@ class ChunkStore:
             ids,
         )
         return {row[0]: StoredChunk(*row) for row in rows}
+
+    def all_chunks(self) -> list[StoredChunk]:
+        """Every chunk in id order: for exports and for other retrievers built on the same cut."""
+        rows = self._db.execute(
+            "SELECT id, source, ordinal, char_start, char_end, text FROM chunks ORDER BY id"
+        )
+        return [StoredChunk(*row) for row in rows]
 
     def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every chunk, for rebuilding the index."""
