@@ -23,6 +23,8 @@ def test_recorded_answers_match_exactly_or_inside_a_wrapped_prompt(outcomes):
     book = ReplayBook.from_csv(outcomes)
     assert book.reply("tweet number 4") == "negative"
     assert book.reply("Classify the sentiment.\nTweet: tweet number 14\nLabel:") == "neutral"
+    few_shot = "Tweet: tweet number 299\nLabel: positive\nTweet: tweet number 4\nLabel:"
+    assert book.reply(few_shot) == "negative"  # the question comes last
     with pytest.raises(InvalidRequestError) as info:
         book.reply("something never recorded")
     assert info.value.code == "replay_miss" and info.value.status == 400

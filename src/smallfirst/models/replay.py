@@ -87,16 +87,18 @@ class ReplayBook:
         return cls(records, **options)  # type: ignore[arg-type]
 
     def recorded(self, text: str) -> tuple[str, str]:
-        """(recorded prompt, its answer): an exact match, else the longest recorded prompt that
-        the request contains (requests usually wrap the prompt in instructions)."""
+        """(recorded prompt, its answer): an exact match, else the recorded prompt the request
+        contains that ends last (requests wrap the question in instructions and examples, and
+        the question comes last), the longest on a tie."""
         if text in self.records:
             return text, self.records[text]
         stripped = text.strip()
         if stripped in self.records:
             return stripped, self.records[stripped]
-        for prompt in self._by_length:
-            if prompt and prompt in text:
-                return prompt, self.records[prompt]
+        found = [(text.rfind(p) + len(p), len(p), p) for p in self._by_length if p and p in text]
+        if found:
+            prompt = max(found)[2]
+            return prompt, self.records[prompt]
         raise ReplayMiss(f"replay has no recorded answer for the prompt {text[:80]!r}")
 
     def reply(self, text: str) -> str:

@@ -7,5 +7,19 @@ from smallfirst.routing.base import (
     register_router_kind,
     resolve_router,
 )
+from smallfirst.routing.cascade import Cascade, Cascades
+from smallfirst.routing.fallback import FailoverCaller
+from smallfirst.routing.hops import CascadeResult, Hop
 
-__all__ = ["RouteDecision", "Router", "is_router_name", "register_router_kind", "resolve_router"]
+__all__ = [
+    "Cascade",
+    "CascadeResult",
+    "Cascades",
+    "FailoverCaller",
+    "Hop",
+    "RouteDecision",
+    "Router",
+    "is_router_name",
+    "register_router_kind",
+    "resolve_router",
+]
