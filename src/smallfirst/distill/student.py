@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from smallfirst.embeddings import Embedder, get_embedder
 from smallfirst.errors import InvalidRequestError, ModelLoadError
@@ -187,7 +188,10 @@ def train_student(
         )
     x = np.asarray(vectors, dtype=np.float32)
     y = np.asarray([names.index(label) for label in labels])
-    oof = _out_of_fold(x, y, names, kind, folds, seed)
+    # These fits are small: multi-threaded BLAS only adds contention (20x slower on a busy box).
+    with threadpool_limits(limits=1):
+        oof = _out_of_fold(x, y, names, kind, folds, seed)
+        model = _make_model(kind, seed).fit(x, np.asarray(labels, dtype=object))
     temperature = fit_temperature(oof, y)
     probs = softmax(oof, temperature)
     confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y
@@ -199,7 +203,6 @@ def train_student(
         coverage=float(answered.mean()),
         answered_accuracy=float(correct[answered].mean()) if answered.any() else 0.0,
     )
-    model = _make_model(kind, seed).fit(x, np.asarray(labels, dtype=object))
     return TinyClassifier(
         model, names, temperature, threshold, target_accuracy, heldout, kind, embedder_name
     )
