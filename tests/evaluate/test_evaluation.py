@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from smallfirst.config import Config, ModelConfig, Price
+from smallfirst.errors import InvalidRequestError, ModelNotFoundError
 from smallfirst.evaluate.adapters import build_candidates, load_task
 from smallfirst.evaluate.data import Example
 from smallfirst.evaluate.evaluation import EXIT_NO_CANDIDATE, EvalSettings, evaluate
@@ -154,3 +155,41 @@ async def test_embedded_model_runs_the_task(tmp_path, embedded_registry):
     assert result.usd_per_1k == 0.0
     assert result.mean_tokens()[0] > 10
     assert report.recommendation.winner == "gemma-3-270m"
+
+
+async def test_cascade_escalates_and_is_charged_for_every_hop(tmp_path, scripted):
+    upstream, base_url = scripted
+    upstream.default = Script(text="banana", prompt_tokens=40, completion_tokens=2)
+    task_path, examples = write_task(tmp_path)
+    cheap = ModelConfig(
+        name="cheap", backend="openai", base_url=base_url, price=Price(input=1.0, output=1.0)
+    )
+    config = Config(
+        models=[cheap, replay("exact", tmp_path, 1.0, 5.0)],
+        cascades={
+            "ladder": {
+                "rungs": ["cheap", "exact"],
+                "checks": [{"kind": "constraint", "labels": ["negative", "neutral", "positive"]}],
+            }
+        },
+    )
+    registry = Registry(config)
+    report = await run_eval(registry, task_path, examples[:6], ["cascade-ladder", "exact"])
+    cascade, exact = report.results
+    assert cascade.error_count == 0
+    assert cascade.metrics["accuracy"].value == 1.0
+    assert cascade.models_used() == {"exact": 6}
+    # the failed cheap answer is paid for on top of the large model's answer
+    assert cascade.usd_per_1k == pytest.approx(exact.usd_per_1k + 1000 * 42 / 1e6)
+    assert cascade.mean_tokens()[0] == pytest.approx(exact.mean_tokens()[0] + 40)
+    assert report.recommendation.winner == "exact"
+
+
+async def test_unknown_candidate_names_the_options(tmp_path):
+    task_path, _ = write_task(tmp_path)
+    registry = Registry(Config(models=[replay("only", tmp_path, 1.0, 0.1)]))
+    with pytest.raises(ModelNotFoundError, match="cascades: none") as info:
+        build_candidates(load_task(task_path), ["only", "cascade-nope"], registry)
+    assert info.value.status == 404
+    with pytest.raises(InvalidRequestError, match="named twice"):
+        build_candidates(load_task(task_path), ["only", "only"], registry)

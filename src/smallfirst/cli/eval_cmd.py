@@ -22,6 +22,7 @@ from smallfirst.evaluate.projection import Projection, Workload, project
 from smallfirst.evaluate.recommend import describe_cost, describe_speed
 from smallfirst.evaluate.report import write_html
 from smallfirst.evaluate.scoring import PRIMARY_METRIC
+from smallfirst.evaluate.stats import Estimate
 from smallfirst.models.registry import Registry
 
 
@@ -43,7 +44,8 @@ def eval_command(
         None,
         "--models",
         "-m",
-        help="Comma-separated models or routers (default: all configured models).",
+        help="Comma-separated models, routers (auto, router-...) or cascades (cascade-NAME); "
+        "default: all models.",
     ),
     threshold: float = typer.Option(
         0.9, "--threshold", "-t", help="The bar the quality's lower bound must meet."
@@ -53,7 +55,7 @@ def eval_command(
     ),
     limit: int = typer.Option(None, "--limit", "-n", min=1, help="Use only the first N examples."),
     concurrency: int = typer.Option(
-        4, "--concurrency", min=1, help="Requests in flight, all candidates together."
+        4, "--concurrency", min=1, help="Requests in flight per candidate (1: unloaded latency)."
     ),
     judge: str = typer.Option(
         None, "--judge", help="A configured model that grades summaries (metric `judge`)."
@@ -144,7 +146,7 @@ def _print_report(report: EvalReport) -> None:
         tokens_in, tokens_out = result.mean_tokens()
         table.add_row(
             ("✓ " if result.name == winner else "  ") + result.name,
-            *(str(result.metrics[m]) for m in metric_names),
+            *(_interval(result.metrics[m]) for m in metric_names),
             f"{result.latency_p50_s:.3f}",
             f"{result.latency_p95_s:.3f}",
             f"{tokens_in:.0f} / {tokens_out:.0f}",
@@ -153,6 +155,14 @@ def _print_report(report: EvalReport) -> None:
             style="bold green" if result.name == winner else None,
         )
     console.print(table)
+    for result in report.results:
+        if result.error_count:
+            first = next(e for e in result.errors if e)
+            err_console.print(
+                f"[yellow]{result.name}: {result.error_count} of {report.n} requests failed "
+                f"(they score as wrong); first: {first}[/]",
+                highlight=False,
+            )
     colour = "green" if winner else "red"
     console.print(f"[bold {colour}]{report.recommendation.message}[/]", highlight=False)
     for c in report.recommendation.comparisons:
@@ -161,6 +171,10 @@ def _print_report(report: EvalReport) -> None:
             f"its {report.settings.metric} {c.quality}",
             highlight=False,
         )
+
+
+def _interval(estimate: Estimate) -> str:
+    return f"{estimate.value:.3f} [{estimate.low:.2f}, {estimate.high:.2f}]"
 
 
 def _write_json(data: dict[str, Any], path: Path) -> None:

@@ -1,5 +1,6 @@
 """Candidates from names: a configured model, a router (`auto`, `router-...`) or anything
-else the registry serves (students, replay models) running the user's task via `Task.run`.
+else the registry serves (students, replay models) running the user's task via `Task.run`,
+and configured cascades (`cascade-<name>`) running the task's prompt up their ladder.
 
 Every name is checked before the first request, so a typo fails in a second, not after the
 other candidates have spent an hour.
@@ -16,7 +17,23 @@ from smallfirst.errors import InvalidRequestError, ModelNotFoundError
 from smallfirst.evaluate.candidate import Prediction
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import resolve_router
-from smallfirst.tasks import AnswerResult, ClassifyResult, ExtractResult, Task, TaskResult
+from smallfirst.routing.cascade import CASCADE_PREFIX, Cascade, Cascades
+from smallfirst.tasks import (
+    AnswerResult,
+    AnswerSpec,
+    ClassifyResult,
+    ClassifySpec,
+    ExtractResult,
+    ExtractSpec,
+    StaticContext,
+    Task,
+    TaskResult,
+)
+from smallfirst.tasks.output import parse_json_object, parse_label, validate_fields
+from smallfirst.tasks.prompts import build_prompt
+from smallfirst.tasks.retrieval import retrieve
+from smallfirst.tasks.runner import default_max_tokens
+from smallfirst.types import ChatRequest, GenerationParams, Usage
 
 
 def load_task(path: str | Path) -> Task:
@@ -71,16 +88,77 @@ def output_of(result: TaskResult) -> Any:
     return getattr(result, "text", result.raw)
 
 
-def build_candidates(task: Task, names: Sequence[str], registry: Registry) -> list[TaskCandidate]:
-    """One candidate per name, after checking each name resolves to a model or a router."""
+class CascadeCandidate:
+    """A cascade answering the task's prompt: every hop's tokens and dollars are charged, so
+    escalations and checks show up in its cost, and its output is checked like a model's."""
+
+    def __init__(self, task: Task, name: str, cascade: Cascade) -> None:
+        self.task = task
+        self.name = name
+        self.cascade = cascade
+
+    async def predict(self, input: Any) -> Prediction:
+        text, context = split_input(input)
+        request = await task_request(self.task, text, context)
+        started = time.perf_counter()
+        result = await self.cascade.run(request)
+        latency = time.perf_counter() - started
+        usage = Usage(
+            sum(h.input_tokens for h in result.hops), sum(h.output_tokens for h in result.hops)
+        )
+        output = parse_task_output(self.task, result.generation.text)
+        return Prediction(output, usage, result.cost_usd, latency, result.model)
+
+
+async def task_request(task: Task, text: str, context: list[str] | None) -> ChatRequest:
+    """The task's chat prompt with no backend-specific constraint: rungs differ in backend,
+    so the answer is checked after the fact instead."""
+    spec = task.spec
+    chunks = None
+    if isinstance(spec, AnswerSpec):
+        source = StaticContext(list(context if context is not None else spec.context))
+        chunks = await retrieve(source, text, spec.k)
+    examples = task.bank.select(text, spec.few_shot.mode, spec.few_shot.k)
+    plan = build_prompt(spec, text, examples, "chat", "bare", chunks, task.schema)
+    params = GenerationParams(
+        max_tokens=spec.max_tokens or default_max_tokens(spec),
+        temperature=spec.temperature,
+        seed=0,
+    )
+    return ChatRequest(plan.messages, params)
+
+
+def parse_task_output(task: Task, text: str) -> Any:
+    """The label, the validated fields or the text; raises OutputInvalid when it is none."""
+    spec = task.spec
+    if isinstance(spec, ClassifySpec):
+        return parse_label(text, spec.label_names)
+    if isinstance(spec, ExtractSpec):
+        return validate_fields(parse_json_object(text), task.schema or {}, task.output_model)
+    return text.strip()
+
+
+Candidate = TaskCandidate | CascadeCandidate
+
+
+def build_candidates(task: Task, names: Sequence[str], registry: Registry) -> list[Candidate]:
+    """One candidate per name, after checking each name resolves to a model, a router or a
+    configured cascade."""
     if len(set(names)) != len(names):
         raise InvalidRequestError(f"a candidate is named twice in {', '.join(names)}")
+    cascades = Cascades(registry)
+    candidates: list[Candidate] = []
     for name in names:
-        if name not in registry.entries and resolve_router(name, registry) is None:
+        if cascades.cascade_name(name) is not None:
+            candidates.append(CascadeCandidate(task, name, cascades.get(name)))
+        elif name in registry.entries or resolve_router(name, registry) is not None:
+            candidates.append(TaskCandidate(task, name, registry))
+        else:
+            known = ", ".join(CASCADE_PREFIX + n for n in registry.config.cascades) or "none"
             raise ModelNotFoundError(
-                f"{name!r} is neither a configured model nor a router. "
+                f"{name!r} is neither a configured model, a router nor a cascade. "
                 f"Configured models: {', '.join(registry.names())}; "
-                "routers: auto, router-<kind>-<threshold>",
+                f"routers: auto, router-<kind>-<threshold>; cascades: {known}",
                 param="models",
             )
-    return [TaskCandidate(task, name, registry) for name in names]
+    return candidates

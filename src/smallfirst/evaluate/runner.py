@@ -1,9 +1,10 @@
 """Run every candidate on every example, concurrently, and summarise what came back.
 
-One semaphore bounds requests in flight across all candidates, so `--concurrency 4` means four
-requests at a time however many candidates there are (a local model is not swamped while a
-cloud one waits). A failed request is kept as a failure: it scores as wrong, costs nothing and
-its message is reported, so a flaky model cannot look better by dropping its hard items.
+Each candidate gets its own bound on requests in flight (`--concurrency`): candidates are
+different machines, so a slow local model must not hold back a fast cloud one, and each is
+measured under the same load. A failed request is kept as a failure: it scores as wrong,
+costs nothing and its message is reported, so a flaky model cannot look better by dropping
+its hard items.
 """
 
 from __future__ import annotations
@@ -118,12 +119,12 @@ async def run_candidates(
     progress: Progress | None = None,
 ) -> list[CandidateResult]:
     """Predictions of every candidate on every example, in example order."""
-    limit = asyncio.Semaphore(max(1, concurrency))
     results = [
         CandidateResult(c.name, [None] * len(examples), [None] * len(examples)) for c in candidates
     ]
     jobs = []
     for candidate, result in zip(candidates, results, strict=True):
+        limit = asyncio.Semaphore(max(1, concurrency))
         bar = progress.add_task(candidate.name, total=len(examples)) if progress else None
         for i, example in enumerate(examples):
             jobs.append(_one(candidate, example, i, result, limit, progress, bar))
