@@ -68,7 +68,9 @@ def test_summarize_and_answer_prompts():
     summary = parse_spec({"kind": "summarize", "max_words": 25, "style": "bullets"})
     plan = build_prompt(summary, "long text", [], "completion")
     assert "at most 25 words" in plan.prompt and "bullet points" in plan.prompt
-    assert plan.stop  # free text needs stops on a base model
+    assert plan.stop == ["\n\n", "\nText:"]  # bullets span lines, up to the next input
+    one_line = parse_spec({"kind": "summarize", "style": "one_sentence"})
+    assert build_prompt(one_line, "long text", [], "completion").stop == ["\n"]
     answer = parse_spec({"kind": "answer", "unknown_answer": "No idea."})
     chunks = [Chunk("Opens at 9.", "hours.md"), Chunk("Free parking.", "parking.md")]
     text = build_prompt(answer, "When?", [], "completion", chunks=chunks).prompt

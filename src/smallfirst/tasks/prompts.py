@@ -60,13 +60,21 @@ def build_prompt(
     free_text = spec.kind in ("summarize", "answer")
     if style == "completion":
         blocks = [instruction, *(f"{i}\n{cue}: {o}" for i, o in shots), f"{query}\n{cue}:"]
-        stop = ["\n\n", f"\n{spec.input_name}:"] if free_text else []
+        stop = free_text_stops(spec) if free_text else []
         return PromptPlan("completion", prompt="\n\n".join(blocks), stop=stop)
     messages = [Message("system", instruction)]
     for shown_input, shown_output in shots:
         messages += [Message("user", shown_input), Message("assistant", shown_output)]
     messages.append(Message("user", query))
     return PromptPlan("chat", messages=messages)
+
+
+def free_text_stops(spec: TaskSpec) -> list[str]:
+    """Where a base model's free-text answer ends: it would otherwise go on to invent the next
+    example or repeat the instruction. Only bullet summaries may span lines."""
+    if isinstance(spec, SummarizeSpec) and spec.style == "bullets":
+        return ["\n\n", f"\n{spec.input_name}:"]
+    return ["\n"]
 
 
 def instruction_for(
