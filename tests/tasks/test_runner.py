@@ -135,3 +135,13 @@ def test_examples_outside_the_labels_are_refused():
 
     with pytest.raises(ConfigError, match=r"examples\[0\]: output 'meh' is not one of the labels"):
         Task(**SENTIMENT, examples=[{"input": "x", "output": "meh"}])
+
+
+def test_extract_examples_must_match_the_schema():
+    from smallfirst.errors import ConfigError
+
+    bad = [{"input": "x", "output": {"email": "a@b.c"}}]
+    with pytest.raises(ConfigError, match=r"examples\[0\]: output does not match.*name"):
+        Task(kind="extract", schema=Contact, examples=bad)
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        Task(kind="extract", schema=Contact, examples=[{"input": "x", "output": "Ann"}])

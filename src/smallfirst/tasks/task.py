@@ -23,7 +23,7 @@ from smallfirst.errors import ConfigError, InvalidRequestError
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import resolve_router
 from smallfirst.tasks.examples import ExampleBank, parse_examples
-from smallfirst.tasks.output import constraint_for
+from smallfirst.tasks.output import OutputInvalid, constraint_for, validate_fields
 from smallfirst.tasks.results import TaskResult
 from smallfirst.tasks.retrieval import Chunk, Retriever, StaticContext, retrieve
 from smallfirst.tasks.runner import Call, run_call
@@ -65,7 +65,7 @@ class Task:
         self.schema = _resolved_schema(spec, self.output_model)
         self.retriever = retriever
         self.bank = ExampleBank(parse_examples(spec.examples), embedder=embedder)
-        _check_examples(spec, self.bank)
+        _check_examples(self)
         self._registry: Registry | None = None
 
     @classmethod
@@ -163,16 +163,24 @@ def _resolved_schema(spec: TaskSpec, model: type[BaseModel] | None) -> dict[str,
     return spec.output_schema if spec.output_schema is not None else _schema_of(model)  # type: ignore[arg-type]
 
 
-def _check_examples(spec: TaskSpec, bank: ExampleBank) -> None:
+def _check_examples(task: Task) -> None:
     """Examples must sit inside the output space, or they teach the model to leave it."""
-    for i, example in enumerate(bank.examples):
+    spec = task.spec
+    for i, example in enumerate(task.bank.examples):
         if isinstance(spec, ClassifySpec) and example.output not in spec.label_names:
             raise ConfigError(
                 f"examples[{i}]: output {example.output!r} is not one of the labels: "
                 f"{', '.join(spec.label_names)}"
             )
-        if isinstance(spec, ExtractSpec) and not isinstance(example.output, dict):
-            raise ConfigError(f"examples[{i}]: an extract example's output must be a mapping")
+        if isinstance(spec, ExtractSpec):
+            if not isinstance(example.output, dict):
+                raise ConfigError(f"examples[{i}]: an extract example's output must be a mapping")
+            try:
+                validate_fields(example.output, task.schema or {}, task.output_model)
+            except OutputInvalid as exc:
+                raise ConfigError(
+                    f"examples[{i}]: output does not match the schema: {exc}"
+                ) from None
 
 
 class _BackgroundLoop:
