@@ -2,7 +2,7 @@
 
 Accepted as they come from the tools people already use:
 - CSV (one file or a directory of them): a `prompt` column plus one numeric or true/false column
-  per model (RouteLLM's GSM8K and MMLU response files); text columns are ignored.
+  per model (RouteLLM's GSM8K and MMLU response files); `*_response` text columns are ignored.
 - JSONL / JSON list: `{"prompt": ..., "scores": {model: score}}`, flat `{"prompt", model: score}`,
   `{"question", "scores"}` (LLMRouter), or `{"messages": [...]}` for multi-turn prompts.
 - MT-Bench judgements (`question_id, model, turn, score` rows) joined with the question file
@@ -26,6 +26,8 @@ from smallfirst.errors import InvalidRequestError
 csv.field_size_limit(1 << 30)
 
 PROMPT_KEYS = ("prompt", "question", "query", "input", "text")
+TEXT_SUFFIXES = ("response", "output", "answer")
+"""Columns holding a model's text, never its score (RouteLLM's `<model>_response`)."""
 _BOOL = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 
 
@@ -147,7 +149,11 @@ def _from_rows(rows: list[Any], source: str, prompt_column: str | None) -> Outco
         raise OutcomesError(f"{source}: each row must be an object with a prompt and scores")
     key = _prompt_key(rows[0], source, prompt_column)
     flat = [_flatten(row, key) for row in rows]
-    models = [k for k in flat[0] if k != key and _numeric(flat[0][k]) is not None]
+    models = [
+        k
+        for k in flat[0]
+        if k != key and not k.endswith(TEXT_SUFFIXES) and _numeric(flat[0][k]) is not None
+    ]
     if not models:
         raise OutcomesError(
             f"{source}: no score columns found beside {key!r}; "

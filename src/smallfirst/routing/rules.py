@@ -31,7 +31,10 @@ PII_PATTERNS: dict[str, re.Pattern[str]] = {
     "card": re.compile(r"\b(?:\d[ -]?){12,18}\d\b"),
     "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b"),
     "ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
-    "phone": re.compile(r"(?<![\w.])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,4}\b"),
+    "phone": re.compile(
+        r"(?<![\w.+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,4}"
+        r"(?![ .-]?\d)"
+    ),
 }
 
 TASK_PATTERNS: dict[str, re.Pattern[str]] = {
