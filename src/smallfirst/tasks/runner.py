@@ -28,7 +28,7 @@ from smallfirst.tasks.output import (
     strict_schema,
     validate_fields,
 )
-from smallfirst.tasks.prompts import CUES, PromptPlan, build_prompt
+from smallfirst.tasks.prompts import CUES, LabelFormat, PromptPlan, Style, build_prompt
 from smallfirst.tasks.results import (
     AnswerResult,
     ClassifyResult,
@@ -58,7 +58,7 @@ class Call:
     provider: Provider
     model: str
     constraint: Constraint
-    style: str
+    style: Style
     examples: list[Example]
     chunks: list[Chunk]
     schema: dict[str, Any] | None = None
@@ -68,10 +68,10 @@ class Call:
 
 async def run_call(call: Call, text: str) -> TaskResult:
     started = time.perf_counter()
-    label_format = "json" if call.constraint == "response_format" else "bare"
+    label_format: LabelFormat = "json" if call.constraint == "response_format" else "bare"
     plan = build_prompt(
         call.spec, text, call.examples, call.style, label_format, call.chunks, call.schema
-    )  # type: ignore[arg-type]
+    )
     if use_scoring(call, plan):
         return await score_labels(call, plan, started)
     params = generation_params(call)
