@@ -195,7 +195,7 @@ class Cascade:
             result.hops[-1].detail += ": no higher rung answered; returned unverified"
             return result
         if last_error is None:
-            last_error = self.caller._deadline_error(deadline)
+            last_error = self.caller.deadline_error(deadline)
         raise last_error
 
     async def stream(

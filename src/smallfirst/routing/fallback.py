@@ -166,7 +166,7 @@ class FailoverCaller:
     ) -> Generation:
         for attempt in range(self.config.retries + 1):
             if deadline.expired():
-                failures.append((name, self._deadline_error(deadline)))
+                failures.append((name, self.deadline_error(deadline)))
                 raise _GiveUp
             if attempt > 0 and not await self.breaker.available(name):
                 raise _NextModel
@@ -194,9 +194,9 @@ class FailoverCaller:
         try:
             return await asyncio.wait_for(call, timeout=max(deadline.remaining(), 0.001))
         except TimeoutError:
-            raise self._deadline_error(deadline) from None
+            raise self.deadline_error(deadline) from None
 
-    def _deadline_error(self, deadline: Deadline) -> UpstreamTimeoutError:
+    def deadline_error(self, deadline: Deadline) -> UpstreamTimeoutError:
         return UpstreamTimeoutError(f"the request's deadline of {deadline.seconds:g} s passed")
 
     async def _failed(
@@ -334,7 +334,7 @@ class FailoverCaller:
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
-                    raise self._deadline_error(deadline) from None
+                    raise self.deadline_error(deadline) from None
                 outcome.add(delta)
                 yield delta
         except SmallfirstError as exc:
