@@ -19,7 +19,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
-    Subquery,
     and_,
     case,
     column,
@@ -66,6 +65,7 @@ LEDGER = table(
 )
 C = LEDGER.c
 PERCENTILES = (50, 90, 95, 99)
+WIDE_WINDOW_SHARE = 0.15
 DIRECT_ROUTE = "direct"
 """Route label for requests that named a model themselves (no router involved)."""
 
@@ -80,18 +80,39 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def _window(span: TimeRange) -> ColumnElement[bool]:
-    return and_(C.kind == "request", C.ts >= span.since, C.ts < span.until)
+def _window(conn: Connection, span: TimeRange) -> ColumnElement[bool]:
+    """Request rows in the window. SQLite walks the `ts` index even when the window holds
+    most of the ledger, which is several times slower than a plain scan; for such wide windows
+    `ts + 0` hides the index from it. (Postgres keeps statistics and chooses well itself.)"""
+    ts: ColumnElement[Any] = C.ts
+    if conn.dialect.name == "sqlite" and _covers_most(conn, span):
+        ts = C.ts + 0
+    return and_(C.kind == "request", ts >= span.since, ts < span.until)
 
 
-def _escalated_ids() -> Subquery:
-    """Request ids with at least one `escalate` hop: the answer had to climb the ladder."""
-    return (
-        select(C.request_id.label("escalated_id"))
-        .where(C.kind == "hop", C.step == "escalate")
-        .distinct()
-        .subquery("escalated")
-    )
+def _covers_most(conn: Connection, span: TimeRange) -> bool:
+    """Whether the window spans more than WIDE_WINDOW_SHARE of the ledger's time range
+    (two index look-ups: SQLite answers a lone min() or max() from the index)."""
+    low = conn.execute(select(func.min(C.ts))).scalar()
+    high = conn.execute(select(func.max(C.ts))).scalar()
+    if low is None or high is None or high <= low:
+        return False
+    covered = min(span.until, high) - max(span.since, low)
+    return covered / (high - low) > WIDE_WINDOW_SHARE
+
+
+def _escalations(conn: Connection, span: TimeRange) -> dict[str, int]:
+    """Escalated requests per route: those with at least one `escalate` hop. Read from the
+    (few) escalate hops joined to their request row, not by joining every request to hops."""
+    hops = LEDGER.alias("hops")
+    route = func.coalesce(C.router, DIRECT_ROUTE)
+    rows = conn.execute(
+        select(route, func.count(func.distinct(C.request_id)))
+        .select_from(hops.join(LEDGER, C.request_id == hops.c.request_id))
+        .where(hops.c.kind == "hop", hops.c.step == "escalate", _window(conn, span))
+        .group_by(route)
+    ).all()
+    return {name: count for name, count in rows}
 
 
 def _savings(cost: float, baseline: float) -> dict[str, float | None]:
@@ -111,9 +132,11 @@ def _latency_stats(latencies: list[float], ttfts: list[float]) -> dict[str, floa
     return stats
 
 
-def summary(conn: Connection, span: TimeRange) -> dict[str, Any]:
-    """Headline numbers: traffic, spend vs the always-large baseline, escalations, latency."""
-    esc = _escalated_ids()
+def summary(
+    conn: Connection, span: TimeRange, latencies: list[LatencyRow] | None = None
+) -> dict[str, Any]:
+    """Headline numbers: traffic, spend vs the always-large baseline, escalations, latency.
+    `latencies`: `latency_rows(conn, span)` when the caller already has them."""
     row = conn.execute(
         select(
             func.count(),
@@ -122,13 +145,11 @@ def summary(conn: Connection, span: TimeRange) -> dict[str, Any]:
             func.coalesce(func.sum(C.input_tokens), 0),
             func.coalesce(func.sum(C.output_tokens), 0),
             func.coalesce(func.sum(case((C.status >= 400, 1), else_=0)), 0),
-            func.count(esc.c.escalated_id),
-        )
-        .select_from(LEDGER.outerjoin(esc, esc.c.escalated_id == C.request_id))
-        .where(_window(span))
+        ).where(_window(conn, span))
     ).one()
-    requests, cost, baseline, tokens_in, tokens_out, errors, escalated = row
-    latencies, ttfts = _latencies(conn, span, None)
+    requests, cost, baseline, tokens_in, tokens_out, errors = row
+    escalated = sum(_escalations(conn, span).values())
+    rows = latency_rows(conn, span) if latencies is None else latencies
     return {
         "range": span.as_json(),
         "requests": requests,
@@ -139,21 +160,20 @@ def summary(conn: Connection, span: TimeRange) -> dict[str, Any]:
         "input_tokens": int(tokens_in),
         "output_tokens": int(tokens_out),
         **_savings(float(cost), float(baseline)),
-        "latency": _latency_stats(latencies, ttfts),
+        "latency": _latency_stats([r[2] for r in rows], [r[3] for r in rows if r[3] is not None]),
     }
 
 
-def _latencies(
-    conn: Connection, span: TimeRange, model: str | None
-) -> tuple[list[float], list[float]]:
+LatencyRow = tuple[str | None, str | None, float, float | None]
+"""(model, tier, latency_ms, ttft_ms) of one successful request."""
+
+
+def latency_rows(conn: Connection, span: TimeRange) -> list[LatencyRow]:
     """Latency and TTFT of successful requests (errors fail fast and would flatter p50)."""
-    query = select(C.latency_ms, C.ttft_ms).where(
-        _window(span), C.status < 400, C.latency_ms.is_not(None)
+    query = select(C.model, C.tier, C.latency_ms, C.ttft_ms).where(
+        _window(conn, span), C.status < 400, C.latency_ms.is_not(None)
     )
-    if model is not None:
-        query = query.where(C.model == model)
-    rows = conn.execute(query).all()
-    return [r[0] for r in rows], [r[1] for r in rows if r[1] is not None]
+    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
 
 class _BucketIndex(FunctionElement[int]):
@@ -190,7 +210,7 @@ def series(conn: Connection, span: TimeRange) -> dict[str, Any]:
             func.coalesce(func.sum(C.cost_usd), 0.0),
             func.coalesce(func.sum(C.baseline_cost_usd), 0.0),
         )
-        .where(_window(span))
+        .where(_window(conn, span))
         .group_by(index, C.tier, C.model)
     ).all()
     cost, baseline = [0.0] * count, [0.0] * count
@@ -216,28 +236,32 @@ def series(conn: Connection, span: TimeRange) -> dict[str, Any]:
 
 def routes(conn: Connection, span: TimeRange) -> list[dict[str, Any]]:
     """Per route (router name, or `direct`): traffic, escalation rate and where it went."""
-    esc = _escalated_ids()
+    escalated_by_route = _escalations(conn, span)
     route = func.coalesce(C.router, DIRECT_ROUTE).label("route")
     rows = conn.execute(
         select(
             route,
             C.tier,
             func.count(),
-            func.count(esc.c.escalated_id),
             func.coalesce(func.sum(C.cost_usd), 0.0),
             func.coalesce(func.sum(C.baseline_cost_usd), 0.0),
         )
-        .select_from(LEDGER.outerjoin(esc, esc.c.escalated_id == C.request_id))
-        .where(_window(span))
+        .where(_window(conn, span))
         .group_by(route, C.tier)
     ).all()
     merged: dict[str, dict[str, Any]] = {}
-    for name, tier, requests, escalated, cost, baseline in rows:
+    for name, tier, requests, cost, baseline in rows:
         slot = merged.setdefault(
-            name, {"route": name, "requests": 0, "escalated": 0, "cost": 0.0, "base": 0.0}
+            name,
+            {
+                "route": name,
+                "requests": 0,
+                "escalated": escalated_by_route.get(name, 0),
+                "cost": 0.0,
+                "base": 0.0,
+            },
         )
         slot["requests"] += requests
-        slot["escalated"] += escalated
         slot["cost"] += cost
         slot["base"] += baseline
         slot.setdefault("tiers", {})[tier or "none"] = requests
@@ -249,13 +273,11 @@ def routes(conn: Connection, span: TimeRange) -> list[dict[str, Any]]:
     return result
 
 
-def latency_by_model(conn: Connection, span: TimeRange) -> list[dict[str, Any]]:
+def latency_by_model(
+    conn: Connection, span: TimeRange, latencies: list[LatencyRow] | None = None
+) -> list[dict[str, Any]]:
     """Latency and TTFT percentiles per serving model (successful requests only)."""
-    rows = conn.execute(
-        select(C.model, C.tier, C.latency_ms, C.ttft_ms).where(
-            _window(span), C.status < 400, C.latency_ms.is_not(None)
-        )
-    ).all()
+    rows = latency_rows(conn, span) if latencies is None else latencies
     grouped: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for model, tier, latency, ttft in rows:
         lat, first = grouped[(model or "none", tier or "none")]
@@ -279,7 +301,7 @@ def top_keys(conn: Connection, span: TimeRange, limit: int = 10) -> list[dict[st
             spend,
             func.coalesce(func.sum(C.baseline_cost_usd), 0.0),
         )
-        .where(_window(span))
+        .where(_window(conn, span))
         .group_by(C.key_id, C.key_name)
         .order_by(spend.desc(), func.count().desc())
         .limit(limit)
@@ -321,7 +343,7 @@ def recent(conn: Connection, span: TimeRange, limit: int = 50) -> list[dict[str,
     """The latest requests with their route decision and, for cascades, each hop in order."""
     rows = conn.execute(
         select(*(C[name] for name in RECENT_COLUMNS))
-        .where(_window(span))
+        .where(_window(conn, span))
         .order_by(C.ts.desc(), C.id.desc())
         .limit(limit)
     ).all()

@@ -47,11 +47,12 @@ def _limit(request: Request, default: int, name: str = "limit") -> int:
 
 
 def _everything(conn: Connection, span: TimeRange, request: Request) -> dict[str, Any]:
+    latencies = data.latency_rows(conn, span)
     return {
-        "summary": data.summary(conn, span),
+        "summary": data.summary(conn, span, latencies),
         "series": data.series(conn, span),
         "routes": data.routes(conn, span),
-        "latency": data.latency_by_model(conn, span),
+        "latency": data.latency_by_model(conn, span, latencies),
         "keys": data.top_keys(conn, span, _limit(request, 10, "keys_limit")),
         "recent": data.recent(conn, span, _limit(request, 50)),
     }
