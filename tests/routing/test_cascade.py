@@ -221,6 +221,19 @@ async def test_configured_router_auto_uses_the_default_model(ladder):
     assert result.model == "small"
 
 
+async def test_a_configured_rules_router_picks_the_starting_rung(ladder):
+    upstreams, urls = ladder
+    rules = {"kind": "rules", "rules": [{"keywords": ["contract"], "model": "large"}]}
+    spec = {"rungs": ["small", "large"], "checks": [LABELS], "router": "auto"}
+    registry = registry_for(urls, TIERS, cascades={"s": spec}, routers={"auto": rules})
+    cascade = Cascades(registry).get("s")
+    hard = await cascade.run(chat("Review this contract clause"))
+    assert hard.model == "large" and hard.hops[0].outcome == "skip"
+    assert not upstreams["small"].received
+    easy = await cascade.run(chat("I love it"))
+    assert easy.model == "small" and easy.hops[0].outcome == "start"
+
+
 async def test_unknown_cascade_names_are_404(ladder):
     _, urls = ladder
     cascades = Cascades(registry_for(urls, TIERS, cascades={"x": {"rungs": ["small"]}}))

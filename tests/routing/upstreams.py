@@ -41,6 +41,7 @@ def registry_for(
     cascades: dict[str, Any] | None = None,
     failover: dict[str, Any] | None = None,
     timeout_s: float = 5.0,
+    **extra: Any,
 ) -> Registry:
     models = [
         {
@@ -55,7 +56,9 @@ def registry_for(
     ]
     failover = {"retries": 2, "backoff_s": 0.01, "max_backoff_s": 0.05, **(failover or {})}
     return Registry(
-        Config.model_validate({"models": models, "cascades": cascades or {}, "failover": failover})
+        Config.model_validate(
+            {"models": models, "cascades": cascades or {}, "failover": failover, **extra}
+        )
     )
 
 

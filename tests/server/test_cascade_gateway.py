@@ -126,3 +126,49 @@ def test_completions_and_unknown_cascades(cascade_gateway):
         running.client().chat.completions.create(
             model="cascade-missing", messages=[{"role": "user", "content": "x"}]
         )
+
+
+async def test_concurrent_requests_each_end_once_and_the_ledger_tells_the_story(cascade_gateway):
+    import asyncio
+
+    upstreams, running, _ = cascade_gateway
+    upstreams["small"].enqueue(
+        *[Script("error", status=500), Script(text="hmm"), Script("reset"), Script("malformed")] * 6
+    )
+    upstreams["large"].enqueue(*[Script("error", status=429, retry_after=0.01)] * 4)
+    client = running.async_client()
+
+    async def one(i: int):
+        try:
+            return await client.chat.completions.with_raw_response.create(
+                model="cascade-sentiment", messages=[{"role": "user", "content": f"q{i}"}]
+            )
+        except openai.APIStatusError as exc:
+            return exc
+
+    outcomes = await asyncio.gather(*(one(i) for i in range(24)))
+    ids = [o.response.headers["x-smallfirst-request-id"] if isinstance(o, openai.APIStatusError)
+           else o.headers["x-smallfirst-request-id"] for o in outcomes]  # fmt: skip
+    assert len(set(ids)) == 24
+    rows = running.rows()
+    for request_id, outcome in zip(ids, outcomes, strict=True):
+        mine = [r for r in rows if r["request_id"] == request_id]
+        requests = [r for r in mine if r["kind"] == "request"]
+        assert len(requests) == 1
+        hops = sorted(r["hop"] for r in mine if r["kind"] == "hop")
+        assert hops == list(range(1, len(hops) + 1)) and hops
+        last = max((r for r in mine if r["kind"] == "hop"), key=lambda r: r["hop"])
+        if isinstance(outcome, openai.APIStatusError):
+            assert requests[0]["status"] == outcome.status_code and last["step"] != "accept"
+        else:
+            assert requests[0]["status"] == 200 and last["step"] == "accept"
+            assert last["model"] == outcome.headers["x-smallfirst-model"]
+    received = len(upstreams["small"].received) + len(upstreams["large"].received)
+    calls = [
+        r
+        for r in rows
+        if r["kind"] == "hop"
+        and r["step"] in ("answer", "failure")
+        and r["outcome"] != "cooling_down"
+    ]
+    assert received == len(calls)
