@@ -47,6 +47,8 @@ class Authenticator:
 
     async def authenticate(self, headers: Headers) -> ApiKey | None:
         """The caller's key; None when auth is off and no valid key was sent."""
+        if not self.required and not self._cache and not self._stale():
+            return None  # no keys exist: nothing to attribute or limit
         presented = presented_key(headers)
         if presented is None:
             if self.required:
@@ -64,11 +66,16 @@ class Authenticator:
             raise AuthenticationError(f"API key {key.name!r} ({key.id}) has been revoked")
         return key
 
+    def _age(self) -> float:
+        return time.monotonic() - self._loaded_at
+
+    def _stale(self) -> bool:
+        return self._age() > self.refresh_s
+
     async def _lookup(self, presented: str) -> ApiKey | None:
         key_id = key_id_of(presented)
         if key_id is None:
             return None
-        age = time.monotonic() - self._loaded_at
-        if age > self.refresh_s or (key_id not in self._cache and age > MISS_REFRESH_S):
+        if self._stale() or (key_id not in self._cache and self._age() > MISS_REFRESH_S):
             await self.refresh()
         return self._cache.get(key_id)

@@ -20,6 +20,7 @@ from smallfirst.server.auth import Authenticator
 from smallfirst.server.call import Call
 from smallfirst.server.limits import InMemoryLimiter, Limiter
 from smallfirst.server.metrics import GatewayMetrics
+from smallfirst.server.upstream import UpstreamPool
 from smallfirst.types import Message
 
 log = logging.getLogger("smallfirst.server")
@@ -45,6 +46,7 @@ class Gateway:
         self.log_prompts = server.log_prompts
         self.limiter: Limiter = limiter or InMemoryLimiter()
         self.metrics = GatewayMetrics()
+        self.upstreams = UpstreamPool()
         self.baseline = self.registry.get(self.registry.baseline_model)
         self.preload = preload
         self.ledger: Ledger | None = None
@@ -69,6 +71,7 @@ class Gateway:
             task.cancel()
         if self.ledger is not None:
             await asyncio.to_thread(self.ledger.close)
+        await self.upstreams.aclose()
         await self.registry.aclose()
 
     def _spawn(self, coro) -> None:

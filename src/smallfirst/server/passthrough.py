@@ -12,32 +12,29 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 from starlette.responses import Response, StreamingResponse
 
 from smallfirst.errors import SmallfirstError, UpstreamError
-from smallfirst.models.http_errors import error_for_exception, error_for_status
 from smallfirst.models.openai import OpenAIProvider, parse_usage
 from smallfirst.server.call import Call
 from smallfirst.server.render import DONE, error_event
 from smallfirst.server.streaming import SSE_HEADERS
-
-JSON_HEADERS = {"content-type": "application/json"}
+from smallfirst.server.upstream import transport_error
 
 
 async def forward(
     call: Call, provider: OpenAIProvider, path: str, body: dict[str, Any]
 ) -> Response:
+    pool = call.gateway.upstreams
+    response = await pool.post(provider, path, orjson.dumps(body))
     try:
-        response = await provider.client.post(
-            path, content=orjson.dumps(body), headers=JSON_HEADERS
-        )
-    except httpx.HTTPError as exc:
-        raise error_for_exception(provider.name, exc) from exc
-    if response.status_code >= 400:
-        raise error_for_status(provider.name, response)
-    content = response.content
+        content = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise transport_error(provider.name, exc) from exc
+    finally:
+        response.release()
     try:
         data = orjson.loads(content)
     except orjson.JSONDecodeError:
@@ -62,18 +59,7 @@ async def forward_stream(
     call: Call, provider: OpenAIProvider, path: str, body: dict[str, Any], include_usage: bool
 ) -> StreamingResponse:
     body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-    client = provider.client
-    request = client.build_request("POST", path, content=orjson.dumps(body), headers=JSON_HEADERS)
-    try:
-        response = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise error_for_exception(provider.name, exc) from exc
-    if response.status_code >= 400:
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        raise error_for_status(provider.name, response)
+    response = await call.gateway.upstreams.post(provider, path, orjson.dumps(body))
     return StreamingResponse(
         _relay(call, provider.name, response, SseRelay(call, include_usage)),
         media_type="text/event-stream",
@@ -82,10 +68,10 @@ async def forward_stream(
 
 
 async def _relay(
-    call: Call, name: str, response: httpx.Response, relay: SseRelay
+    call: Call, name: str, response: aiohttp.ClientResponse, relay: SseRelay
 ) -> AsyncIterator[bytes]:
     try:
-        async for raw in response.aiter_bytes():
+        async for raw in response.content.iter_any():
             out = relay.feed(raw)
             if out:
                 yield out
@@ -98,12 +84,12 @@ async def _relay(
         else:
             call.succeed(relay.usage(), "".join(relay.parts))
             yield DONE
-    except (httpx.HTTPError, SmallfirstError) as exc:
-        error = error_for_exception(name, exc) if isinstance(exc, httpx.HTTPError) else exc
+    except (aiohttp.ClientError, TimeoutError, SmallfirstError) as exc:
+        error = exc if isinstance(exc, SmallfirstError) else transport_error(name, exc)
         call.fail(error)
         yield error_event(error.to_openai())
     finally:
-        await response.aclose()
+        response.release()
         if not call.finished:
             call.disconnected()
 
