@@ -187,3 +187,12 @@ def test_key_in_page_url_is_not_accepted(secured: tuple[httpx.Client, str, KeySt
     page = client.get("/dashboard", params={"key": secret})
     assert "do not go in URLs" in page.text
     assert "dashboard.js" not in page.text
+
+
+def test_ledger_not_open_is_a_503() -> None:
+    app = Starlette()
+    mount_dashboard(app, lambda: None)
+    with BackgroundServer(app) as server:
+        response = httpx.get(server.url + "/dashboard/api/summary")
+    assert response.status_code == 503
+    assert "not open yet" in response.json()["error"]["message"]
