@@ -126,6 +126,7 @@ def test_api_needs_a_key_when_auth_is_on(secured: tuple[httpx.Client, str, KeySt
     client, secret, _ = secured
     missing = client.get("/dashboard/api/summary")
     assert missing.status_code == 401
+    assert client.get("/dashboard/api/nope").status_code == 401  # auth before anything else
     assert missing.json()["error"]["type"] == "authentication_error"
     wrong = client.get("/dashboard/api/summary", headers={"Authorization": "Bearer sf-x-y"})
     assert wrong.status_code == 401

@@ -78,12 +78,12 @@ class DashboardEndpoints:
         self.auth = auth
 
     async def api(self, request: Request) -> Response:
-        panel = PANELS.get(request.path_params["panel"])
-        if panel is None:
-            names = ", ".join(sorted(PANELS))
-            return _error(InvalidRequestError(f"no dashboard panel by that name; try {names}"), 404)
         try:
             await self.auth.require(request)
+            panel = PANELS.get(request.path_params["panel"])
+            if panel is None:
+                names = ", ".join(sorted(PANELS))
+                raise UnknownPanelError(f"no dashboard panel by that name; try {names}")
             body = await run_in_threadpool(self._read, panel, request)
         except SmallfirstError as exc:
             return _error(exc)
@@ -158,8 +158,8 @@ def _prefix(request: Request) -> str:
     return request.scope.get("root_path", "").rstrip("/") + PREFIX
 
 
-def _error(exc: SmallfirstError, status: int | None = None) -> JSONResponse:
-    return JSONResponse(exc.to_openai(), status_code=status or exc.status, headers=exc.headers)
+def _error(exc: SmallfirstError) -> JSONResponse:
+    return JSONResponse(exc.to_openai(), status_code=exc.status, headers=exc.headers)
 
 
 def _login_page(request: Request, error: str | None, status: int = 200) -> HTMLResponse:
@@ -167,6 +167,11 @@ def _login_page(request: Request, error: str | None, status: int = 200) -> HTMLR
     message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
     html = html.replace("{{prefix}}", _prefix(request)).replace("{{error}}", message)
     return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS})
+
+
+class UnknownPanelError(InvalidRequestError):
+    status = 404
+    code = "not_found"
 
 
 class LedgerUnavailableError(SmallfirstError):
