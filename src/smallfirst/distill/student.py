@@ -8,6 +8,7 @@ target accuracy. Below it the student defers and the request climbs to the next 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -189,7 +190,9 @@ def train_student(
     x = np.asarray(vectors, dtype=np.float32)
     y = np.asarray([names.index(label) for label in labels])
     # These fits are small: multi-threaded BLAS only adds contention (20x slower on a busy box).
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        # few examples of many labels is the normal few-shot case, not a regression problem
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater")
         oof = _out_of_fold(x, y, names, kind, folds, seed)
         model = _make_model(kind, seed).fit(x, np.asarray(labels, dtype=object))
     temperature = fit_temperature(oof, y)
