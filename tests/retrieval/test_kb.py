@@ -136,3 +136,17 @@ def test_settings_are_fixed_at_creation():
         KnowledgeBase.create("demo", chunk_chars=500)
     delete_knowledge_base("demo")
     assert list_knowledge_bases() == []
+
+
+def test_two_handles_see_each_others_writes(corpus):
+    """Like two processes on one base: a write through one is searched through the other."""
+    first, second = KnowledgeBase.create("demo"), KnowledgeBase.open("demo")
+    first.add([corpus / "cooking.txt"])
+    assert Path(second.search("boil an egg", k=1)[0].source).name == "cooking.txt"
+    second.add([corpus / "astronomy.md"])
+    first.add([corpus / "rust.html"])
+    names = {Path(h.source).name for h in second.search("anything", k=10)}
+    assert names == {"cooking.txt", "astronomy.md", "rust.html"}
+    assert first.index.size == second.index.size == 3
+    first.close()
+    second.close()

@@ -26,19 +26,22 @@ class VectorIndex:
         self.folder = folder
         self.dim = dim
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.generation = -1
+        """The store generation this index reflects."""
 
     @classmethod
     def load(cls, folder: Path, dim: int, store: ChunkStore) -> VectorIndex:
         """The saved index if it matches the store's generation, else one rebuilt from it."""
         index = cls(folder, dim)
-        path = index._path(store.generation)
+        index.generation = store.generation
+        path = index._path(index.generation)
         if path.exists():
             index._index = index._faiss.read_index(str(path))
             return index
         ids, vectors = store.all_vectors(dim)
         if len(ids):
             index._index.add_with_ids(vectors, ids)
-        index.save(store.generation)
+        index.save(index.generation)
         return index
 
     @property
@@ -64,6 +67,7 @@ class VectorIndex:
 
     def save(self, generation: int) -> None:
         """Write atomically under the generation's name and drop older files."""
+        self.generation = generation
         target = self._path(generation)
         partial = target.with_suffix(".partial")
         self._faiss.write_index(self._index, str(partial))

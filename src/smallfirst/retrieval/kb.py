@@ -181,7 +181,8 @@ class KnowledgeBase:
 
     @property
     def index(self) -> VectorIndex:
-        if self._index is None:
+        """The vector index as of the store's last write (another process may have written)."""
+        if self._index is None or self._index.generation != self.store.generation:
             self._index = VectorIndex.load(self.folder, self.embedder.dim, self.store)
         return self._index
 
@@ -246,6 +247,7 @@ class KnowledgeBase:
             removed, ids = self.store.replace_document(source, sha256, len(text), new)
             index.remove(removed)
             index.add(ids, vectors)
+            index.generation = self.store.generation
             if save:
                 self._save_index()
         return len(ids)
@@ -262,6 +264,7 @@ class KnowledgeBase:
             if wanted:
                 index = self.index
                 index.remove(self.store.remove_documents(sorted(wanted)))
+                index.generation = self.store.generation
                 self._save_index()
         return sorted(wanted)
 
