@@ -165,7 +165,13 @@ def start_servers(
         litellm_config.write_text(
             yaml.safe_dump({"model_list": [{"model_name": "bench", "litellm_params": params}]})
         )
-        litellm_env = {**env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+        litellm_env = {
+            **env,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # offline: no cost-map download
+            "LITELLM_LOG": "ERROR",
+            # no auth, like our gateway here (auth off): LiteLLM otherwise refuses to start
+            "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+        }
         command = [litellm, "--config", str(litellm_config), "--port", str(port)]
         command += ["--num_workers", "1"]
         processes.append(start(command, litellm_env, tmp / "litellm.log"))

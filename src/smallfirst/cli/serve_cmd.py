@@ -53,4 +53,5 @@ def serve(
         " · health /health",
         highlight=False,
     )
+    console.file.flush()  # seen at once in logs and pipes, not when the buffer fills
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
