@@ -250,7 +250,7 @@ def _print_projection(rows: list[Projection], workload: Workload, baseline: str)
         table.add_row(
             row.model,
             row.tier,
-            format_usd(row.usd_total),
+            _usd(row.usd_total),
             format_usd(row.usd_per_request),
             "baseline" if row.model == baseline else _versus(base, row.usd_total),
             row.price_source,
@@ -259,6 +259,10 @@ def _print_projection(rows: list[Projection], workload: Workload, baseline: str)
             f"{row.hourly_usd:,.2f}" if row.hourly_usd is not None else "-",
         )
     console.print(table)
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.2f}" if value >= 1 else format_usd(value)
 
 
 def _versus(base: float | None, cost: float) -> str:
