@@ -138,16 +138,16 @@ def parse_task_output(task: Task, text: str) -> Any:
     return text.strip()
 
 
-Candidate = TaskCandidate | CascadeCandidate
+NamedCandidate = TaskCandidate | CascadeCandidate
 
 
-def build_candidates(task: Task, names: Sequence[str], registry: Registry) -> list[Candidate]:
+def build_candidates(task: Task, names: Sequence[str], registry: Registry) -> list[NamedCandidate]:
     """One candidate per name, after checking each name resolves to a model, a router or a
     configured cascade."""
     if len(set(names)) != len(names):
         raise InvalidRequestError(f"a candidate is named twice in {', '.join(names)}")
     cascades = Cascades(registry)
-    candidates: list[Candidate] = []
+    candidates: list[NamedCandidate] = []
     for name in names:
         if cascades.cascade_name(name) is not None:
             candidates.append(CascadeCandidate(task, name, cascades.get(name)))

@@ -77,6 +77,8 @@ async def evaluate(
 ) -> EvalReport:
     """Run, score with bootstrap intervals, and recommend the cheapest candidate that passes."""
     check_metric(kind, settings.metric)
+    if settings.judge is not None and kind != "summarize":
+        raise InvalidRequestError("a judge grades summaries: --judge needs a summarize task")
     if settings.metric == "judge" and settings.judge is None:
         raise InvalidRequestError("the metric `judge` needs a judge model (--judge MODEL)")
     results = await run_candidates(candidates, examples, settings.concurrency, progress)

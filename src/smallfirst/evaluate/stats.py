@@ -7,9 +7,8 @@ resamples: their intervals are comparable, and reruns give the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -33,13 +32,12 @@ class Estimate:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
-@lru_cache(maxsize=8)
-def resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) indices drawn with replacement; cached so candidates share them."""
+def resample_indices(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """Index rows drawn with replacement, one at a time (memory stays O(n) for big sets);
+    the same (n, resamples, seed) always yields the same rows, so candidates are paired."""
     rng = np.random.default_rng(seed)
-    indices = rng.integers(0, n, size=(resamples, n))
-    indices.setflags(write=False)
-    return indices
+    for _ in range(resamples):
+        yield rng.integers(0, n, size=n)
 
 
 def bootstrap(
