@@ -161,3 +161,24 @@ def test_cost_unknown_model_fails_cleanly(project_files):
     )
     assert result.exit_code == 1
     assert "does not exist" in result.output
+
+
+def test_cost_json_to_stdout_with_model_filter(project_files):
+    result = runner.invoke(
+        app,
+        [
+            "--config",
+            str(project_files["smallfirst"]),
+            "cost",
+            "--models",
+            "gpu,coin",
+            "--requests",
+            "1000",
+            "--json",
+            "-",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout[result.stdout.index("{") :])
+    assert [row["model"] for row in data["models"]] == ["coin", "gpu"]
+    assert data["requests"] == 1000
