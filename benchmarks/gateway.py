@@ -7,7 +7,9 @@ OpenAI-compatible server, answering at once), `smallfirst serve` and, when its e
 given or found, `litellm --config ...`. Then, interleaved in rounds so noise hits all alike:
 
 * latency: sequential non-streamed chat requests; p50/p99 minus the direct upstream's = added;
-* throughput: `--concurrency` keep-alive connections for `--seconds`; requests/s end to end.
+* throughput: `--concurrency` keep-alive connections for `--seconds`; requests/s end to end,
+  and the CPU time the server process (and its children) spent per request, which gives the
+  requests/s one fully used core would serve, whatever else the machine is doing.
 
 The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio streams, so the
 client costs little next to the servers. Everything runs on this machine, in this run.
@@ -87,9 +89,38 @@ class Target:
     name: str
     port: int
     path: str = "/v1/chat/completions"
+    pid: int | None = None
+    """The server's process; its CPU time (children included) is read around each run."""
     latencies_ms: list[float] = field(default_factory=list)
     throughput: list[float] = field(default_factory=list)
+    cpu_ms_per_request: list[float] = field(default_factory=list)
     errors: int = 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, parents = 0.0, {pid}
+    stats = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats.append((int(entry.name), (entry / "stat").read_text()))
+            except OSError:
+                continue
+    changed = True
+    while changed:  # collect the tree: children may be listed before their parents
+        changed = False
+        for child, stat in stats:
+            fields = stat.rsplit(")", 1)[1].split()
+            if child not in parents and int(fields[1]) in parents:
+                parents.add(child)
+                changed = True
+    for child, stat in stats:
+        if child in parents:
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 async def measure_latency(target: Target, count: int) -> None:
@@ -117,9 +148,12 @@ async def measure_throughput(target: Target, concurrency: int, seconds: float) -
             done += 1
             target.errors += status != 200
 
+    cpu_before = cpu_seconds(target.pid) if target.pid else 0.0
     started = time.perf_counter()
     await asyncio.gather(*(worker(c) for c in conns))
     target.throughput.append(done / (time.perf_counter() - started))
+    if target.pid:
+        target.cpu_ms_per_request.append((cpu_seconds(target.pid) - cpu_before) * 1000 / done)
     for conn in conns:
         conn.close()
 
@@ -177,6 +211,7 @@ def start_servers(
         processes.append(start(command, litellm_env, tmp / "litellm.log"))
         targets.append(Target("LiteLLM proxy", port))
     for target, process in zip(targets, processes, strict=True):
+        target.pid = process.pid
         try:
             wait_ready(f"http://127.0.0.1:{target.port}{target.path}", process)
         except RuntimeError as exc:
@@ -199,22 +234,31 @@ def report(targets: list[Target], args: argparse.Namespace) -> str:
         f"{args.rounds} rounds x {args.requests} sequential requests (latency) and "
         f"{args.seconds:g} s at concurrency {args.concurrency} (throughput) per target",
         "",
-        "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | req/s (median) | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | req/s (median) "
+        "| CPU ms/req | req/s per CPU core | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in targets:
         p50, p99 = pct(t.latencies_ms, 50), pct(t.latencies_ms, 99)
         added = "-" if t is direct else f"{p50 - d50:.3f}"
         added99 = "-" if t is direct else f"{p99 - d99:.3f}"
+        cpu = statistics.median(t.cpu_ms_per_request) if t.cpu_ms_per_request else None
+        per_core = "-" if not cpu else f"{1000 / cpu:.0f}"
         lines.append(
             f"| {t.name} | {p50:.3f} | {p99:.3f} | {added} | {added99} | "
-            f"{statistics.median(t.throughput):.0f} | {t.errors} |"
+            f"{statistics.median(t.throughput):.0f} | {'-' if cpu is None else f'{cpu:.3f}'} | "
+            f"{per_core} | {t.errors} |"
         )
     names = [t.name for t in targets]
     if "LiteLLM proxy" in names:
         ours = statistics.median(targets[names.index("smallfirst gateway")].throughput)
         theirs = statistics.median(targets[names.index("LiteLLM proxy")].throughput)
         lines += ["", f"smallfirst / LiteLLM requests/s: {ours / theirs:.2f}x"]
+        ours_cpu = targets[names.index("smallfirst gateway")].cpu_ms_per_request
+        theirs_cpu = targets[names.index("LiteLLM proxy")].cpu_ms_per_request
+        if ours_cpu and theirs_cpu:
+            ratio = statistics.median(theirs_cpu) / statistics.median(ours_cpu)
+            lines.append(f"smallfirst / LiteLLM requests per CPU-second: {ratio:.2f}x")
     return "\n".join(lines)
 
 

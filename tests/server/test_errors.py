@@ -6,6 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from smallfirst.config import Config, ModelConfig
+from smallfirst.models.base import StreamingProvider
+from smallfirst.models.registry import BACKENDS
 from tests.server.gateway_helpers import running_gateway, scripted_config
 
 OK_MESSAGES = [{"role": "user", "content": "hi"}]
@@ -136,3 +139,30 @@ def test_every_bad_request_is_a_ledger_row(gw) -> None:
     ]
     assert rows[2]["requested_model"] == "nope" and rows[2]["model"] is None
     assert all(r["error"] for r in rows)
+
+
+class ExplodingProvider(StreamingProvider):
+    """A backend with a bug: anything but a SmallfirstError escapes it."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.name = config.name
+
+    async def chat(self, request):
+        raise RuntimeError("boom")
+
+
+def test_a_backend_bug_is_an_openai_shaped_500_and_a_row(monkeypatch) -> None:
+    monkeypatch.setitem(BACKENDS, "replay", ExplodingProvider)
+    config = Config(models=[ModelConfig(name="buggy", backend="replay")])
+    with running_gateway(config) as gw:
+        response = httpx.post(
+            gw.url + "/v1/chat/completions", json={"model": "buggy", "messages": OK_MESSAGES}
+        )
+        error = _error(response, 500)
+        assert error["type"] == "server_error" and "RuntimeError: boom" in error["message"]
+        assert response.headers["x-smallfirst-model"] == "buggy"
+        [row] = gw.rows()
+        assert (
+            row["status"] == 500
+            and row["error"] == "server_error: internal error: RuntimeError: boom"
+        )
