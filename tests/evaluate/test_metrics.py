@@ -102,3 +102,16 @@ def test_rouge_l_by_hand():
 def test_summarize_takes_the_best_reference():
     values = _values(summarize_metrics([["dog barks", "cat sat"]], ["cat sat"]), 1)
     assert values["rouge_l"] == pytest.approx(1.0)
+
+
+def test_macro_f1_matches_scikit_learn_and_failures_add_no_class():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(7)
+    gold = rng.choice(["a", "b", "c"], size=200).tolist()
+    pred = rng.choice(["a", "b", "c", "d"], size=200).tolist()
+    ours = _values(classify_metrics(gold, pred), 200)["macro_f1"]
+    assert ours == pytest.approx(f1_score(gold, pred, average="macro"))
+    # a failure is a miss for its gold class; the classes stay a, b
+    values = _values(classify_metrics(["a", "b", "b"], ["a", "b", None]), 3)
+    assert values["macro_f1"] == pytest.approx((1.0 + 2 / 3) / 2)

@@ -37,6 +37,10 @@ class MeanMetric:
         return float(self.scores[idx].mean()) if len(idx) else 0.0
 
 
+FAILED = "\x00failed"
+"""Stands for a failed prediction: wrong for every class, never a class of its own."""
+
+
 @dataclass(slots=True)
 class MacroF1:
     """Unweighted mean of per-class F1 over the classes seen in gold or predictions."""
@@ -47,7 +51,7 @@ class MacroF1:
 
     def value(self, idx: np.ndarray) -> float:
         gold, pred = self.gold[idx], self.predicted[idx]
-        classes = np.union1d(gold, pred)
+        classes = np.setdiff1d(np.union1d(gold, pred), [FAILED])
         if len(classes) == 0:
             return 0.0
         f1s = []
@@ -81,9 +85,7 @@ def normalize_label(value: Any) -> str:
 def classify_metrics(gold: Sequence[Any], predicted: Sequence[Any]) -> list[Metric]:
     """Accuracy and macro-F1; a failed prediction (None) is a wrong label of its own."""
     g = np.array([normalize_label(x) for x in gold], dtype=object)
-    p = np.array(
-        [normalize_label(x) if x is not None else "\x00failed" for x in predicted], dtype=object
-    )
+    p = np.array([normalize_label(x) if x is not None else FAILED for x in predicted], dtype=object)
     return [MeanMetric("accuracy", (g == p).astype(float)), MacroF1("macro_f1", g, p)]
 
 
