@@ -120,3 +120,12 @@ def test_task_detection() -> None:
 def test_bad_rules_config(routers: str, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         _router(routers)
+
+
+def test_router_rules_name_finds_a_rules_entry_by_kind() -> None:
+    routers = (
+        "routers:\n  guard: {kind: rules, rules: [{max_chars: 5, model: big}], default: mid}\n"
+    )
+    router = resolve_router("router-rules", Registry(parse_config(MODELS + routers)))
+    assert _ask(router, "hey").model == "big"
+    assert _ask(router, "a longer question here").model == "mid"

@@ -22,18 +22,14 @@ from smallfirst.routing.base import register_router_kind
 from smallfirst.routing.learned import LearnedRouter
 from smallfirst.routing.predictors import PREDICTOR_KINDS
 from smallfirst.routing.router_file import RouterModel, load_router_file
+from smallfirst.routing.specs import find_spec
 
 
 def router_spec(name: str, kind: str, registry: Registry) -> dict[str, Any]:
     """The `routers:` entry for a requested router name, or a 404 that says what to add."""
-    routers = registry.config.routers
-    for key in (name, kind):
-        spec = routers.get(key)
-        if spec is not None and spec.get("kind", kind) == kind:
-            return spec
-    for spec in routers.values():
-        if spec.get("kind") == kind:
-            return spec
+    spec = find_spec(name, kind, registry)
+    if spec is not None:
+        return spec
     raise ModelNotFoundError(
         f"{name!r}: no router of kind {kind!r} is configured; add to smallfirst.yaml "
         f"`routers: {{{kind}: {{kind: {kind}, path: router.json}}}}`",

@@ -22,6 +22,7 @@ from smallfirst.errors import ModelLoadError, ModelNotFoundError
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import RouteDecision, register_router_kind
 from smallfirst.routing.features import user_turns
+from smallfirst.routing.specs import find_spec
 from smallfirst.types import Message
 
 DEFAULT_THRESHOLD = 3.0
@@ -64,7 +65,13 @@ class DifficultyRater:
 
             path = resolve_model_path(self.config)
             try:
-                self._llama = Llama(model_path=str(path), n_ctx=1024, n_batch=512, verbose=False)
+                self._llama = Llama(
+                    model_path=str(path),
+                    n_ctx=1024,
+                    n_batch=512,
+                    n_threads=self.config.threads,
+                    verbose=False,
+                )
             except (ValueError, RuntimeError) as exc:
                 raise ModelLoadError(f"rating router: cannot load {path}: {exc}") from exc
             self._digits = self._digit_tokens(self._llama)
@@ -138,7 +145,7 @@ class RatingRouter:
 
 
 def build_rating(name: str, threshold: str | None, registry: Registry) -> RatingRouter:
-    spec = registry.config.routers.get(name) or registry.config.routers.get("rating") or {}
+    spec = find_spec(name, "rating", registry) or {}
     rater_name = spec.get("rater") or next(
         (e.name for e in registry.by_tier() if e.config.backend == "llamacpp"), None
     )

@@ -24,6 +24,7 @@ from typing import Any
 from smallfirst.errors import ConfigError, ModelNotFoundError
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import RouteDecision, Router, build_router, register_router_kind
+from smallfirst.routing.specs import find_spec
 from smallfirst.types import Message
 
 PII_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -161,7 +162,7 @@ class RulesRouter:
 
 
 def build_rules(name: str, threshold: str | None, registry: Registry) -> RulesRouter:
-    spec = registry.config.routers.get(name) or registry.config.routers.get("rules") or {}
+    spec = find_spec(name, "rules", registry) or {}
     rules = [_rule(name, i, raw, registry) for i, raw in enumerate(spec.get("rules") or [], 1)]
     local = spec.get("local_model") or next(
         (e.name for e in registry.by_tier() if e.config.backend == "llamacpp"), None
