@@ -1,0 +1,50 @@
+"""The same ledger and gateway on PostgreSQL: migrations, rows, keys and spend."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from smallfirst.ledger import LedgerStore
+from smallfirst.ledger.migrations import MIGRATIONS
+from tests.server.gateway_helpers import running_gateway, scripted_config
+from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ledger_url(postgres_url: str) -> str:  # noqa: F811 - the fixture above
+    """A database of its own: other tests share the cluster."""
+    name = f"ledger_{secrets.token_hex(4)}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
+def test_gateway_ledger_on_postgres(scripted, ledger_url: str) -> None:
+    _upstream, base_url = scripted
+    with running_gateway(scripted_config(base_url), ledger_url=ledger_url, auth=True) as gw:
+        key, secret = gw.create_key("team-pg", budget_usd=1.0)
+        client = gw.client(api_key=secret)
+        client.chat.completions.create(model="small", messages=[{"role": "user", "content": "a"}])
+        list(
+            client.chat.completions.create(
+                model="large", messages=[{"role": "user", "content": "b"}], stream=True
+            )
+        )
+        rows = gw.rows()
+    assert [(r["model"], r["stream"], r["status"], r["key_name"]) for r in rows] == [
+        ("small", False, 200, "team-pg"),
+        ("large", True, 200, "team-pg"),
+    ]
+    store = LedgerStore(ledger_url)  # reopening applies no migration twice
+    with store.engine.connect() as conn:
+        applied = conn.execute(text("SELECT name FROM _smallfirst_migrations")).scalars().all()
+    assert sorted(applied) == sorted(name for name, _ in MIGRATIONS)
+    assert store.spend_by_key()[key.id] == pytest.approx(sum(r["cost_usd"] for r in rows))
+    store.close()
