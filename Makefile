@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 EXTRAS ?= dev
 
-.PHONY: install run ask test lint bench system-deps
+.PHONY: install run ask test lint bench bench-gateway system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,8 @@ test: install system-deps lint
 
 bench: install
 	$(BIN)/python benchmarks/embedded.py
+
+# LiteLLM gets a venv of its own: installing it into .venv would change shared packages.
+bench-gateway: install
+	test -x .venv-bench/bin/litellm || ($(PYTHON) -m venv .venv-bench && .venv-bench/bin/pip install -q 'litellm[proxy]')
+	$(BIN)/python benchmarks/gateway.py
