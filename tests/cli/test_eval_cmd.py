@@ -86,7 +86,9 @@ def test_eval_recommends_writes_json_and_html(project_files, tmp_path):
     assert data["recommendation"]["winner"] == "exact"
     assert data["examples"] == len(ITEMS)
     assert [c["name"] for c in data["candidates"]] == ["exact", "coin"]
-    assert data["candidates"][0]["metrics"]["accuracy"]["low"] == 1.0
+    accuracy = data["candidates"][0]["metrics"]["accuracy"]
+    assert accuracy["value"] == 1.0 and accuracy["method"] == "wilson"
+    assert accuracy["low"] == pytest.approx(0.926, abs=1e-3)  # 48 of 48 right
     assert (
         data["candidates"][0]["usd_per_1k_requests"] > data["candidates"][1]["usd_per_1k_requests"]
     )
@@ -179,6 +181,14 @@ def test_cost_json_to_stdout_with_model_filter(project_files):
         ],
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout[result.stdout.index("{") :])
+    data = json.loads(result.stdout)
     assert [row["model"] for row in data["models"]] == ["coin", "gpu"]
     assert data["requests"] == 1000
+
+
+def test_eval_json_to_stdout_is_pure_json(project_files):
+    result = _eval(project_files, "--models", "exact", "--limit", "4", "--json", "-")
+    assert result.exit_code == 2, result.output  # 4 items cannot prove 0.9 at 95%
+    data = json.loads(result.stdout)
+    assert data["candidates"][0]["metrics"]["accuracy"]["value"] == 1.0
+    assert "no candidate meets" in result.stderr

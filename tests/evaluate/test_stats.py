@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from smallfirst.evaluate.metrics import MeanMetric
-from smallfirst.evaluate.stats import bootstrap, percentile, resample_indices
+from smallfirst.evaluate.stats import bootstrap, estimate, percentile, resample_indices, wilson
 
 
 def _coin(n: int, p: float = 0.8, seed: int = 1) -> MeanMetric:
@@ -37,9 +37,28 @@ def test_same_seed_same_resamples_other_seed_differs():
     assert not all(np.array_equal(a, b) for a, b in other)
 
 
-def test_perfect_scores_have_a_degenerate_interval():
-    estimate = bootstrap(MeanMetric("accuracy", np.ones(30)), 30)
-    assert (estimate.low, estimate.value, estimate.high) == (1.0, 1.0, 1.0)
+def test_a_perfect_small_sample_does_not_pass_every_bar():
+    # the bootstrap collapses to [1, 1]; the Wilson interval used for rates does not
+    metric = MeanMetric("accuracy", np.ones(4))
+    boot = bootstrap(metric, 4)
+    assert (boot.low, boot.value, boot.high) == (1.0, 1.0, 1.0)
+    rate = estimate(metric, 4)
+    assert rate.method == "wilson"
+    assert rate.value == 1.0 and rate.high == 1.0
+    assert rate.low == pytest.approx(0.5101, abs=1e-4)
+
+
+def test_wilson_by_hand():
+    low, high = wilson(8, 10)
+    assert (low, high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
+    assert wilson(0, 10)[0] == 0.0
+
+
+def test_non_binary_metrics_are_bootstrapped():
+    metric = MeanMetric("rouge_l", np.linspace(0.2, 0.9, 40))
+    result = estimate(metric, 40)
+    assert result.method == "bootstrap"
+    assert result.low < result.value < result.high
 
 
 def test_percentile():

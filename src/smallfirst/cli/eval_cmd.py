@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -78,7 +79,8 @@ def eval_command(
     report = run(
         _eval(task, data, models, threshold, metric, limit, concurrency, judge, resamples, seed)
     )
-    _print_report(report)
+    # with --json - the JSON alone goes to stdout, so CI can pipe it
+    _print_report(report, err_console if str(json_out) == "-" else console)
     if json_out is not None:
         _write_json(report.to_json(), json_out)
     if html_out is not None:
@@ -132,7 +134,7 @@ def _progress() -> Progress:
     )
 
 
-def _print_report(report: EvalReport) -> None:
+def _print_report(report: EvalReport, out: Console) -> None:
     winner = report.recommendation.winner
     table = Table(title=f"{report.task}: {report.kind}, {report.n} examples")
     table.add_column("candidate", no_wrap=True)
@@ -154,7 +156,7 @@ def _print_report(report: EvalReport) -> None:
             str(result.error_count),
             style="bold green" if result.name == winner else None,
         )
-    console.print(table)
+    out.print(table)
     for result in report.results:
         if result.error_count:
             first = next(e for e in result.errors if e)
@@ -164,9 +166,9 @@ def _print_report(report: EvalReport) -> None:
                 highlight=False,
             )
     colour = "green" if winner else "red"
-    console.print(f"[bold {colour}]{report.recommendation.message}[/]", highlight=False)
+    out.print(f"[bold {colour}]{report.recommendation.message}[/]", highlight=False)
     for c in report.recommendation.comparisons:
-        console.print(
+        out.print(
             f"  vs {c.other}: {describe_cost(c.cost_ratio)}, {describe_speed(c.latency_ratio)}; "
             f"its {report.settings.metric} {c.quality}",
             highlight=False,
@@ -211,7 +213,8 @@ def cost_command(
     except SmallfirstError as exc:
         fail(exc.message)
         raise
-    _print_projection(rows, workload, registry.baseline_model)
+    out = err_console if str(json_out) == "-" else console
+    _print_projection(rows, workload, registry.baseline_model, out)
     if json_out is not None:
         _write_json(
             {
@@ -225,7 +228,9 @@ def cost_command(
         )
 
 
-def _print_projection(rows: list[Projection], workload: Workload, baseline: str) -> None:
+def _print_projection(
+    rows: list[Projection], workload: Workload, baseline: str, out: Console
+) -> None:
     title = (
         f"{workload.requests:,.0f} requests x ({workload.input_tokens} in + "
         f"{workload.output_tokens} out) tokens"
@@ -258,7 +263,7 @@ def _print_projection(rows: list[Projection], workload: Workload, baseline: str)
             f"{row.hours:,.1f}" if row.hours is not None else "-",
             f"{row.hourly_usd:,.2f}" if row.hourly_usd is not None else "-",
         )
-    console.print(table)
+    out.print(table)
 
 
 def _usd(value: float) -> str:

@@ -21,7 +21,7 @@ from smallfirst.evaluate.candidate import Candidate, Prediction
 from smallfirst.evaluate.data import Example
 from smallfirst.evaluate.metrics import Metric
 from smallfirst.evaluate.recommend import CandidateSummary
-from smallfirst.evaluate.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap, percentile
+from smallfirst.evaluate.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, estimate, percentile
 
 
 @dataclass(slots=True)
@@ -32,7 +32,7 @@ class CandidateResult:
     predictions: list[Prediction | None]
     errors: list[str | None]
     metrics: dict[str, Any] = field(default_factory=dict)
-    """Metric name -> Estimate (point value and bootstrap interval)."""
+    """Metric name -> Estimate (point value and 95% interval)."""
 
     @property
     def answered(self) -> list[Prediction]:
@@ -156,6 +156,6 @@ def attach_estimates(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> None:
-    """Point estimate and 95% bootstrap interval of each metric, on shared resamples."""
+    """Point estimate and 95% interval of each metric (see `stats`)."""
     n = len(result.predictions)
-    result.metrics = {m.name: bootstrap(m, n, resamples=resamples, seed=seed) for m in metrics}
+    result.metrics = {m.name: estimate(m, n, resamples=resamples, seed=seed) for m in metrics}

@@ -1,18 +1,22 @@
-"""Bootstrap confidence intervals and latency percentiles.
+"""Confidence intervals and latency percentiles.
 
-A quality score on 50 examples can be off by ten points; the interval says how far. The
-resample indices depend only on (n, resamples, seed), so every candidate is scored on the same
-resamples: their intervals are comparable, and reruns give the same numbers.
+A quality score on 50 examples can be off by ten points; the interval says how far. Metrics
+are bootstrapped; the resample indices depend only on (n, resamples, seed), so every candidate
+is scored on the same resamples and reruns give the same numbers. A right/wrong rate (accuracy,
+exact match, schema validity) gets the Wilson score interval instead: the bootstrap of a
+perfect score on 4 items is [1, 1], which would let four lucky answers pass any bar, while
+Wilson says [0.51, 1].
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
-from smallfirst.evaluate.metrics import Metric
+from smallfirst.evaluate.metrics import MeanMetric, Metric
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_LEVEL = 0.95
@@ -24,9 +28,11 @@ class Estimate:
     value: float
     low: float
     high: float
+    method: str = "bootstrap"
+    """`bootstrap` (percentile) or `wilson` (score interval of a right/wrong rate)."""
 
-    def to_json(self) -> dict[str, float]:
-        return {"value": self.value, "low": self.low, "high": self.high}
+    def to_json(self) -> dict[str, float | str]:
+        return {"value": self.value, "low": self.low, "high": self.high, "method": self.method}
 
     def __str__(self) -> str:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
@@ -55,6 +61,32 @@ def bootstrap(
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return Estimate(point, float(low), float(high))
+
+
+def estimate(
+    metric: Metric,
+    n: int,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = DEFAULT_SEED,
+) -> Estimate:
+    """Wilson for a mean of 0/1 scores, the bootstrap for everything else."""
+    if isinstance(metric, MeanMetric) and n and np.isin(metric.scores, (0.0, 1.0)).all():
+        successes = int(metric.scores.sum())
+        low, high = wilson(successes, n, level)
+        return Estimate(successes / n, low, high, "wilson")
+    return bootstrap(metric, n, resamples, level, seed)
+
+
+def wilson(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion."""
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low = 0.0 if successes == 0 else float(centre - half)
+    high = 1.0 if successes == n else float(centre + half)
+    return low, high
 
 
 def percentile(values: Sequence[float], q: float) -> float:
