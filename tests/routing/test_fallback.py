@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
 
 from smallfirst.errors import (
     InvalidRequestError,
@@ -15,7 +20,7 @@ from smallfirst.errors import (
 )
 from smallfirst.routing.fallback import Deadline, exhausted_error
 from smallfirst.routing.hops import HopLog
-from smallfirst.testing import Script
+from smallfirst.testing import BackgroundServer, Script
 from smallfirst.types import ChatRequest, GenerationParams, Message
 from tests.routing.upstreams import caller_for, registry_for, scripted_models
 
@@ -142,7 +147,7 @@ async def test_all_rate_limited_gives_a_429_with_the_shortest_wait(abc):
 async def test_a_hanging_model_times_out_and_falls_back(abc):
     upstreams, urls = abc
     upstreams["a"].default = Script("hang", delay_s=30)
-    registry = registry_for(urls, TIERS, failover={"retries": 0}, timeout_s=0.5)
+    registry = registry_for(urls, TIERS, failover={"retries": 0}, timeouts={"a": 0.5})
     caller, _ = caller_for(registry)
     result = await caller.call("a", chat())
     assert result.model == "b"
@@ -219,16 +224,31 @@ async def test_a_stream_falls_back_before_its_first_byte(abc):
     assert log.hops[-1].model == "b" and log.hops[-1].output_tokens == 3
 
 
+def breaks_mid_stream() -> Starlette:
+    """A real server whose stream sends one good chunk, then garbage."""
+
+    async def chunks():
+        first = {"choices": [{"index": 0, "delta": {"content": "w1"}, "finish_reason": None}]}
+        yield f"data: {json.dumps(first)}\n\n"
+        yield "data: {broken\n\n"
+
+    async def chat_completions(_request: Request) -> StreamingResponse:
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+
+
 async def test_a_stream_that_fails_after_its_first_byte_is_not_replayed(abc):
     upstreams, urls = abc
-    upstreams["a"].default = Script("slow_stream", text="w1 w2 w3 w4 w5 w6", delay_s=0.4)
-    caller, _ = caller_for(registry_for(urls, TIERS))
-    log = HopLog()
-    received: list[str] = []
-    with pytest.raises(UpstreamTimeoutError):
-        async for delta in caller.stream(chat(), caller.chain("a"), log, Deadline.after(1.0)):
-            received.append(delta.text)
-    assert received and received[0] == "w1"
+    with BackgroundServer(breaks_mid_stream()) as broken:
+        registry = registry_for({**urls, "a": broken.url + "/v1"}, TIERS)
+        caller, _ = caller_for(registry)
+        log = HopLog()
+        received: list[str] = []
+        with pytest.raises(UpstreamError, match="malformed stream chunk"):
+            async for delta in caller.stream(chat(), caller.chain("a"), log, Deadline.after(30)):
+                received.append(delta.text)
+    assert received == ["w1"]
     assert not upstreams["b"].received and not upstreams["c"].received
     assert log.hops[-1].kind == "failure" and "stream already started" in log.hops[-1].detail
 

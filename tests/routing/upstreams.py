@@ -41,6 +41,7 @@ def registry_for(
     cascades: dict[str, Any] | None = None,
     failover: dict[str, Any] | None = None,
     timeout_s: float = 5.0,
+    timeouts: dict[str, float] | None = None,
     **extra: Any,
 ) -> Registry:
     models = [
@@ -49,7 +50,7 @@ def registry_for(
             "backend": "openai",
             "base_url": url,
             "tier": tiers[name],
-            "timeout_s": timeout_s,
+            "timeout_s": (timeouts or {}).get(name, timeout_s),
             "price": {"input": PRICES[tiers[name]][0], "output": PRICES[tiers[name]][1]},
         }
         for name, url in urls.items()
