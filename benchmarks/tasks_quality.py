@@ -89,6 +89,19 @@ async def evaluate(task_set: TaskSet, mode: str, method: str, k: int, registry: 
     return row
 
 
+def bound_strings(task_set: TaskSet, limit: int) -> TaskSet:
+    """The same extraction set with `maxLength` on every string field: the grammar then
+    cannot let a base model run on inside one string until max_tokens cuts the JSON off."""
+    schema = task_set.spec["schema"]
+    props = {
+        key: {**prop, "anyOf": [{"type": "string", "maxLength": limit}, {"type": "null"}]}
+        for key, prop in schema["properties"].items()
+    }
+    spec = dict(task_set.spec, schema={**schema, "properties": props})
+    name = f"{task_set.name} (maxLength {limit})"
+    return TaskSet(name, spec, task_set.bank, task_set.items)
+
+
 def print_table(rows: list[Row]) -> None:
     print("| set | prompt | method | N | accuracy / F1 | valid 1st try | valid final | s/item |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
@@ -110,6 +123,8 @@ async def main(args: argparse.Namespace) -> list[Row]:
         for name in args.sets:
             n = args.n_extract if name == "slots" else args.n
             task_set = SETS[name](n, args.bank, args.seed)
+            if name == "slots" and args.max_field_chars:
+                task_set = bound_strings(task_set, args.max_field_chars)
             methods = ["generate"] if name == "slots" else args.methods
             for method in methods:
                 for mode in args.modes:
@@ -135,6 +150,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bank", type=int, default=2000, help="few-shot bank size (train split)")
     parser.add_argument("--k", type=int, default=4, help="examples per prompt (fixed and kNN)")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--max-field-chars", type=int, default=0, help="slots: bound string fields (0: unbounded)"
+    )
     parser.add_argument("--out", help="also write the rows as JSON here (after every setting)")
     return parser.parse_args(argv)
 

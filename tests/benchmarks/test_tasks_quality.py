@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -87,3 +88,14 @@ async def test_evaluate_scores_an_extraction_run(scripted, registry):
     assert row.valid_final == 2  # the last item failed twice: a TaskOutputError
     assert row.extra == {"precision": 0.5, "recall": 0.5}
     await registry.aclose()
+
+
+def test_bound_strings_puts_max_length_in_the_grammar():
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    schema = {"type": "object", "properties": {"city": {"anyOf": [{"type": "string"}]}}}
+    task_set = data.TaskSet("toy", {"kind": "extract", "schema": schema}, [], [])
+    bounded = bench.bound_strings(task_set, 3)
+    assert bounded.name == "toy (maxLength 3)"
+    grammar = json_schema_to_gbnf(json.dumps(bounded.spec["schema"]))
+    assert "(char (char (char)?)?)?" in grammar
