@@ -52,5 +52,6 @@ def test_small_run_prints_both_tables(capsys):
         ]
     )
     out = capsys.readouterr().out
-    assert "| MiniLM + faiss (smallfirst kb) |" in out and "| TF-IDF (baseline) |" in out
+    for row in ("smallfirst kb, hybrid", "smallfirst kb, dense", "TF-IDF, sklearn (baseline)"):
+        assert f"| {row} |" in out
     assert "| best-sentence |" in out and "query latency by torch threads" in out

@@ -31,7 +31,9 @@ def test_add_list_search_remove_drop(docs):
     listed = runner.invoke(app, ["kb", "list"])
     assert listed.exit_code == 0 and "notes" in listed.stdout
 
-    found = runner.invoke(app, ["kb", "search", "notes", "Why is Mars red?", "-k", "1"])
+    found = runner.invoke(
+        app, ["kb", "search", "notes", "Why is Mars red?", "-k", "1", "--mode", "dense"]
+    )
     assert found.exit_code == 0, found.output
     assert "mars.md" in found.stdout and "eggs.txt" not in found.stdout
 
@@ -59,6 +61,9 @@ def test_errors_exit_1_with_a_message(docs, tmp_path):
 
     resized = runner.invoke(app, ["kb", "add", "notes", str(docs), "--chunk-chars", "300"])
     assert resized.exit_code == 1 and "built with chunk size 800" in resized.stderr
+
+    fuzzy = runner.invoke(app, ["kb", "search", "notes", "mars", "--mode", "fuzzy"])
+    assert fuzzy.exit_code == 1 and "unknown search mode" in fuzzy.stderr
 
     empty = runner.invoke(app, ["kb", "search", "notes", " "])
     assert empty.exit_code == 1 and "the query is empty" in empty.stderr

@@ -150,3 +150,44 @@ def test_two_handles_see_each_others_writes(corpus):
     assert first.index.size == second.index.size == 3
     first.close()
     second.close()
+
+
+def test_search_modes_and_fusion(corpus):
+    from smallfirst.retrieval.kb import fuse_rankings
+
+    assert fuse_rankings([[1, 2, 3], [3, 4]]) == [3, 1, 2, 4]
+    with KnowledgeBase.create("demo") as kb:
+        kb.add([corpus])
+        for mode in ("hybrid", "dense", "keyword"):
+            top = kb.search("zebra stripes", k=2, mode=mode)[0]
+            assert Path(top.source).name == "zoo.pdf", mode
+            assert -1.0 <= top.score <= 1.0
+        assert kb.search("qwertyuiop", k=3, mode="keyword") == []
+        with pytest.raises(InvalidRequestError, match="unknown search mode"):
+            kb.search("zebra", k=3, mode="fuzzy")
+
+
+def test_keyword_index_follows_replacements_and_removals(corpus):
+    with KnowledgeBase.create("demo") as kb:
+        kb.add([corpus])
+        (corpus / "astronomy.md").write_text("Jupiter has a great red spot.")
+        kb.add([corpus])
+        assert kb.search("iron oxide", k=5, mode="keyword") == []
+        assert "Jupiter" in kb.search("great red spot", k=1, mode="keyword")[0].text
+        kb.remove([corpus / "astronomy.md"])
+        assert kb.search("Jupiter", k=5, mode="keyword") == []
+
+
+def test_a_base_from_before_the_keyword_index_is_upgraded(corpus, state_home):
+    import sqlite3
+
+    with KnowledgeBase.create("demo") as kb:
+        kb.add([corpus / "cooking.txt"])
+    db = sqlite3.connect(state_home / "kb" / "demo" / "kb.sqlite")
+    db.executescript(
+        "DROP TRIGGER chunks_fts_insert; DROP TRIGGER chunks_fts_delete; "
+        "DROP TABLE chunks_fts; PRAGMA user_version = 1;"
+    )
+    db.close()
+    with KnowledgeBase.open("demo") as kb:
+        assert "egg" in kb.search("boiling water", k=1, mode="keyword")[0].text

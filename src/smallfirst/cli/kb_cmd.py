@@ -129,13 +129,16 @@ def search(
     name: str = typer.Argument(..., help="Knowledge base name."),
     query: str = typer.Argument(..., help="What to look for."),
     k: int = typer.Option(5, "-k", min=1, max=100, help="How many chunks."),
+    mode: str = typer.Option(
+        "hybrid", "--mode", help="hybrid (default), dense (MiniLM) or keyword (BM25)."
+    ),
 ) -> None:
-    """The chunks most similar to the query, with source and cosine score."""
+    """The chunks most relevant to the query, with source and cosine score."""
     from smallfirst.retrieval.kb import KnowledgeBase
 
     def action() -> None:
         with KnowledgeBase.open(name) as kb:
-            hits = kb.search(query, k)
+            hits = kb.search(query, k, mode)  # type: ignore[arg-type]
         for rank, chunk in enumerate(hits, start=1):
             console.print(
                 f"[bold]{rank}.[/] {chunk.score:.3f}  {chunk.source} #{chunk.ordinal}",

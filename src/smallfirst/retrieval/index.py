@@ -65,6 +65,13 @@ class VectorIndex:
         scores, ids = self._index.search(vector.reshape(1, -1).astype(np.float32), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
+    def similarity(self, vector: np.ndarray, ids: list[int]) -> list[float]:
+        """Cosine similarity of `vector` to stored chunks (for hits found by keyword)."""
+        if not ids:
+            return []
+        stored = np.vstack([self._index.reconstruct(int(i)) for i in ids])
+        return [float(x) for x in stored @ vector.astype(np.float32)]
+
     def save(self, generation: int) -> None:
         """Write atomically under the generation's name and drop older files."""
         self.generation = generation

@@ -14,6 +14,7 @@ import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from smallfirst.config import state_dir
 from smallfirst.embeddings import Embedder, get_embedder
@@ -31,6 +32,11 @@ from smallfirst.retrieval.store import ChunkStore, NewChunk
 log = logging.getLogger("smallfirst.retrieval")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DB_FILE = "kb.sqlite"
+SearchMode = Literal["hybrid", "dense", "keyword"]
+SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
+RRF_K = 60
+"""Reciprocal rank fusion constant (Cormack et al. 2009): damps the weight of the top ranks."""
+MIN_CANDIDATES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,18 +279,41 @@ class KnowledgeBase:
             self._index.save(self.store.generation)
 
     # -- reading ----------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5) -> list[Chunk]:
-        """The `k` chunks most similar to `query`, best first."""
+    def search(self, query: str, k: int = 5, mode: SearchMode = "hybrid") -> list[Chunk]:
+        """The `k` chunks most relevant to `query`, best first.
+
+        `dense` ranks by MiniLM cosine similarity, `keyword` by BM25 over the words, `hybrid`
+        fuses both rankings (reciprocal rank fusion): meaning and exact terms each rescue
+        what the other misses. `Chunk.score` is always the cosine similarity."""
         if not query or not query.strip():
             raise InvalidRequestError("the query is empty", param="query")
         if k < 1:
             raise InvalidRequestError(f"k must be at least 1, not {k}", param="k")
+        if mode not in SEARCH_MODES:
+            raise InvalidRequestError(
+                f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}",
+                param="mode",
+            )
         vector = self.embedder.encode([query])[0]
+        pool = k if mode == "dense" else max(4 * k, MIN_CANDIDATES)
         with self._lock:
-            hits = self.index.search(vector, k)
-            stored = self.store.chunks([chunk_id for chunk_id, _ in hits])
+            index = self.index
+            dense = [] if mode == "keyword" else [i for i, _ in index.search(vector, pool)]
+            keyword = [] if mode == "dense" else self.store.keyword_search(query, pool)
+            ranked = fuse_rankings([dense, keyword])[:k]
+            scores = index.similarity(vector, ranked)
+            stored = self.store.chunks(ranked)
         return [
             Chunk(c.text, c.source, score, c.id, c.ordinal)
-            for chunk_id, score in hits
+            for chunk_id, score in zip(ranked, scores, strict=True)
             if (c := stored.get(chunk_id)) is not None
         ]
+
+
+def fuse_rankings(rankings: list[list[int]]) -> list[int]:
+    """Reciprocal rank fusion: ids ordered by the sum of 1 / (RRF_K + rank) over rankings."""
+    totals: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            totals[item] = totals.get(item, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(totals, key=lambda item: -totals[item])

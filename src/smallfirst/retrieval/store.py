@@ -3,10 +3,13 @@
 SQLite is the source of truth: the faiss index next to it is a cache that can always be
 rebuilt from the vectors stored here. Chunk ids come from AUTOINCREMENT, so an id is never
 reused after a document is replaced, and a stale index can never point at the wrong text.
+An FTS5 table over the chunk text, kept in step by triggers, gives BM25 keyword search for
+free: exact terms (drug names, gene symbols, error codes) that sentence embeddings blur.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -15,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_WORD = re.compile(r"\w+")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
@@ -34,6 +38,15 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, content='chunks', content_rowid='id'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
 """
 
 
@@ -63,7 +76,11 @@ class ChunkStore:
         # Used from whichever thread runs the caller's event loop; KnowledgeBase serialises.
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA foreign_keys = ON")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
         self._db.executescript(_SCHEMA)
+        if version < 2:  # bases from before the keyword index: fill it from the chunks
+            with self._db:
+                self._db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -149,6 +166,19 @@ class ChunkStore:
             ids,
         )
         return {row[0]: StoredChunk(*row) for row in rows}
+
+    def keyword_search(self, query: str, limit: int) -> list[int]:
+        """Chunk ids ranked by BM25 over the query's words (any of them), best first."""
+        words = {w for w in _WORD.findall(query.lower()) if len(w) > 1}
+        if not words:
+            return []
+        match = " OR ".join(f'"{w}"' for w in sorted(words))
+        rows = self._db.execute(
+            "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) "
+            "LIMIT ?",
+            (match, limit),
+        )
+        return [r[0] for r in rows]
 
     def all_chunks(self) -> list[StoredChunk]:
         """Every chunk in id order: for exports and for other retrievers built on the same cut."""
