@@ -24,7 +24,7 @@ ask: install
 	$(BIN)/smallfirst ask "$(or $(Q),What is the capital of France?)"
 
 system-deps:
-	bash scripts/system-deps.sh chromium postgresql
+	bash scripts/system-deps.sh chromium postgresql redis-server
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -79,6 +79,10 @@ class ServerConfig(Strict):
     ledger_url: str | None = None
     """SQLAlchemy URL; default a SQLite file in the state directory."""
     log_prompts: bool = True
+    redact: bool = False
+    """With log_prompts: mask e-mails, phone and card numbers (etc.) in logged prompts/outputs."""
+    redis_url: str | None = None
+    """`redis://host:port/db`: rate limits, budgets and cooldowns shared by several replicas."""
 
 
 class FailoverConfig(Strict):

@@ -16,6 +16,7 @@ from smallfirst.ledger import Ledger, LedgerEntry
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import DefaultRouter, Router, resolve_router
 from smallfirst.routing.cascade import Cascades
+from smallfirst.routing.fallback import FailoverCaller
 from smallfirst.server.auth import Authenticator
 from smallfirst.server.call import Call
 from smallfirst.server.limits import InMemoryLimiter, Limiter
@@ -44,7 +45,7 @@ class Gateway:
         self.ledger_url = ledger_url or server.ledger_url
         self.max_body_bytes = server.max_body_bytes
         self.log_prompts = server.log_prompts
-        self.limiter: Limiter = limiter or InMemoryLimiter()
+        self.limiter: Limiter = limiter or _limiter(server.redis_url)
         self.metrics = GatewayMetrics()
         self.upstreams = UpstreamPool()
         self.baseline = self.registry.get(self.registry.baseline_model)
@@ -52,7 +53,7 @@ class Gateway:
         self.ledger: Ledger | None = None
         self.auth: Authenticator | None = None
         self._routers: dict[str, Router] = {}
-        self.cascades = Cascades(self.registry)
+        self.cascades = Cascades(self.registry, _failover(self.registry, server.redis_url))
         """`model: "cascade-<name>"` requests; one failover caller, so cooldowns are shared."""
         self._background: set[asyncio.Task[None]] = set()
 
@@ -125,3 +126,29 @@ class Gateway:
 
     def router_names(self) -> list[str]:
         return ["auto", *(name for name in self.config.routers if name != "auto")]
+
+
+def _limiter(redis_url: str | None) -> Limiter:
+    """In memory for one replica; in Redis (`server.redis_url`) when several share the limits."""
+    if redis_url is None:
+        return InMemoryLimiter()
+    from smallfirst.server.redis_limits import RedisLimiter
+
+    return RedisLimiter.from_url(redis_url)
+
+
+def _failover(registry: Registry, redis_url: str | None) -> FailoverCaller | None:
+    """Cooldowns shared through Redis too, so a failing model is avoided by every replica."""
+    if redis_url is None:
+        return None
+    from redis.asyncio import Redis
+
+    from smallfirst.routing.redis_circuit import RedisCircuitBreaker
+
+    failover = registry.config.failover
+    breaker = RedisCircuitBreaker(
+        Redis.from_url(redis_url, socket_timeout=5.0),
+        failover.failure_threshold,
+        failover.cooldown_s,
+    )
+    return FailoverCaller(registry, breaker=breaker)

@@ -31,6 +31,8 @@ class Reservation:
     cost_usd: float
     slot: list[float] = field(default_factory=list)
     """[time, tokens] in the key's token window; settling corrects the tokens in place."""
+    member: str = ""
+    """The reservation's id in a shared store (RedisLimiter); unused in memory."""
 
 
 class Limiter(Protocol):
