@@ -91,7 +91,8 @@ async def evaluate(task_set: TaskSet, mode: str, method: str, k: int, registry: 
 
 def bound_strings(task_set: TaskSet, limit: int) -> TaskSet:
     """The same extraction set with `maxLength` on every string field: the grammar then
-    cannot let a base model run on inside one string until max_tokens cuts the JSON off."""
+    cannot let a base model run on inside one string until max_tokens cuts the JSON off.
+    Bank examples with a longer value are left out (they would break the schema)."""
     schema = task_set.spec["schema"]
     props = {
         key: {**prop, "anyOf": [{"type": "string", "maxLength": limit}, {"type": "null"}]}
@@ -99,7 +100,8 @@ def bound_strings(task_set: TaskSet, limit: int) -> TaskSet:
     }
     spec = dict(task_set.spec, schema={**schema, "properties": props})
     name = f"{task_set.name} (maxLength {limit})"
-    return TaskSet(name, spec, task_set.bank, task_set.items)
+    fits = [e for e in task_set.bank if all(len(str(v)) <= limit for v in e["output"].values())]
+    return TaskSet(name, spec, fits, task_set.items)
 
 
 def print_table(rows: list[Row]) -> None:

@@ -94,8 +94,10 @@ def test_bound_strings_puts_max_length_in_the_grammar():
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     schema = {"type": "object", "properties": {"city": {"anyOf": [{"type": "string"}]}}}
-    task_set = data.TaskSet("toy", {"kind": "extract", "schema": schema}, [], [])
+    bank = [{"input": "a", "output": {"city": "Oslo"}}, {"input": "b", "output": {"city": "Rom"}}]
+    task_set = data.TaskSet("toy", {"kind": "extract", "schema": schema}, bank, [])
     bounded = bench.bound_strings(task_set, 3)
     assert bounded.name == "toy (maxLength 3)"
+    assert [e["input"] for e in bounded.bank] == ["b"]
     grammar = json_schema_to_gbnf(json.dumps(bounded.spec["schema"]))
     assert "(char (char (char)?)?)?" in grammar
