@@ -11,7 +11,7 @@ The cascade keeps Gemma's answer when it is a label and its token confidence rea
 threshold calibrated on a separate labelled split; the threshold is the lowest whose kept answers
 reach the target accuracy (default: the large tier's accuracy on the calibration split).
 
-    nice python benchmarks/cascade.py --n-test 200 --n-cal 100
+    nice python benchmarks/cascade.py --n-test 100 --n-cal 60
 """
 
 from __future__ import annotations
@@ -251,7 +251,9 @@ def table(outcomes: list[Outcome], baseline: Outcome) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> str:
-    items = load_items(DATA / "tweeteval_sentiment", args.n_cal, args.n_test, args.seed)
+    items = load_items(
+        DATA / "tweeteval_sentiment", args.n_cal, args.n_test, args.seed, args.shots_per_label
+    )
     make = request_for(items.shots, args.max_tokens)
     register_backend("llamacpp", MemoLlamaCpp)
     with tempfile.TemporaryDirectory() as tmp:
@@ -298,14 +300,15 @@ def report(args, items: Items, calibration: Calibration, target: float, outcomes
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-test", type=int, default=150)
-    parser.add_argument("--n-cal", type=int, default=100)
+    parser.add_argument("--n-test", type=int, default=100)
+    parser.add_argument("--n-cal", type=int, default=60)
     parser.add_argument("--target", type=float, default=None, help="default: large accuracy")
     parser.add_argument("--large-accuracy", type=float, default=0.8)
     parser.add_argument("--error-rate", type=float, default=0.02)
     parser.add_argument("--max-tokens", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shots-per-label", type=int, default=1)
     return parser.parse_args(argv)
 
 
