@@ -154,3 +154,19 @@ def test_a_knowledge_base_works_from_the_blocking_task_api(kb, scripted):
     task = Task(kind="answer", name="kb-qa", k=1, retriever=kb)
     result = task.run_sync("Why is Mars red?", model="small", registry=scripted_registry(url))
     assert [Path(c.source).name for c in result.citations] == ["mars.md"]
+
+
+async def test_an_answer_task_spec_names_its_knowledge_base(kb, scripted):
+    from smallfirst.errors import NotFoundError
+    from smallfirst.tasks import Task
+
+    upstream, url = scripted
+    upstream.enqueue(Script(text="Iron oxide [1]."))
+    registry = scripted_registry(url)
+    task = Task(kind="answer", name="kb-qa", k=1, knowledge_base="facts")
+    result = await task.run("Why is Mars red?", model="small", registry=registry)
+    assert [Path(c.source).name for c in result.citations] == ["mars.md"]
+    missing = Task(kind="answer", name="kb-qa", knowledge_base="ghost")
+    with pytest.raises(NotFoundError, match="'ghost' does not exist"):
+        await missing.run("Why is Mars red?", model="small", registry=registry)
+    await registry.aclose()

@@ -128,6 +128,8 @@ class AnswerSpec(_BaseSpec):
     input_name: str = Field(default="Question", min_length=1)
     context: list[str] = Field(default_factory=list)
     """Fixed passages to answer from when no retriever is given."""
+    knowledge_base: str | None = None
+    """A `smallfirst kb` base to retrieve passages from when no retriever is given."""
     k: int = Field(default=4, ge=1, le=50)
     """Passages asked of the retriever per question."""
     max_words: int = Field(default=80, ge=3, le=2000)

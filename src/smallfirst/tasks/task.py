@@ -123,6 +123,10 @@ class Task:
         if not isinstance(self.spec, AnswerSpec):
             return []
         source = retriever or self.retriever
+        if source is None and context is None and self.spec.knowledge_base:
+            from smallfirst.retrieval import KnowledgeBase
+
+            source = self.retriever = KnowledgeBase.open(self.spec.knowledge_base)
         if context is not None or source is None:
             source = StaticContext(list(context if context is not None else self.spec.context))
         return await retrieve(source, query, self.spec.k)
