@@ -192,3 +192,11 @@ def test_eval_json_to_stdout_is_pure_json(project_files):
     data = json.loads(result.stdout)
     assert data["candidates"][0]["metrics"]["accuracy"]["value"] == 1.0
     assert "no candidate meets" in result.stderr
+
+
+def test_unwritable_output_fails_before_any_model_runs(project_files, tmp_path):
+    missing = tmp_path / "no" / "such" / "report.html"
+    result = _eval(project_files, "--models", "exact", "--html", str(missing))
+    assert result.exit_code == 1
+    assert "does not exist" in result.output
+    assert "spamham" not in result.output  # no table: nothing ran

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ def eval_command(
 
     Exit status 2 when no candidate's 95% lower bound reaches the threshold.
     """
+    _check_outputs(json_out, html_out)
     report = run(
         _eval(task, data, models, threshold, metric, limit, concurrency, judge, resamples, seed)
     )
@@ -182,10 +184,17 @@ def _interval(estimate: Estimate) -> str:
 def _write_json(data: dict[str, Any], path: Path) -> None:
     text = json.dumps(data, indent=2, default=str)
     if str(path) == "-":
-        console.print_json(text)
+        sys.stdout.write(text + "\n")  # plain: a console would wrap long lines
         return
     path.write_text(text + "\n", encoding="utf-8")
     err_console.print(f"JSON: {path}")
+
+
+def _check_outputs(*paths: Path | None) -> None:
+    """Refuse an output path that cannot be written before any model runs."""
+    for path in paths:
+        if path is not None and str(path) != "-" and not path.parent.is_dir():
+            fail(f"cannot write {path}: the folder {path.parent} does not exist")
 
 
 def cost_command(
@@ -206,6 +215,7 @@ def cost_command(
     ),
 ) -> None:
     """Project the cost of a workload on each model; self-hosted ones also show compute hours."""
+    _check_outputs(json_out)
     workload = Workload(requests, input_tokens, output_tokens)
     try:
         registry = Registry(load_config())
