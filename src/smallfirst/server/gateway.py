@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from starlette.datastructures import Headers
 
@@ -21,10 +22,12 @@ from smallfirst.server.auth import Authenticator
 from smallfirst.server.call import Call
 from smallfirst.server.limits import InMemoryLimiter, Limiter
 from smallfirst.server.metrics import GatewayMetrics
+from smallfirst.server.redact import redact
 from smallfirst.server.upstream import UpstreamPool
 from smallfirst.types import Message
 
 log = logging.getLogger("smallfirst.server")
+ADMIN_TOKEN_ENV = "SMALLFIRST_ADMIN_TOKEN"
 
 
 class Gateway:
@@ -45,6 +48,7 @@ class Gateway:
         self.ledger_url = ledger_url or server.ledger_url
         self.max_body_bytes = server.max_body_bytes
         self.log_prompts = server.log_prompts
+        self.redact = server.redact
         self.limiter: Limiter = limiter or _limiter(server.redis_url)
         self.metrics = GatewayMetrics()
         self.upstreams = UpstreamPool()
@@ -52,12 +56,15 @@ class Gateway:
         self.preload = preload
         self.ledger: Ledger | None = None
         self.auth: Authenticator | None = None
+        self.admin_token: str | None = None
+        """From $SMALLFIRST_ADMIN_TOKEN at start: sees every key's rows on the dashboard."""
         self._routers: dict[str, Router] = {}
         self.cascades = Cascades(self.registry, _failover(self.registry, server.redis_url))
         """`model: "cascade-<name>"` requests; one failover caller, so cooldowns are shared."""
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        self.admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
         self.ledger = await asyncio.to_thread(Ledger, self.ledger_url)
         self.auth = Authenticator(self.ledger.keys, self.auth_required)
         await self.auth.refresh()
@@ -94,6 +101,9 @@ class Gateway:
         """Called once per finished request (and by cascades, once per hop)."""
         if entry.kind == "request":
             self.metrics.observe(entry)
+        if self.redact:
+            entry.prompt = entry.prompt and redact(entry.prompt)
+            entry.response = entry.response and redact(entry.response)
         if self.ledger is not None:
             self.ledger.record(entry)
 

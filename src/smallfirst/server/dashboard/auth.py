@@ -7,6 +7,7 @@ key never lands in a URL, a proxy log or the browser history) and gets a random 
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -32,14 +33,29 @@ SESSION_TTL_S = 12 * 3600
 MAX_SESSIONS = 10_000
 
 
+ALL_ROWS = "*"
+"""The scope of a caller who may see every key's rows (auth off, the admin token, or a
+dashboard not limited to the caller's own rows)."""
+
+
 class DashboardAuth:
-    """Bearer keys and browser sessions; open to all when the gateway runs without auth."""
+    """Bearer keys and browser sessions; open to all when the gateway runs without auth.
+
+    With `own_rows_only` (the gateway's dashboard) a client key sees only its own requests, so
+    one team cannot read another's traffic; the admin token (`admin_token()`) sees everything.
+    """
 
     def __init__(
-        self, check: Callable[[], KeyCheck | None], cookie_path: str = "/dashboard"
+        self,
+        check: Callable[[], KeyCheck | None],
+        cookie_path: str = "/dashboard",
+        admin_token: Callable[[], str | None] = lambda: None,
+        own_rows_only: bool = False,
     ) -> None:
         self._check = check
         self.cookie_path = cookie_path
+        self._admin_token = admin_token
+        self.own_rows_only = own_rows_only
         self._sessions: dict[str, tuple[float, str]] = {}
         """token -> (expiry, key). The key stays in memory only, so that a revoked key also
         ends its sessions: every request re-checks it through the gateway's key cache."""
@@ -54,32 +70,39 @@ class DashboardAuth:
         check = self.check
         return check is not None and check.required
 
-    async def is_signed_in(self, request: Request) -> bool:
+    async def scope(self, request: Request) -> str | None:
+        """Whose rows the caller may see: ALL_ROWS, one key id, or None when not signed in."""
         if not self.enabled:
-            return True
+            return ALL_ROWS
         if _has_key_header(request.headers):
-            return await self._valid(request.headers)
+            return await self._scope(request.headers)
         token = request.cookies.get(COOKIE) or ""
         session = self._sessions.get(token)
         if session is None:
-            return False
+            return None
         expires, key = session
-        if expires < time.time() or not await self._valid(_bearer_headers(key)):
+        scope = await self._scope(_bearer_headers(key)) if expires >= time.time() else None
+        if scope is None:
             self._sessions.pop(token, None)
-            return False
-        return True
+        return scope
 
-    async def require(self, request: Request) -> None:
-        """Raise a 401 for the JSON API when neither a valid key nor a session is presented."""
-        if not await self.is_signed_in(request):
+    async def is_signed_in(self, request: Request) -> bool:
+        return await self.scope(request) is not None
+
+    async def require(self, request: Request) -> str:
+        """The caller's scope; a 401 for the JSON API when neither a valid key nor a session is
+        presented."""
+        scope = await self.scope(request)
+        if scope is None:
             raise AuthenticationError(
                 "sign in at /dashboard or send 'Authorization: Bearer <API key>'"
             )
+        return scope
 
     async def sign_in(self, key: str, response: Response, secure: bool) -> bool:
         """Check a key from the login form; on success attach a fresh session cookie."""
         key = key.strip()
-        if not key or not await self._valid(_bearer_headers(key)):
+        if not key or await self._scope(_bearer_headers(key)) is None:
             return False
         self._prune()
         token = secrets.token_urlsafe(32)
@@ -99,14 +122,21 @@ class DashboardAuth:
         self._sessions.pop(request.cookies.get(COOKIE) or "", None)
         response.delete_cookie(COOKIE, path=self.cookie_path)
 
-    async def _valid(self, headers: Headers) -> bool:
+    async def _scope(self, headers: Headers) -> str | None:
+        admin = self._admin_token()
+        presented = _presented(headers)
+        if admin and presented and hmac.compare_digest(presented.encode(), admin.encode()):
+            return ALL_ROWS
         check = self.check
         if check is None:
-            return False
+            return None
         try:
-            return await check.authenticate(headers) is not None
+            key = await check.authenticate(headers)
         except AuthenticationError:
-            return False
+            return None
+        if key is None:
+            return None
+        return key.id if self.own_rows_only else ALL_ROWS
 
     def _prune(self) -> None:
         now = time.time()
@@ -118,6 +148,14 @@ class DashboardAuth:
 
 def _has_key_header(headers: Headers) -> bool:
     return any(name in headers for name in ("authorization", "api-key", "x-api-key"))
+
+
+def _presented(headers: Headers) -> str | None:
+    auth = headers.get("authorization") or ""
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("api-key") or headers.get("x-api-key")
 
 
 def _bearer_headers(key: str) -> Headers:

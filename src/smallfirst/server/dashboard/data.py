@@ -87,7 +87,8 @@ def _window(conn: Connection, span: TimeRange) -> ColumnElement[bool]:
     ts: ColumnElement[Any] = C.ts
     if conn.dialect.name == "sqlite" and _covers_most(conn, span):
         ts = C.ts + 0
-    return and_(C.kind == "request", ts >= span.since, ts < span.until)
+    window = and_(C.kind == "request", ts >= span.since, ts < span.until)
+    return window if span.key_id is None else and_(window, C.key_id == span.key_id)
 
 
 def _covers_most(conn: Connection, span: TimeRange) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from html import escape
 from importlib import resources
 from typing import Any
@@ -25,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from smallfirst.errors import InvalidRequestError, SmallfirstError
 from smallfirst.server.dashboard import data
-from smallfirst.server.dashboard.auth import DashboardAuth, KeyCheck
+from smallfirst.server.dashboard.auth import ALL_ROWS, DashboardAuth, KeyCheck
 from smallfirst.server.dashboard.timerange import TimeRange, parse_range
 
 PREFIX = "/dashboard"
@@ -79,17 +80,17 @@ class DashboardEndpoints:
 
     async def api(self, request: Request) -> Response:
         try:
-            await self.auth.require(request)
+            scope = await self.auth.require(request)
             panel = PANELS.get(request.path_params["panel"])
             if panel is None:
                 names = ", ".join(sorted(PANELS))
                 raise UnknownPanelError(f"no dashboard panel by that name; try {names}")
-            body = await run_in_threadpool(self._read, panel, request)
+            body = await run_in_threadpool(self._read, panel, request, scope)
         except SmallfirstError as exc:
             return _error(exc)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
-    def _read(self, panel: Panel, request: Request) -> Any:
+    def _read(self, panel: Panel, request: Request, scope: str) -> Any:
         params = request.query_params
         if "key" in params:
             raise InvalidRequestError(
@@ -103,6 +104,8 @@ class DashboardEndpoints:
             span = parse_range(
                 params.get("since"), params.get("until"), now=time.time(), earliest=earliest
             )
+            if scope != ALL_ROWS:
+                span = replace(span, key_id=scope)
             return panel(conn, span, request)
 
     async def page(self, request: Request) -> Response:
@@ -188,9 +191,11 @@ def _source(value: Any) -> Callable[[], Any]:
     return value if callable(value) else (lambda: value)
 
 
-def dashboard_routes(engine: EngineSource, check_key: KeySource = None) -> list[BaseRoute]:
+def dashboard_routes(
+    engine: EngineSource, check_key: KeySource = None, auth: DashboardAuth | None = None
+) -> list[BaseRoute]:
     """The routes to add to an app; auth follows `check_key` (None: open, like auth off)."""
-    auth = DashboardAuth(_source(check_key), cookie_path=PREFIX)
+    auth = auth or DashboardAuth(_source(check_key), cookie_path=PREFIX)
     endpoints = DashboardEndpoints(_source(engine), auth)
     return [
         Route(PREFIX, endpoints.page, methods=["GET"]),
@@ -202,9 +207,13 @@ def dashboard_routes(engine: EngineSource, check_key: KeySource = None) -> list[
     ]
 
 
-def mount_dashboard(app: Starlette, engine: EngineSource, check_key: KeySource = None) -> None:
-    """Serve the dashboard from `app`, reading the ledger through `engine`."""
-    app.router.routes.extend(dashboard_routes(engine, check_key))
+def mount_dashboard(
+    app: Starlette, engine: EngineSource, check_key: KeySource = None, **auth: Any
+) -> None:
+    """Serve the dashboard from `app`, reading the ledger through `engine`; `auth` options
+    (`admin_token`, `own_rows_only`) go to `DashboardAuth`."""
+    policy = DashboardAuth(_source(check_key), cookie_path=PREFIX, **auth) if auth else None
+    app.router.routes.extend(dashboard_routes(engine, check_key, policy))
 
 
 def mount_gateway_dashboard(app: Starlette, gateway: Any) -> None:
@@ -213,4 +222,10 @@ def mount_gateway_dashboard(app: Starlette, gateway: Any) -> None:
     def engine() -> Engine | None:
         return gateway.ledger.store.engine if gateway.ledger is not None else None
 
-    mount_dashboard(app, engine, lambda: gateway.auth)
+    mount_dashboard(
+        app,
+        engine,
+        lambda: gateway.auth,
+        admin_token=lambda: gateway.admin_token,
+        own_rows_only=True,
+    )

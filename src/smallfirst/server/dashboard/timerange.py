@@ -40,6 +40,8 @@ _HELP = (
 class TimeRange:
     since: float
     until: float
+    key_id: str | None = None
+    """Only this API key's requests (a client key on the gateway's dashboard)."""
 
     @property
     def span_s(self) -> float:
