@@ -195,3 +195,46 @@ async def test_unknown_candidate_names_the_options(tmp_path):
     assert info.value.status == 404
     with pytest.raises(InvalidRequestError, match="named twice"):
         build_candidates(load_task(task_path), ["only", "only"], registry)
+
+
+@pytest.fixture(scope="module")
+def student_files(tmp_path_factory) -> tuple[Path, Path]:
+    """A MiniLM student trained on the sentiment items, and a copy that is never sure."""
+    from smallfirst.distill.student import train_student
+    from smallfirst.embeddings import get_embedder
+
+    texts = [f"{text} #{i}" for i, (text, _) in enumerate(ITEMS)]
+    vectors = get_embedder("minilm").encode(texts)
+    student = train_student(vectors, [label for _, label in ITEMS], target_accuracy=0.9)
+    folder = tmp_path_factory.mktemp("student")
+    student.save(folder / "sure.joblib")
+    student.threshold = 1.01
+    student.save(folder / "unsure.joblib")
+    return folder / "sure.joblib", folder / "unsure.joblib"
+
+
+async def test_students_alone_and_as_the_first_rung_of_a_cascade(tmp_path, student_files):
+    task_path, examples = write_task(tmp_path)
+    # different tiers: a cascade falls back to spare models of the failing rung's tier
+    students = [
+        ModelConfig(name=name, backend="student", tier=tier, options={"path": str(path)})
+        for name, tier, path in zip(
+            ["sure", "unsure"], ["small", "tiny"], student_files, strict=True
+        )
+    ]
+    config = Config(
+        models=[*students, replay("exact", tmp_path, 1.0, 5.0)],
+        cascades={"a": {"rungs": ["sure", "exact"]}, "b": {"rungs": ["unsure", "exact"]}},
+    )
+    names = ["sure", "unsure", "cascade-a", "cascade-b"]
+    report = await run_eval(Registry(config), task_path, examples, names, threshold=0.8)
+    sure, unsure, ladder_a, ladder_b = report.results
+    n = len(ITEMS)
+    assert sure.metrics["accuracy"].value == 1.0 and sure.usd_per_1k == 0.0
+    assert sure.models_used() == {"sure": n}
+    # a student that is not sure defers: alone that is a miss, in a cascade an escalation
+    assert unsure.error_count == n and all("not sure" in e for e in unsure.errors if e)
+    assert ladder_a.models_used() == {"sure": n} and ladder_a.usd_per_1k == 0.0
+    assert ladder_b.models_used() == {"exact": n} and ladder_b.metrics["accuracy"].value == 1.0
+    assert ladder_b.usd_per_1k > 0
+    assert report.recommendation.winner in {"sure", "cascade-a"}
