@@ -6,13 +6,25 @@ pays no thread hand-off per request. A thread (not an asyncio task) so that sync
 handlers and cascade code on any loop share one writer, and a slow database never stalls the
 event loop. `flush()` waits until everything recorded so far is stored; `close()` flushes and
 stops, so a clean shutdown loses nothing.
+
+When the database is unreachable or locked (SQLAlchemy's OperationalError family), rows stay
+buffered in memory, oldest first, and the batch is retried with backoff: a database restart
+loses nothing that was accepted. The buffer is bounded (`max_buffer` rows); beyond it the oldest
+rows are dropped and counted, with an error log line, so an outage cannot exhaust memory. A
+retried batch skips the rows a failed-looking commit did store, so nothing is charged twice.
+Any other error (a row the database refuses) is retried row by row and only the bad rows are
+dropped, so one poison row cannot block the rest.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from smallfirst.ledger.entry import LedgerEntry
 from smallfirst.ledger.store import LedgerStore
@@ -21,57 +33,152 @@ log = logging.getLogger("smallfirst.ledger")
 BATCH = 500
 LINGER_S = 0.1
 """How often the writer wakes to store what was recorded: one transaction per burst."""
+MAX_BUFFER = 200_000
+"""Rows held in memory while the database is down (a few hundred MB at most)."""
+MAX_BACKOFF_S = 5.0
+
+
+def _unavailable(exc: Exception) -> bool:
+    """The database is down, locked or the connection broke: worth retrying later."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class LedgerWriter:
-    def __init__(self, store: LedgerStore, linger_s: float = LINGER_S) -> None:
+    def __init__(
+        self, store: LedgerStore, linger_s: float = LINGER_S, max_buffer: int = MAX_BUFFER
+    ) -> None:
         self.store = store
         self.linger_s = linger_s
+        self.max_buffer = max_buffer
         self._pending: deque[LedgerEntry] = deque()
         self._waiters: deque[threading.Event] = deque()
         self._wake = threading.Event()
         self._stopping = False
+        self._give_up_at = float("inf")
+        self._outage_since: float | None = None
+        self._backoff = linger_s
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
         self.written = 0
         self.failed = 0
+        """Rows the database refused (bad rows), dropped after a row-by-row retry."""
+        self.dropped = 0
+        """Rows dropped because the buffer was full during an outage, or lost at close."""
 
     def record(self, entry: LedgerEntry) -> None:
         """Queue one row; never blocks and never wakes the writer (a deque append)."""
+        if len(self._pending) >= self.max_buffer:
+            self._pending.popleft()
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.error(
+                    "ledger: buffer full (%d rows) while the database is unavailable; "
+                    "dropped the oldest rows (%d so far)",
+                    self.max_buffer,
+                    self.dropped,
+                )
         self._pending.append(entry)
 
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
     def flush(self, timeout: float | None = 30.0) -> bool:
-        """Block until every entry recorded before this call is stored (or has failed)."""
+        """Block until every entry recorded before this call is stored (or was refused);
+        False when that did not happen within `timeout` (the database is unavailable)."""
         done = threading.Event()
         self._waiters.append(done)
         self._wake.set()
         return done.wait(timeout)
 
     def close(self, timeout: float | None = 30.0) -> None:
+        """Store what is pending, retrying for up to `timeout` seconds, then stop."""
         if self._thread.is_alive():
+            self._give_up_at = time.monotonic() + (timeout if timeout is not None else 3600.0)
             self._stopping = True
             self._wake.set()
-            self._thread.join(timeout)
+            self._thread.join(None if timeout is None else timeout + 5.0)
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.linger_s)
+            self._wake.wait(self.linger_s if self._outage_since is None else self._backoff)
             self._wake.clear()
             stopping = self._stopping
             waiters = [self._waiters.popleft() for _ in range(len(self._waiters))]
-            while self._pending:
-                count = min(len(self._pending), BATCH)
-                self._write([self._pending.popleft() for _ in range(count)])
-            for waiter in waiters:
-                waiter.set()
-            if stopping:
+            stored = self._drain()
+            if stored:
+                for waiter in waiters:
+                    waiter.set()
+            else:
+                self._waiters.extendleft(reversed(waiters))
+            if stopping and (stored or time.monotonic() >= self._give_up_at):
+                if not stored:
+                    self.dropped += len(self._pending)
+                    log.error(
+                        "ledger: shutting down with the database unavailable; %d rows lost",
+                        len(self._pending),
+                    )
+                for waiter in self._waiters:
+                    waiter.set()
                 return
 
-    def _write(self, batch: list[LedgerEntry]) -> None:
-        if not batch:
-            return
-        try:
+    def _drain(self) -> bool:
+        """Store everything pending; False (rows kept, oldest first) when the database is down."""
+        while self._pending:
+            batch = [self._pending.popleft() for _ in range(min(len(self._pending), BATCH))]
+            try:
+                self._write(batch, retry=self._outage_since is not None)
+            except Exception as exc:
+                if not _unavailable(exc):
+                    self._write_one_by_one(batch)
+                    continue
+                self._pending.extendleft(reversed(batch))
+                self._outage(exc)
+                return False
+        if self._outage_since is not None:
+            log.warning(
+                "ledger: database reachable again after %.1f s; buffered rows stored",
+                time.monotonic() - self._outage_since,
+            )
+            self._outage_since, self._backoff = None, self.linger_s
+        return True
+
+    def _outage(self, exc: Exception) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.error(
+                "ledger: cannot write to the database (%s: %s); buffering rows in memory "
+                "(%d pending, at most %d) and retrying with backoff up to %.0f s",
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200],
+                len(self._pending),
+                self.max_buffer,
+                MAX_BACKOFF_S,
+            )
+        self._backoff = min(MAX_BACKOFF_S, max(0.05, self._backoff * 2))
+
+    def _write(self, batch: list[LedgerEntry], retry: bool) -> None:
+        if retry:  # a commit that failed on the way back may have stored some rows already
+            stored = self._already_stored(batch)
+            batch = [e for e in batch if (e.request_id, e.kind, e.hop) not in stored]
+        if batch:
             self.written += self.store.insert(entry.as_row() for entry in batch)
-        except Exception:  # a broken database must not kill the writer; rows are counted
-            self.failed += len(batch)
-            log.exception("ledger: could not store %d rows", len(batch))
+
+    def _already_stored(self, batch: list[LedgerEntry]) -> set[tuple[str, str, int]]:
+        table = self.store.requests
+        ids = list({entry.request_id for entry in batch})
+        query = select(table.c.request_id, table.c.kind, table.c.hop).where(
+            table.c.request_id.in_(ids)
+        )
+        with self.store.engine.connect() as conn:
+            return {(r, k, h) for r, k, h in conn.execute(query)}
+
+    def _write_one_by_one(self, batch: list[LedgerEntry]) -> None:
+        for entry in batch:
+            try:
+                self.written += self.store.insert([entry.as_row()])
+            except Exception:  # this row is refused: drop it, keep the others
+                self.failed += 1
+                log.exception("ledger: the database refused row %s; dropped", entry.request_id)

@@ -8,13 +8,15 @@ once a second so that guessing ids cannot hammer the database.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from starlette.datastructures import Headers
 
-from smallfirst.errors import AuthenticationError
+from smallfirst.errors import AuthenticationError, SmallfirstError
 from smallfirst.ledger.keys import ApiKey, KeyStore, key_id_of
 
+log = logging.getLogger("smallfirst.server")
 REFRESH_S = 5.0
 MISS_REFRESH_S = 1.0
 
@@ -37,7 +39,20 @@ class Authenticator:
         self._loaded_at = float("-inf")
 
     async def refresh(self) -> None:
-        keys = await asyncio.to_thread(self.keys.all)
+        """Re-read the keys. While the database is unreachable the last known keys keep
+        serving (a ledger outage must not lock every client out); with none known, a 503."""
+        try:
+            keys = await asyncio.to_thread(self.keys.all)
+        except Exception as exc:  # SQLAlchemy raises many types for a database that is down
+            if self._loaded_at == float("-inf") and not self._cache:
+                raise KeysUnavailableError(
+                    f"API keys cannot be read: the ledger database is unavailable "
+                    f"({type(exc).__name__}); retry shortly",
+                    headers={"Retry-After": "1"},
+                ) from exc
+            log.warning("auth: cannot re-read API keys (%s); using the cached ones", exc)
+            self._loaded_at = time.monotonic()  # try again after another refresh period
+            return
         self._cache = {key.id: key for key in keys}
         self._loaded_at = time.monotonic()
 
@@ -79,3 +94,8 @@ class Authenticator:
         if self._stale() or (key_id not in self._cache and self._age() > MISS_REFRESH_S):
             await self.refresh()
         return self._cache.get(key_id)
+
+
+class KeysUnavailableError(SmallfirstError):
+    status = 503
+    error_type = "keys_unavailable"
