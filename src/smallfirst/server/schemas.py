@@ -135,7 +135,8 @@ def _schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     kind = response_format.get("type")
     if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema")
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
         if not isinstance(schema, dict):
             raise InvalidRequestError(
                 "response_format.json_schema.schema must be a JSON schema object",
