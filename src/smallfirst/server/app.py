@@ -29,6 +29,7 @@ from smallfirst.server.embeddings import embeddings, local_model_card
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.limits import Limiter
 from smallfirst.server.metrics import CONTENT_TYPE
+from smallfirst.server.openapi import openapi_json
 from smallfirst.server.pipelines_endpoint import mount_pipelines
 from smallfirst.server.tasks_endpoint import mount_tasks
 from smallfirst.tasks.catalog import TaskCatalog
@@ -70,6 +71,7 @@ def create_app(
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
         ],
         exception_handlers={
             SmallfirstError: smallfirst_error,
