@@ -11,7 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from smallfirst.config import Config
 from smallfirst.server.redis_limits import RedisLimiter
+from smallfirst.testing import Script
 from tests.server.gateway_helpers import RunningGateway, running_gateway, scripted_config
 from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
 from tests.server.redis_server import redis_url  # noqa: F401 - fixture
@@ -93,3 +95,27 @@ def test_budget_holds_across_replicas(replicas: list[RunningGateway]) -> None:
     ok = [row for row in replicas[1].rows() if row["status"] == 200]
     assert len(ok) == 3
     assert sum(row["cost_usd"] for row in ok) == pytest.approx(3 * one_request)
+
+
+def test_a_cooldown_on_one_replica_is_seen_by_the_other(
+    scripted,
+    ledger_url: str,
+    redis_url: str,  # noqa: F811
+) -> None:
+    upstream, base_url = scripted
+    base = scripted_config(base_url, redis_url=redis_url, ledger_url=ledger_url)
+    config = Config(
+        models=base.models,
+        server=base.server,
+        failover={"retries": 0, "failure_threshold": 1, "cooldown_s": 600},
+        cascades={f"c{secrets.token_hex(3)}": {"rungs": ["small", "large"]}},
+    )
+    cascade = "cascade-" + next(iter(config.cascades))
+    upstream.enqueue(Script("error", status=503))  # the small model fails once, on replica A
+    body = {"model": cascade, "messages": [{"role": "user", "content": "hi"}]}
+    with ExitStack() as stack:
+        a, b = (stack.enter_context(running_gateway(config)) for _ in range(2))
+        assert httpx.post(a.url + "/v1/chat/completions", json=body, timeout=30).status_code == 200
+        assert httpx.post(b.url + "/v1/chat/completions", json=body, timeout=30).status_code == 200
+    # A tried small (503), then large; B skipped small, cooling down after A's failure
+    assert [r["model"] for r in upstream.received] == ["up-small", "up-large", "up-large"]
