@@ -93,6 +93,11 @@ def test_unreachable_redis_refuses_with_503_and_settle_does_not_raise(caplog) ->
         limiter.reserve(key(rpm=1), 1, 0.0)
     assert caught.value.status == 503 and "unreachable" in caught.value.message
     assert caught.value.headers["Retry-After"] == "1"
+    calls: list[dict] = []
+    limiter._reserve = lambda **kwargs: calls.append(kwargs)
+    with pytest.raises(LimitsUnavailableError):
+        limiter.reserve(key(rpm=1), 1, 0.0)
+    assert calls == []  # within DOWN_RECHECK_S the refusal does not wait on Redis again
     from smallfirst.server.limits import Reservation
 
     limiter.settle(Reservation("k", 1, 0.1, [], "m-1"), 1, 0.1)

@@ -88,6 +88,9 @@ class RedisCircuitBreaker:
         args = [self.failure_threshold, self.cooldown_s, self.ttl_s]
         await self._failure(keys=[self._key(model)], args=args)
 
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
     async def is_open(self, model: str) -> bool:
         """For reports and tests: is the model cooling down right now?"""
         return bool(await self._is_open(keys=[self._key(model)], args=[self.failure_threshold]))

@@ -18,6 +18,7 @@ from smallfirst.models.registry import Registry
 from smallfirst.routing.base import DefaultRouter, Router, resolve_router
 from smallfirst.routing.cascade import Cascades
 from smallfirst.routing.fallback import FailoverCaller
+from smallfirst.routing.redis_circuit import RedisCircuitBreaker
 from smallfirst.server.auth import Authenticator
 from smallfirst.server.call import Call
 from smallfirst.server.limits import InMemoryLimiter, Limiter
@@ -81,6 +82,9 @@ class Gateway:
             await asyncio.to_thread(self.ledger.close)
         await self.upstreams.aclose()
         await self.registry.aclose()
+        breaker = self.cascades.caller.breaker
+        if isinstance(breaker, RedisCircuitBreaker):
+            await breaker.aclose()
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -152,8 +156,6 @@ def _failover(registry: Registry, redis_url: str | None) -> FailoverCaller | Non
     if redis_url is None:
         return None
     from redis.asyncio import Redis
-
-    from smallfirst.routing.redis_circuit import RedisCircuitBreaker
 
     failover = registry.config.failover
     breaker = RedisCircuitBreaker(

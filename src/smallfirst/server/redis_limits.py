@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+import time
 from typing import Any
 
 from smallfirst.errors import BudgetExceededError, ConfigError, RateLimitError, SmallfirstError
@@ -26,6 +27,9 @@ from smallfirst.server.limits import WINDOW_S, Reservation
 
 log = logging.getLogger("smallfirst.limits")
 STALE_RESERVATION_S = 900.0
+DOWN_RECHECK_S = 1.0
+"""After Redis failed, refuse at once for this long instead of waiting on it per request (the
+calls are synchronous: each wait would stall the event loop)."""
 
 
 class LimitsUnavailableError(SmallfirstError):
@@ -127,6 +131,8 @@ class RedisLimiter:
         self._load = client.register_script(_LOAD_SPEND)
         self._ids = itertools.count(1)
         self._replica = secrets.token_hex(6)
+        self._down_until = 0.0
+        self._down_reason = ""
 
     @classmethod
     def from_url(cls, url: str) -> RedisLimiter:
@@ -155,14 +161,18 @@ class RedisLimiter:
             STALE_RESERVATION_S,
         ]
         keys = _keys(self.prefix, key.id, "req", "tok", "tokn", "fly", "flyc", "spent")
+        if time.monotonic() < self._down_until:  # fail fast: do not block the loop again
+            raise LimitsUnavailableError(self._down_reason, headers={"Retry-After": "1"})
         try:
             verdict = [_text(v) for v in self._reserve(keys=keys, args=args)]
         except Exception as exc:  # redis-py raises RedisError subclasses and OSError
-            raise LimitsUnavailableError(
+            self._down_until = time.monotonic() + DOWN_RECHECK_S
+            self._down_reason = (
                 f"the shared rate-limit store (Redis) is unreachable: {type(exc).__name__}: "
-                f"{exc}; retry shortly",
-                headers={"Retry-After": "1"},
-            ) from exc
+                f"{exc}; retry shortly"
+            )
+            log.error("limits: %s", self._down_reason)
+            raise LimitsUnavailableError(self._down_reason, headers={"Retry-After": "1"}) from exc
         if verdict[0] != "ok":
             raise _refusal(key, verdict, tokens, cost_usd)
         return Reservation(key.id, tokens, cost_usd, [0.0, float(tokens)], member)
@@ -191,7 +201,7 @@ def redis_client(url: str) -> Any:
             "server.redis_url is set but the redis package is missing: "
             "pip install 'smallfirst[redis]'"
         ) from exc
-    return redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=0.5)
 
 
 def _text(value: Any) -> str:
