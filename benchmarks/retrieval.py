@@ -126,24 +126,30 @@ def build_kb(docs: dict[str, str], chunk_chars: int, overlap: int):
     return kb, time.perf_counter() - started
 
 
-def retrieval_table(kb, questions: list[Question]) -> tuple[list[RetrievalRow], float]:
-    """Rows for MiniLM (the product path) and TF-IDF, and the ceiling recall."""
+def retrieval_table(kb, questions: list[Question], modes: list[str]) -> list[RetrievalRow]:
+    """Rows for the TF-IDF baseline and each knowledge base mode, printed as they finish."""
     chunks = kb.store.all_chunks()
     by_doc: dict[str, list[str]] = {}
     for chunk in chunks:
         by_doc.setdefault(chunk.source.removeprefix("covidqa/"), []).append(chunk.text)
     ceiling = sum(any(contains(t, q.answers) for t in by_doc[q.doc]) for q in questions)
-    rows = [
-        score_retriever(
-            f"smallfirst kb, {mode}",
-            lambda query, k, mode=mode: [c.text for c in kb.search(query, k, mode)],
-            questions,
-        )
-        for mode in ("hybrid", "dense", "keyword")
-    ]
+    print(f"\nretrieval over {len(chunks)} chunks, {len(questions)} questions")
+    print(f"ceiling (gold answer inside some chunk of its article): {ceiling / len(questions):.3f}")
+    print("| retriever | " + " | ".join(f"recall@{k}" for k in KS) + " | p50 ms | p95 ms |")
+    print("|---|" + "---:|" * (len(KS) + 2), flush=True)
     tfidf = TfidfSearch([c.text for c in chunks])
-    rows.append(score_retriever("TF-IDF, sklearn (baseline)", tfidf, questions))
-    return rows, ceiling / len(questions)
+    rows = [score_retriever("TF-IDF, sklearn (baseline)", tfidf, questions)]
+    print_row(rows[-1])
+    for mode in modes:
+        search = lambda query, k, mode=mode: [c.text for c in kb.search(query, k, mode)]  # noqa: E731
+        rows.append(score_retriever(f"smallfirst kb, {mode}", search, questions))
+        print_row(rows[-1])
+    return rows
+
+
+def print_row(row: RetrievalRow) -> None:
+    recalls = " | ".join(f"{row.recall(k):.3f}" for k in KS)
+    print(f"| {row.name} | {recalls} | {row.pct(50):.1f} | {row.pct(95):.1f} |", flush=True)
 
 
 def thread_latency(kb, questions: list[Question], counts: list[int]) -> dict[int, list[float]]:
@@ -174,16 +180,6 @@ def print_thread_latency(latencies: dict[int, list[float]]) -> None:
     for n, values in latencies.items():
         p50, p95 = (1000 * float(np.percentile(values, q)) for q in (50, 95))
         print(f"| {n} | {len(values)} | {p50:.1f} | {p95:.1f} |")
-
-
-def print_retrieval(rows: list[RetrievalRow], ceiling: float, n_chunks: int) -> None:
-    print(f"\nretrieval over {n_chunks} chunks, {rows[0].n} questions")
-    print("| retriever | " + " | ".join(f"recall@{k}" for k in KS) + " | p50 ms | p95 ms |")
-    print("|---|" + "---:|" * (len(KS) + 2))
-    for row in rows:
-        recalls = " | ".join(f"{row.recall(k):.3f}" for k in KS)
-        print(f"| {row.name} | {recalls} | {row.pct(50):.1f} | {row.pct(95):.1f} |")
-    print(f"ceiling (gold answer inside some chunk of its article): {ceiling:.3f}")
 
 
 @dataclass
@@ -279,6 +275,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--articles", type=int, default=None, help="first N articles only")
     parser.add_argument("--chunk-chars", type=int, default=800)
     parser.add_argument("--overlap", type=int, default=160)
+    parser.add_argument(
+        "--search-modes",
+        nargs="+",
+        default=["hybrid", "dense", "keyword"],
+        choices=["hybrid", "dense", "keyword"],
+    )
     parser.add_argument("--qa-sample", type=int, default=100, help="0 skips the QA part")
     parser.add_argument("--modes", nargs="+", default=list(QA_MODES), choices=QA_MODES)
     parser.add_argument("--k", type=int, default=3, help="chunks in the QA prompt")
@@ -323,10 +325,10 @@ def run(args: argparse.Namespace, default_threads: int) -> None:
         f"{n_chunks} chunks of <= {args.chunk_chars} chars (overlap {args.overlap}) "
         f"in {seconds:.1f} s"
     )
-    rows, ceiling = retrieval_table(kb, questions)
-    print_retrieval(rows, ceiling, n_chunks)
-    counts = sorted({args.torch_threads, default_threads})
-    print_thread_latency(thread_latency(kb, questions[: args.latency_queries], counts))
+    retrieval_table(kb, questions, args.search_modes)
+    if args.latency_queries:
+        counts = sorted({args.torch_threads, default_threads})
+        print_thread_latency(thread_latency(kb, questions[: args.latency_queries], counts))
     if args.qa_sample:
         sample = random.Random(args.seed).sample(questions, min(args.qa_sample, len(questions)))
         qa_rows = asyncio.run(qa_table(kb, sample, args.modes, args.k, args.max_tokens))
