@@ -176,3 +176,32 @@ def test_the_buffer_is_bounded_and_drops_the_oldest(tmp_path, caplog) -> None:
     writer.close()
     assert writer.dropped == 15 and "buffer full" in caplog.text
     assert [row["request_id"] for row in store.rows()] == [f"r{i}" for i in range(15, 25)]
+
+
+class PoisonStore(LedgerStore):
+    """Refuses any insert holding the row `bad` (a data error, not an outage); the first
+    one-by-one insert after it finds the database gone for a moment."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.outage_once = True
+
+    def insert(self, rows) -> int:
+        rows = list(rows)
+        if any(row["request_id"] == "bad" for row in rows):
+            raise ValueError("value too long for column")
+        if len(rows) == 1 and rows[0]["request_id"] == "r3" and self.outage_once:
+            self.outage_once = False
+            raise OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
+        return super().insert(rows)
+
+
+def test_a_poison_row_is_dropped_alone_and_an_outage_meanwhile_keeps_the_rest(tmp_path) -> None:
+    store = PoisonStore(f"sqlite:///{tmp_path / 'l.db'}")
+    writer = LedgerWriter(store)
+    for request_id in ["r1", "bad", "r2", "r3", "r4"]:
+        writer.record(LedgerEntry(request_id=request_id))
+    assert writer.flush(timeout=20)
+    writer.close()
+    assert writer.failed == 1 and writer.dropped == 0
+    assert [row["request_id"] for row in store.rows()] == ["r1", "r2", "r3", "r4"]

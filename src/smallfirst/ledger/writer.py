@@ -132,11 +132,11 @@ class LedgerWriter:
                 self._write(batch, retry=self._outage_since is not None)
             except Exception as exc:
                 if not _unavailable(exc):
-                    self._write_one_by_one(batch)
-                    continue
-                self._pending.extendleft(reversed(batch))
-                self._outage(exc)
-                return False
+                    batch, exc = self._write_one_by_one(batch)
+                if batch:
+                    self._pending.extendleft(reversed(batch))
+                    self._outage(exc)
+                    return False
         if self._outage_since is not None:
             log.warning(
                 "ledger: database reachable again after %.1f s; buffered rows stored",
@@ -175,10 +175,17 @@ class LedgerWriter:
         with self.store.engine.connect() as conn:
             return {(r, k, h) for r, k, h in conn.execute(query)}
 
-    def _write_one_by_one(self, batch: list[LedgerEntry]) -> None:
-        for entry in batch:
+    def _write_one_by_one(
+        self, batch: list[LedgerEntry]
+    ) -> tuple[list[LedgerEntry], Exception | None]:
+        """Store what the database accepts, dropping refused rows; if it becomes unavailable
+        meanwhile, the rows not yet stored and the error, to keep and retry."""
+        for i, entry in enumerate(batch):
             try:
                 self.written += self.store.insert([entry.as_row()])
-            except Exception:  # this row is refused: drop it, keep the others
-                self.failed += 1
+            except Exception as exc:
+                if _unavailable(exc):
+                    return batch[i:], exc
+                self.failed += 1  # this row is refused: drop it, keep the others
                 log.exception("ledger: the database refused row %s; dropped", entry.request_id)
+        return [], None
