@@ -1,12 +1,14 @@
 """Sustained load on the gateway: locust users against `smallfirst serve` and a local upstream.
 
     python benchmarks/load.py [--users 50] [--seconds 60] [--spawn-rate 50]
+        [--replicas 2 --ledger-url postgresql+psycopg://... --redis-url redis://...]
 
 Starts, on loopback only and as subprocesses: the scripted OpenAI-compatible upstream (answers
 at once), `smallfirst serve` with auth on and a SQLite ledger, then locust headless
 (`benchmarks/locustfile.py`) for `--seconds`. After a clean gateway shutdown it counts the
 ledger rows: the promise is zero failed requests and exactly one row per request locust sent.
-Prints a table; the exit status is 1 when a promise is broken.
+With `--replicas N` it starts N gateways on the same ledger (and Redis, when given) and spreads
+the users evenly over them. Prints a table; the exit status is 1 when a promise is broken.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from sqlalchemy import func, select
 
 from smallfirst.ledger import LedgerStore
 from smallfirst.ledger.keys import KeyStore
-from smallfirst.testing.processes import gateway_config, gateway_process, start_upstream
+from smallfirst.testing.processes import (
+    ServerProcess,
+    gateway_config,
+    gateway_process,
+    start_upstream,
+)
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 
@@ -78,13 +85,16 @@ def _percentile(times: dict[float, int], q: float) -> float:
     return float("nan")
 
 
-def run_locust(url: str, key: str, args: argparse.Namespace, workdir: Path) -> list[LoadResult]:
+def run_locust(
+    urls: list[str], key: str, args: argparse.Namespace, workdir: Path
+) -> list[LoadResult]:
+    """Locust's users are spread evenly over `urls` (the replicas; no load balancer needed)."""
     prefix = workdir / "locust"
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
-    command += ["--host", url, "-u", str(args.users), "-r", str(args.spawn_rate)]
+    command += ["--host", urls[0], "-u", str(args.users), "-r", str(args.spawn_rate)]
     command += ["-t", f"{args.seconds}s", "--json-file", str(prefix), "--only-summary"]
     command += ["--stop-timeout", "10", "--loglevel", "WARNING"]
-    env = {**os.environ, "SMALLFIRST_LOAD_KEY": key}
+    env = {**os.environ, "SMALLFIRST_LOAD_KEY": key, "SMALLFIRST_LOAD_HOSTS": ",".join(urls)}
     with (workdir / "locust.log").open("w") as log:
         subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
     stats = Path(f"{prefix}.json")
@@ -107,21 +117,23 @@ def ledger_rows(url: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> tuple[list[LoadResult], tuple[int, int]]:
-    ledger_url = f"sqlite:///{workdir / 'ledger.db'}"
+    ledger_url = args.ledger_url or f"sqlite:///{workdir / 'ledger.db'}"
     store = LedgerStore(ledger_url)
     _key, secret = KeyStore(store).create("load", rpm=10_000_000)
     store.close()
     upstream = start_upstream(workdir)
-    gateway = None
+    gateways: list[ServerProcess] = []
     try:
-        server = {"auth": True, "ledger_url": ledger_url}
-        gateway = gateway_process(workdir, gateway_config(workdir, upstream.url, server))
-        gateway.start("/health")
-        results = run_locust(gateway.url, secret, args, workdir)
-        if not gateway.stop():
-            raise RuntimeError("the gateway did not shut down cleanly")
+        server = {"auth": True, "ledger_url": ledger_url, "redis_url": args.redis_url}
+        config = gateway_config(workdir, upstream.url, server)
+        gateways = [gateway_process(workdir, config) for _ in range(args.replicas)]
+        for gateway in gateways:
+            gateway.start("/health")
+        results = run_locust([g.url for g in gateways], secret, args, workdir)
+        if not all([gateway.stop() for gateway in gateways]):
+            raise RuntimeError("a gateway did not shut down cleanly")
     finally:
-        if gateway is not None:
+        for gateway in gateways:
             gateway.stop()
         upstream.stop()
     return results, ledger_rows(ledger_url)
@@ -129,7 +141,9 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[LoadResult], tupl
 
 def report(results: list[LoadResult], rows: tuple[int, int], args: argparse.Namespace) -> str:
     lines = [
-        f"locust: {args.users} users, {args.seconds} s, gateway with auth + SQLite ledger",
+        f"locust: {args.users} users, {args.seconds} s, {args.replicas} gateway replica(s), "
+        f"auth on, ledger {(args.ledger_url or 'sqlite').split(':')[0]}, "
+        f"limits {'redis' if args.redis_url else 'in memory'}",
         f"{'request':<12} {'sent':>7} {'failed':>7} {'req/s':>8} {'p50 ms':>7} "
         f"{'p95 ms':>7} {'p99 ms':>7}",
     ]
@@ -157,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--spawn-rate", type=int, default=50)
+    parser.add_argument("--replicas", type=int, default=1, help="gateway processes")
+    parser.add_argument("--ledger-url", help="shared ledger (default: a SQLite file)")
+    parser.add_argument("--redis-url", help="shared limits (server.redis_url) for --replicas")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="smallfirst-load-") as tmp:
         results, rows = run(args, Path(tmp))

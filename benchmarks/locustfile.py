@@ -16,6 +16,7 @@ _counter = itertools.count()
 
 
 class ChatUser(FastHttpUser):
+    abstract = True
     wait_time = constant(0)
 
     def on_start(self) -> None:
@@ -35,3 +36,19 @@ class ChatUser(FastHttpUser):
                 response.failure("stream ended without data: [DONE]")
             else:
                 response.success()
+
+
+def _user_per_host(hosts: list[str]) -> dict[str, type[ChatUser]]:
+    """One user class per replica (`SMALLFIRST_LOAD_HOSTS`), equally weighted: locust then
+    spreads the users evenly, as a round-robin load balancer would."""
+    if not hosts:
+        return {"ChatUser0": type("ChatUser0", (ChatUser,), {"abstract": False})}
+    return {
+        f"ChatUser{i}": type(f"ChatUser{i}", (ChatUser,), {"abstract": False, "host": host})
+        for i, host in enumerate(hosts)
+    }
+
+
+globals().update(
+    _user_per_host([h for h in os.environ.get("SMALLFIRST_LOAD_HOSTS", "").split(",") if h])
+)

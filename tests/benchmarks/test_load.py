@@ -44,3 +44,5 @@ def test_tiny_load_run_keeps_every_promise(capsys) -> None:
     assert bench.main(["--users", "3", "--seconds", "3"]) == 0
     out = capsys.readouterr().out
     assert "-> OK" in out and "Aggregated" in out
+    assert bench.main(["--users", "4", "--seconds", "3", "--replicas", "2"]) == 0
+    assert "2 gateway replica(s)" in capsys.readouterr().out
