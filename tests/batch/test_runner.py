@@ -180,3 +180,19 @@ async def test_router_and_cascade_names_work_as_models(upstream_config, tmp_path
     rows = read_jsonl(tmp_path / "c.jsonl")
     assert laddered.done == 2 and all(r["escalations"] == 0 for r in rows)
     assert len(upstream.received) == 4
+
+
+async def test_task_up_a_cascade_ladder(upstream_config, tmp_path):
+    upstream, config = upstream_config
+    config.write_text(config.read_text() + "cascades:\n  ladder:\n    rungs: [m]\n")
+    task = tmp_path / "sentiment.yaml"
+    task.write_text("kind: classify\nname: sentiment\nlabels: [negative, neutral, positive]\n")
+    source = write_jsonl(tmp_path / "in.jsonl", ITEMS[:2])
+    out = tmp_path / "out.jsonl"
+    summary = await run_batch(
+        processor(config, model="cascade-ladder", task=str(task)), BatchOptions(source, out)
+    )
+    rows = read_jsonl(out)
+    assert summary.done == 2 and [r["label"] for r in rows] == ["positive", "positive"]
+    prompt = " ".join(m["content"] for m in upstream.received[0]["messages"])
+    assert all(label in prompt for label in ("negative", "neutral", "positive"))

@@ -83,14 +83,28 @@ class ModelProcessor:
 
 
 class TaskProcessor:
+    """A task on a model or router (`Task.run`), or up a cascade's ladder (`cascade-<name>`)."""
+
     def __init__(self, registry: Registry, task: Any, model: str | None) -> None:
         self.registry = registry
         self.task = task
         self.model = model
+        self.cascade = None
+        cascades = Cascades(registry)
+        if model and cascades.cascade_name(model):
+            from smallfirst.evaluate.adapters import CascadeCandidate
+
+            self.cascade = CascadeCandidate(task, model, cascades.get(model))
         self.job = {"kind": "task", "task": task.name, "model": model}
 
     async def process(self, data: dict[str, Any]) -> Processed:
-        result = await self.task.run(input_text(data), model=self.model, registry=self.registry)
+        text = input_text(data)
+        if self.cascade is not None:
+            found = await self.cascade.predict(text)
+            key = {"classify": "label", "extract": "data"}.get(self.task.spec.kind, "text")
+            output = {"kind": self.task.spec.kind, key: found.output}
+            return Processed(output, found.usage, found.cost_usd, found.model)
+        result = await self.task.run(text, model=self.model, registry=self.registry)
         cost = self.registry.get(result.model).price.cost(result.usage)
         output = result.to_dict()
         output.pop("task", None)
