@@ -20,9 +20,9 @@ from smallfirst.batch.runner import (
     BatchSummary,
     ProgressFn,
     check_item,
+    done,
     export,
     open_journal,
-    output_row,
     rejected,
 )
 from smallfirst.batch.spec import WorkSpec
@@ -55,15 +55,7 @@ class ItemWorker:
         except SmallfirstError as exc:
             return {"seq": item.seq, "status": "failed", "payload": f"{item.id}: {exc.message}"}
         else:
-            outcome = Outcome(
-                item.seq,
-                item.id,
-                "done",
-                output_row(item, processed),
-                processed.cost_usd,
-                processed.usage.input_tokens,
-                processed.usage.output_tokens,
-            )
+            outcome = done(item, processed)
         payload = json.dumps(
             [
                 outcome.item_id,

@@ -120,6 +120,19 @@ def check_item(item: Item, options: BatchOptions) -> str | None:
     return None
 
 
+def done(item: Item, processed: Processed) -> Outcome:
+    usage = processed.usage
+    return Outcome(
+        item.seq,
+        item.id,
+        "done",
+        output_row(item, processed),
+        processed.cost_usd,
+        usage.input_tokens,
+        usage.output_tokens,
+    )
+
+
 def rejected(seq: int, item_id: str, reason: str, raw: Any) -> Outcome:
     return Outcome(seq, item_id, "rejected", {"id": item_id, "reason": reason, "input": raw})
 
@@ -160,17 +173,7 @@ async def run_batch(
                 if progress:
                     progress(summary)
             else:
-                keep(
-                    Outcome(
-                        item.seq,
-                        item.id,
-                        "done",
-                        output_row(item, processed),
-                        processed.cost_usd,
-                        processed.usage.input_tokens,
-                        processed.usage.output_tokens,
-                    )
-                )
+                keep(done(item, processed))
 
     workers = [asyncio.create_task(worker()) for _ in range(options.concurrency)]
     try:
