@@ -21,7 +21,7 @@ def fit(kind: str, x: np.ndarray, y: np.ndarray, **options: Any) -> tuple[dict, 
     """Arrays and params for `predict`; `y` is (n, models) quality in 0..1."""
     if kind == "knn":
         k = int(options.get("k") or DEFAULT_K)
-        return {"x": x.astype(np.float16), "y": y.astype(np.float32)}, {"k": k}
+        return {"x": x.astype(np.float32), "y": y.astype(np.float32)}, {"k": k}
     if kind == "linear":
         return _fit_linear(x, y, float(options.get("c") or 1.0))
     if kind == "mlp":
@@ -46,10 +46,12 @@ def predict(kind: str, arrays: dict[str, np.ndarray], params: dict, x: np.ndarra
 
 def _predict_knn(arrays: dict[str, np.ndarray], k: int, x: np.ndarray) -> np.ndarray:
     train_x, train_y = arrays["x"], arrays["y"]
+    if train_x.dtype != np.float32:  # older files stored float16; convert once, not per call
+        train_x = arrays["x"] = train_x.astype(np.float32)
     k = max(1, min(k, len(train_x)))
     out = np.empty((len(x), train_y.shape[1]), dtype=np.float64)
     for start in range(0, len(x), 512):
-        sims = x[start : start + 512].astype(np.float32) @ train_x.T.astype(np.float32)
+        sims = x[start : start + 512].astype(np.float32) @ train_x.T
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         weights = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0) + 1e-3
         out[start : start + 512] = np.einsum("nk,nkm->nm", weights, train_y[top]) / weights.sum(
