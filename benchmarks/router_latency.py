@@ -1,6 +1,7 @@
 """Decision time per router kind on one CPU core, embedding included.
 
-    nice python benchmarks/router_latency.py [--train mmlu|gsm8k] [--n 300] [--rating-n 20]
+    python benchmarks/router_latency.py [--train mmlu|gsm8k] [--n 300] [--rating-n 20]
+                                        [--kinds knn linear mlp] [--embedders static minilm]
 
 Learned routers are trained on a shared RouteLLM set (MMLU: 14k stored neighbours for kNN)
 and timed through `Router.decide` on GSM8K prompts they did not see, one request at a time
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--rating-n", type=int, default=20)
     parser.add_argument("--embedders", nargs="+", default=["static", "minilm"])
+    parser.add_argument("--kinds", nargs="+", default=["knn", "linear"])
     args = parser.parse_args()
     import torch
 
@@ -60,7 +62,7 @@ def main() -> None:
     routers = {"rules (pii, task, length)": RulesRouter("rules", [], "small", "local")}
     for emb in args.embedders:
         vectors = embed_cached(emb, train.turns, cache)
-        for kind in ("knn", "linear", "mlp"):
+        for kind in args.kinds:
             model = train_router(train, kind, emb, vectors)
             routers[f"{kind}/{emb}"] = LearnedRouter(kind, model, {}, 0.1)
     print(f"trained on {args.train} ({len(train)} prompts); timing {len(prompts)} GSM8K prompts")
