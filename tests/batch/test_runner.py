@@ -92,6 +92,8 @@ async def test_openai_batch_format_both_ways(upstream_config, tmp_path):
     await run_batch(processor(config), BatchOptions(source, out))
     rows = read_jsonl(out)
     assert [r["custom_id"] for r in rows] == ["req-0", "req-1", "req-2"]
+    ids = {r["id"] for r in rows}  # from the line's content: a resume may move a line
+    assert len(ids) == 3 and all(i.startswith("batch_req_") for i in ids)
     body = rows[0]["response"]["body"]
     assert rows[0]["response"]["status_code"] == 200 and rows[0]["error"] is None
     assert body["choices"][0]["message"]["content"] == "positive"

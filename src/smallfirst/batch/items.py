@@ -1,14 +1,17 @@
 """Reading batch inputs (JSONL, CSV, Parquet, OpenAI Batch files) and writing outputs.
 
-Every input row becomes an `Item` with its position (`seq`) and an id; a row that cannot be
+Every input row becomes an `Item` with its position (`seq`), its line or row number in the file,
+an id and a digest of its content (what the journal compares on a resume); a row that cannot be
 used becomes a `Rejected` with the reason, so the run carries on.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,10 @@ class Item:
     seq: int
     id: str
     data: dict[str, Any]
+    line: int
+    """Line (JSONL) or row (CSV, Parquet; a CSV header is row 1) number in the file."""
+    digest: bytes
+    """Of the line's raw bytes (JSONL) or the row's values: what a resume compares."""
 
 
 @dataclass(slots=True)
@@ -32,6 +39,21 @@ class Rejected:
     id: str
     reason: str
     raw: str
+    line: int
+    digest: bytes
+
+
+UNDECODED = re.compile("[\udc80-\udcff]")
+"""What `surrogateescape` turns bytes that are not UTF-8 into."""
+
+
+def digest_of(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=16).digest()
+
+
+def position_noun(path: Path) -> str:
+    """How an error names a place in the file: `line` for JSONL, `row` for a table."""
+    return "line" if format_of(path) == "jsonl" else "row"
 
 
 def format_of(path: Path) -> str:
@@ -46,7 +68,7 @@ def format_of(path: Path) -> str:
 
 
 def is_openai_batch(data: dict[str, Any]) -> bool:
-    return "custom_id" in data and isinstance(data.get("body"), dict)
+    return data.get("custom_id") not in (None, "") and isinstance(data.get("body"), dict)
 
 
 def read_items(path: Path) -> Iterator[Item | Rejected]:
@@ -85,28 +107,46 @@ def _read_jsonl(path: Path) -> Iterator[Item | Rejected]:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
-            try:
-                data = json.loads(raw)
-            except ValueError as exc:
-                text = raw.decode("utf-8", errors="replace").rstrip("\n")
-                yield Rejected(seq, str(seq), f"line {number}: not valid JSON ({exc})", text)
-            else:
-                if isinstance(data, dict):
-                    yield Item(seq, _item_id(data, seq), data)
-                else:
-                    yield Rejected(seq, str(seq), f"line {number}: not a JSON object", raw.decode())
+            raw = raw.rstrip(b"\r\n")
+            yield _jsonl_entry(seq, number, raw, digest_of(raw))
             seq += 1
 
 
+def _jsonl_entry(seq: int, number: int, raw: bytes, digest: bytes) -> Item | Rejected:
+    """A JSONL line is UTF-8 text holding one JSON object; anything else is rejected."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        reason = f"line {number}: not UTF-8 text (byte {exc.start}: {exc.reason})"
+        shown = raw.decode("utf-8", errors="backslashreplace")
+        return Rejected(seq, str(seq), reason, shown, number, digest)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = f"line {number}: not valid JSON ({exc})"
+        return Rejected(seq, str(seq), reason, text, number, digest)
+    if not isinstance(data, dict):
+        return Rejected(seq, str(seq), f"line {number}: not a JSON object", text, number, digest)
+    return Item(seq, _item_id(data, seq), data, number, digest)
+
+
 def _read_csv(path: Path) -> Iterator[Item | Rejected]:
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
         for seq, row in enumerate(csv.DictReader(handle)):
+            number = seq + 2
+            digest = digest_of(json.dumps(row).encode())
             if None in row:
-                yield Rejected(
-                    seq, str(seq), f"row {seq + 2}: more fields than the header", str(row)
-                )
+                reason = f"row {number}: more fields than the header"
+                yield Rejected(seq, str(seq), reason, _shown(row), number, digest)
+            elif any(UNDECODED.search(value or "") for value in row.values()):
+                reason = f"row {number}: not UTF-8 text"
+                yield Rejected(seq, str(seq), reason, _shown(row), number, digest)
             else:
-                yield Item(seq, _item_id(row, seq), dict(row))
+                yield Item(seq, _item_id(row, seq), dict(row), number, digest)
+
+
+def _shown(row: dict[Any, Any]) -> str:
+    return str(row).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def _read_parquet(path: Path) -> Iterator[Item | Rejected]:
@@ -115,7 +155,8 @@ def _read_parquet(path: Path) -> Iterator[Item | Rejected]:
     seq = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
         for row in batch.to_pylist():
-            yield Item(seq, _item_id(row, seq), row)
+            digest = digest_of(json.dumps(row, sort_keys=True, default=str).encode())
+            yield Item(seq, _item_id(row, seq), row, seq + 1, digest)
             seq += 1
 
 

@@ -49,9 +49,18 @@ def chat_of(data: dict[str, Any], max_tokens: int | None) -> ChatRequest:
     else:
         messages = [Message("user", input_text(body))]
     wanted = body.get("max_tokens", max_tokens)
-    return ChatRequest(
-        messages, GenerationParams(max_tokens=wanted, temperature=body.get("temperature"))
-    )
+    temperature = body.get("temperature")
+    if wanted is not None and not (_is_number(wanted, int) and wanted >= 1):
+        raise InvalidRequestError(f"max_tokens must be a positive integer, not {wanted!r}")
+    if temperature is not None and not (_is_number(temperature, float) and 0 <= temperature <= 2):
+        raise InvalidRequestError(f"temperature must be a number from 0 to 2, not {temperature!r}")
+    return ChatRequest(messages, GenerationParams(max_tokens=wanted, temperature=temperature))
+
+
+def _is_number(value: Any, kind: type) -> bool:
+    """`kind` (int, or float which also takes an int), never a bool."""
+    allowed = (int, float) if kind is float else (kind,)
+    return isinstance(value, allowed) and not isinstance(value, bool)
 
 
 class ModelProcessor:

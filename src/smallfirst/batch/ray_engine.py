@@ -22,11 +22,13 @@ from smallfirst.batch.runner import (
     check_item,
     done,
     export,
+    is_permanent,
+    new_summary,
     open_journal,
     rejected,
 )
 from smallfirst.batch.spec import WorkSpec
-from smallfirst.errors import InvalidRequestError, ModelLoadError, SmallfirstError
+from smallfirst.errors import ModelLoadError, SmallfirstError
 
 ROUND = 512
 """Items handed to the cluster at a time."""
@@ -40,20 +42,25 @@ class ItemWorker:
         self.loop = asyncio.new_event_loop()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        columns = ("seq", "id", "data", "line", "digest")
         rows = [
-            self.loop.run_until_complete(self._one(seq, item_id, raw))
-            for seq, item_id, raw in zip(batch["seq"], batch["id"], batch["data"], strict=True)
+            self.loop.run_until_complete(self._one(*values))
+            for values in zip(*(batch[key] for key in columns), strict=True)
         ]
         return {key: [row[key] for row in rows] for key in ("seq", "status", "payload")}
 
-    async def _one(self, seq: int, item_id: str, raw: str) -> dict[str, Any]:
-        item = Item(int(seq), str(item_id), json.loads(raw))
+    async def _one(
+        self, seq: int, item_id: str, raw: str, line: int, digest: str
+    ) -> dict[str, Any]:
+        item = Item(int(seq), str(item_id), json.loads(raw), int(line), bytes.fromhex(digest))
         try:
             processed = await self.processor.process(item.data)
-        except InvalidRequestError as exc:
-            outcome = rejected(item.seq, item.id, exc.message, item.data)
         except SmallfirstError as exc:
-            return {"seq": item.seq, "status": "failed", "payload": f"{item.id}: {exc.message}"}
+            if not is_permanent(exc):  # transient: not journaled, a rerun retries it
+                return _failed(item, exc.message)
+            outcome = rejected(item.seq, item.id, exc.message, item.data)
+        except Exception as exc:  # one item's crash must not stop the run
+            return _failed(item, f"{type(exc).__name__}: {exc}")
         else:
             outcome = done(item, processed)
         payload = json.dumps(
@@ -68,6 +75,10 @@ class ItemWorker:
         return {"seq": item.seq, "status": outcome.status, "payload": payload}
 
 
+def _failed(item: Item, message: str) -> dict[str, Any]:
+    return {"seq": item.seq, "status": "failed", "payload": f"{item.id}: {message}"}
+
+
 def run_batch_ray(
     spec: WorkSpec,
     options: BatchOptions,
@@ -80,14 +91,11 @@ def run_batch_ray(
     except ImportError:
         raise ModelLoadError("--engine ray needs Ray: pip install 'smallfirst[ray]'") from None
     job = spec.build().job
-    journal = open_journal(options, job)
     started = time.perf_counter()
-    before = journal.totals()
-    summary = BatchSummary(
-        total=0, resumed=int(before["items"]), cost_usd=float(before["cost_usd"])
-    )
+    journal, retired = open_journal(options, job)
+    summary = new_summary(journal, retired)
     finished = journal.finished()
-    todo, early = _split(options, finished, summary)
+    todo, early = _split(options, finished)
     journal.record(early)
     summary.rejected += len(early)
     if todo and not ray.is_initialized():
@@ -113,14 +121,11 @@ def run_batch_ray(
     return summary
 
 
-def _split(
-    options: BatchOptions, finished: set[int], summary: BatchSummary
-) -> tuple[list[dict[str, Any]], list[Outcome]]:
+def _split(options: BatchOptions, finished: set[int]) -> tuple[list[dict[str, Any]], list[Outcome]]:
     """Items to send to the cluster, and rows rejected on the driver already."""
     todo: list[dict[str, Any]] = []
     early: list[Outcome] = []
     for entry in read_items(options.input):
-        summary.total += 1
         if entry.seq in finished:
             continue
         if isinstance(entry, Rejected):
@@ -128,7 +133,15 @@ def _split(
         elif (reason := check_item(entry, options)) is not None:
             early.append(rejected(entry.seq, entry.id, reason, entry.data))
         else:
-            todo.append({"seq": entry.seq, "id": entry.id, "data": json.dumps(entry.data)})
+            todo.append(
+                {
+                    "seq": entry.seq,
+                    "id": entry.id,
+                    "data": json.dumps(entry.data),
+                    "line": entry.line,
+                    "digest": entry.digest.hex(),
+                }
+            )
     return todo, early
 
 

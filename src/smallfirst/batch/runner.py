@@ -12,15 +12,23 @@ from typing import Any
 from smallfirst.batch.items import (
     Item,
     Rejected,
-    count_rows,
     format_of,
     is_openai_batch,
+    position_noun,
     read_items,
     write_rows,
 )
-from smallfirst.batch.journal import Journal, Outcome, journal_path
+from smallfirst.batch.journal import InputLine, Journal, Outcome, journal_path
 from smallfirst.batch.processors import Processed, Processor, input_text
-from smallfirst.errors import InvalidRequestError, SmallfirstError
+from smallfirst.errors import (
+    InvalidRequestError,
+    PayloadTooLargeError,
+    SmallfirstError,
+    UpstreamError,
+)
+
+PERMANENT_UPSTREAM_STATUSES = (400, 413, 422)
+"""Upstream answers that say the item itself is bad: retrying it would fail the same way."""
 
 
 @dataclass(slots=True)
@@ -32,6 +40,8 @@ class BatchOptions:
     max_usd: float | None = None
     max_input_chars: int = 100_000
     restart: bool = False
+    allow_changed_input: bool = False
+    """Resume on an input that changed since the journal started, matching lines by content."""
 
     def __post_init__(self) -> None:
         if not self.input.is_file():
@@ -52,6 +62,8 @@ class BatchSummary:
     failed: int = 0
     resumed: int = 0
     """Items already in the journal from an earlier run, skipped this time."""
+    retired: int = 0
+    """Finished items whose line is no longer in a changed input (`allow_changed_input`)."""
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -63,12 +75,45 @@ class BatchSummary:
 ProgressFn = Callable[[BatchSummary], None]
 
 
-def open_journal(options: BatchOptions, job: dict[str, Any]) -> Journal:
+def open_journal(options: BatchOptions, job: dict[str, Any]) -> tuple[Journal, int]:
+    """The journal for OUT, checked against the input; also how many results were retired.
+
+    Raises `InputChangedError` when the input changed since the journal was started (unless
+    `allow_changed_input`), before anything is processed.
+    """
     path = journal_path(options.out)
     if options.restart:
         for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             stale.unlink(missing_ok=True)
-    return Journal(path, {**job, "input": str(options.input.resolve())})
+    journal = Journal(path, {**job, "input": str(options.input.resolve())})
+    try:
+        retired = journal.adopt_input(
+            (InputLine(e.seq, e.line, e.id, e.digest) for e in read_items(options.input)),
+            source=str(options.input),
+            noun=position_noun(options.input),
+            allow_changed=options.allow_changed_input,
+        )
+    except BaseException:
+        journal.close()
+        raise
+    return journal, retired
+
+
+def new_summary(journal: Journal, retired: int) -> BatchSummary:
+    before = journal.totals()
+    return BatchSummary(
+        total=journal.line_count(),
+        resumed=int(before["items"]),
+        retired=retired,
+        cost_usd=float(before["cost_usd"]),
+    )
+
+
+def is_permanent(exc: SmallfirstError) -> bool:
+    """Bad input (ours or the upstream's 4xx verdict): rejected for good, never retried."""
+    if isinstance(exc, InvalidRequestError | PayloadTooLargeError):
+        return True
+    return isinstance(exc, UpstreamError) and exc.upstream_status in PERMANENT_UPSTREAM_STATUSES
 
 
 def output_row(item: Item, processed: Processed) -> dict[str, Any]:
@@ -76,7 +121,7 @@ def output_row(item: Item, processed: Processed) -> dict[str, Any]:
     if is_openai_batch(item.data):
         text = processed.output.get("output", processed.output)
         return {
-            "id": f"batch_req_{item.seq}",
+            "id": f"batch_req_{item.digest.hex()}",  # content, not position: a resume may move it
             "custom_id": item.id,
             "response": {
                 "status_code": 200,
@@ -140,11 +185,9 @@ def rejected(seq: int, item_id: str, reason: str, raw: Any) -> Outcome:
 async def run_batch(
     processor: Processor, options: BatchOptions, progress: ProgressFn | None = None
 ) -> BatchSummary:
-    journal = open_journal(options, processor.job)
     started = time.perf_counter()
-    before = journal.totals()
-    summary = BatchSummary(total=count_rows(options.input), resumed=int(before["items"]))
-    summary.cost_usd = float(before["cost_usd"])
+    journal, retired = open_journal(options, processor.job)
+    summary = new_summary(journal, retired)
     finished = journal.finished()
     queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=options.concurrency * 4)
 
@@ -165,15 +208,21 @@ async def run_batch(
         while (item := await queue.get()) is not None:
             try:
                 processed = await processor.process(item.data)
-            except InvalidRequestError as exc:
-                keep(rejected(item.seq, item.id, exc.message, item.data))
-            except SmallfirstError as exc:  # upstream trouble: not journaled, a rerun retries it
-                summary.failed += 1
-                summary.failures.append(f"{item.id}: {exc.message}")
-                if progress:
-                    progress(summary)
+            except SmallfirstError as exc:
+                if is_permanent(exc):
+                    keep(rejected(item.seq, item.id, exc.message, item.data))
+                else:  # transient (5xx, timeout, 429): not journaled, a rerun retries it
+                    fail(item, exc.message)
+            except Exception as exc:  # one item's crash must not stop the run (or hang it)
+                fail(item, f"{type(exc).__name__}: {exc}")
             else:
                 keep(done(item, processed))
+
+    def fail(item: Item, message: str) -> None:
+        summary.failed += 1
+        summary.failures.append(f"{item.id}: {message}")
+        if progress:
+            progress(summary)
 
     workers = [asyncio.create_task(worker()) for _ in range(options.concurrency)]
     try:
@@ -205,3 +254,5 @@ def export(journal: Journal, options: BatchOptions) -> None:
     write_rows(options.out, journal.rows("done"))
     if journal.totals()["rejected"]:
         write_rows(options.rejects_path, journal.rows("rejected"))
+    else:  # e.g. the rejected lines were removed from a changed input
+        options.rejects_path.unlink(missing_ok=True)

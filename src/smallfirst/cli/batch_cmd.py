@@ -12,9 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from smallfirst.batch import BatchOptions, BatchSummary, WorkSpec, run_batch
 from smallfirst.batch.items import count_rows
+from smallfirst.batch.journal import InputChangedError
 from smallfirst.cli.common import console, err_console, fail, format_usd
 from smallfirst.config import CONFIG_ENV
 from smallfirst.errors import SmallfirstError
+
+INPUT_CHANGED_EXIT = 5
+"""A resume refused because INPUT is not the file the journal was started with."""
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +39,11 @@ def batch(
     engine: str = typer.Option("local", "--engine", help="local (asyncio) or ray"),
     replicas: int = typer.Option(1, "--replicas", min=1, help="Ray: model replicas (actors)."),
     restart: bool = typer.Option(False, "--restart", help="Ignore earlier progress for OUT."),
+    allow_changed_input: bool = typer.Option(
+        False,
+        "--allow-changed-input",
+        help="Resume although INPUT changed: keep finished lines (by content), process the rest.",
+    ),
 ) -> None:
     """Process every item once; rerun the same command after a crash to finish the rest."""
     try:
@@ -45,7 +54,16 @@ def batch(
             max_tokens=max_tokens,
             config=os.environ.get(CONFIG_ENV),
         )
-        options = BatchOptions(input, out, rejects, concurrency, max_usd, max_input_chars, restart)
+        options = BatchOptions(
+            input,
+            out,
+            rejects,
+            concurrency,
+            max_usd,
+            max_input_chars,
+            restart,
+            allow_changed_input,
+        )
         total = count_rows(input) if input.is_file() else 0
         with _progress() as bar:
             job = bar.add_task("items", total=total, cost="$0", rate="-")
@@ -68,6 +86,8 @@ def batch(
                 summary = asyncio.run(run_batch(spec.build(), options, progress=show))
             else:
                 fail(f"unknown engine {engine!r}: use local or ray")
+    except InputChangedError as exc:
+        fail(exc.message, INPUT_CHANGED_EXIT)
     except SmallfirstError as exc:
         fail(exc.message)
     _report(summary, options)
@@ -88,12 +108,19 @@ def _progress() -> Progress:
 
 def _report(summary: BatchSummary, options: BatchOptions) -> None:
     console.print(
-        f"{summary.done} done, {summary.rejected} rejected, {summary.failed} failed "
-        f"({summary.resumed} finished in earlier runs) in {summary.elapsed_s:.1f}s · "
+        f"{summary.done} done, {summary.rejected} rejected (bad input, not retried), "
+        f"{summary.failed} failed ({summary.resumed} finished in earlier runs) in "
+        f"{summary.elapsed_s:.1f}s · "
         f"{summary.input_tokens} in / {summary.output_tokens} out tokens this run · "
         f"total {format_usd(summary.cost_usd)}",
         highlight=False,
     )
+    if summary.retired:
+        console.print(
+            f"{summary.retired} earlier results are no longer in the input: left out of the "
+            "output, their cost still counted",
+            highlight=False,
+        )
     console.print(f"output: {options.out}", highlight=False)
     if summary.rejected:
         console.print(f"rejects: {options.rejects_path}", highlight=False)
