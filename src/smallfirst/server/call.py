@@ -18,7 +18,9 @@ from smallfirst.ledger.entry import LedgerEntry
 from smallfirst.ledger.keys import ApiKey
 from smallfirst.models.registry import ModelEntry
 from smallfirst.routing.base import RouteDecision
-from smallfirst.server.limits import DEFAULT_OUTPUT_ESTIMATE, Reservation
+from smallfirst.server import admission
+from smallfirst.server.admission import Estimate
+from smallfirst.server.limits import Reservation
 from smallfirst.types import Usage
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ def ascii_header(value: str, limit: int = 200) -> str:
 class Call:
     __slots__ = (
         "entry",
+        "estimate",
         "finished",
         "gateway",
         "key",
@@ -78,6 +81,8 @@ class Call:
         self.key: ApiKey | None = None
         self.model: ModelEntry | None = None
         self.reservation: Reservation | None = None
+        self.estimate: Estimate | None = None
+        """The request's worst case, priced at admission (server/admission.py)."""
         self.spent_usd: float | None = None
         """What the request spent when it is more than one call (a cascade's hops)."""
         self.finished = False
@@ -99,14 +104,25 @@ class Call:
             self.entry.route_reason = decision.reason
             self.entry.route_score = decision.score
 
-    def admit(self, prompt_chars: int, max_tokens: int | None) -> None:
-        """Reserve rate-limit slots and budget for this request (429 when refused)."""
-        if self.key is None or self.model is None:
+    def admit(
+        self,
+        prompt_chars: int = 0,
+        max_tokens: int | None = None,
+        *,
+        estimate: Estimate | None = None,
+    ) -> None:
+        """Reserve rate-limit slots and budget for this request (429 when refused).
+
+        `estimate` is the whole request's worst case (chat, completions and cascades build it
+        with `server/admission.py`); without one the prompt is `prompt_chars` of plain text."""
+        if estimate is None and self.model is not None:
+            estimate = admission.for_model(self.model, estimate_tokens(prompt_chars), max_tokens)
+        self.estimate = estimate
+        if self.key is None or estimate is None:
             return
-        tokens_in = estimate_tokens(prompt_chars)
-        tokens_out = max_tokens or DEFAULT_OUTPUT_ESTIMATE
-        cost = self.model.price.cost(Usage(tokens_in, tokens_out))
-        self.reservation = self.gateway.limiter.reserve(self.key, tokens_in + tokens_out, cost)
+        self.reservation = self.gateway.limiter.reserve(
+            self.key, estimate.tokens, estimate.cost_usd
+        )
 
     def first_token(self) -> None:
         if self.entry.ttft_ms is None:
@@ -133,7 +149,16 @@ class Call:
         else:
             self._finish(500, f"{type(exc).__name__}: {exc}")
 
-    def disconnected(self) -> None:
+    def disconnected(self, delivered: Usage | None = None) -> None:
+        """The client left mid-answer: it is charged for `delivered` (what it was sent, see
+        `admission.delivered_usage`), or for the whole spend when that is known (a cascade
+        ran to the end before it streamed), and the charge settles against its key."""
+        if delivered is not None and self.model is not None:
+            self.entry.input_tokens = delivered.input_tokens
+            self.entry.output_tokens = delivered.output_tokens
+            self.entry.cost_usd = (
+                self.model.price.cost(delivered) if self.spent_usd is None else self.spent_usd
+            )
         self._finish(CLIENT_CLOSED, "client_closed: the client went away before the end")
 
     def _finish(self, status: int, error: str | None) -> None:

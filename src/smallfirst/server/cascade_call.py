@@ -15,6 +15,7 @@ from smallfirst.routing.base import RouteDecision
 from smallfirst.routing.cascade import CASCADE_PREFIX
 from smallfirst.routing.fallback import AnyRequest
 from smallfirst.routing.hops import CascadeResult, Hop, HopLog
+from smallfirst.server import admission
 from smallfirst.server.call import Call
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.render import completion_json
@@ -26,16 +27,20 @@ async def run_cascade(
     call: Call,
     name: str,
     request: AnyRequest,
-    prompt_chars: int,
+    prompt_tokens: int,
     stream: bool,
     include_usage: bool,
 ) -> Response:
-    """Answer through the cascade; errors propagate to the app's handler after hops are kept."""
+    """Answer through the cascade; errors propagate to the app's handler after hops are kept.
+
+    Admission reserves the cascade's worst case (every rung and check may run), since the
+    request is charged what all of them spent."""
     cascade = gateway.cascades.get(name)
     call.entry.requested_model = name
     first = gateway.registry.get(cascade.rungs[0])
     call.routed(first, RouteDecision(first.name, CASCADE_PREFIX + cascade.name, "cascade start"))
-    call.admit(prompt_chars, request.params.max_tokens)
+    max_tokens = request.params.max_tokens
+    call.admit(estimate=admission.for_cascade(cascade, prompt_tokens, max_tokens))
     log = HopLog(call.request_id)
     try:
         if stream:

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from smallfirst.errors import PayloadTooLargeError
 from smallfirst.models.openai import OpenAIProvider
-from smallfirst.server import passthrough
+from smallfirst.server import admission, passthrough
 from smallfirst.server.call import Call
 from smallfirst.server.cascade_call import run_cascade
 from smallfirst.server.gateway import Gateway
@@ -62,14 +62,14 @@ async def chat_completions(request: Request) -> Response:
     messages = body.to_messages()
     if gateway.log_prompts:
         call.entry.prompt = orjson.dumps(data["messages"]).decode()
+    prompt_tokens = admission.prompt_tokens(data)
     if gateway.cascades.cascade_name(body.model):
-        chars = sum(len(m.content) for m in messages)
         request = ChatRequest(messages, body.params())
         return await run_cascade(
-            gateway, call, body.model, request, chars, body.stream, body.include_usage
+            gateway, call, body.model, request, prompt_tokens, body.stream, body.include_usage
         )
     await gateway.route(call, body.model, messages)
-    call.admit(sum(len(m.content) for m in messages), body.output_limit)
+    admit(call, prompt_tokens, body.output_limit)
     provider = gateway.registry.provider(call.entry.model or "")
     if isinstance(provider, OpenAIProvider):
         upstream = {**data, "model": provider.upstream_model}
@@ -94,13 +94,14 @@ async def completions(request: Request) -> Response:
     prompt = body.prompt_text
     if gateway.log_prompts:
         call.entry.prompt = prompt
+    prompt_tokens = admission.prompt_tokens(data)
     if gateway.cascades.cascade_name(body.model):
         request = CompletionRequest(prompt, body.params())
         return await run_cascade(
-            gateway, call, body.model, request, len(prompt), body.stream, body.include_usage
+            gateway, call, body.model, request, prompt_tokens, body.stream, body.include_usage
         )
     await gateway.route(call, body.model, [Message("user", prompt)])
-    call.admit(len(prompt), body.output_limit)
+    admit(call, prompt_tokens, body.output_limit)
     provider = gateway.registry.provider(call.entry.model or "")
     if isinstance(provider, OpenAIProvider):
         upstream = {**data, "model": provider.upstream_model}
@@ -117,6 +118,12 @@ async def completions(request: Request) -> Response:
     generation = await provider.complete(completion)
     call.succeed(generation.usage, generation.text)
     return json_response(completion_json(generation, call.request_id, chat=False), call)
+
+
+def admit(call: Call, prompt_tokens: int, max_tokens: int | None) -> None:
+    """Reserve the routed model's worst case for the whole request (server/admission.py)."""
+    if call.model is not None:
+        call.admit(estimate=admission.for_model(call.model, prompt_tokens, max_tokens))
 
 
 def json_response(data: dict[str, Any], call: Call) -> Response:

@@ -4,7 +4,7 @@ The client's body goes upstream as sent (only `model` is rewritten, so tools and
 keep working); the upstream's bytes come back unchanged. Streams are relayed event by event:
 each event is parsed once (orjson) for usage, text and errors, and never rebuilt. Upstream is
 always asked for usage so the ledger has tokens; the usage-only event is dropped when the client
-did not ask for it.
+did not ask for it. A client that leaves mid-stream is charged for what was relayed to it.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from starlette.responses import Response, StreamingResponse
 
 from smallfirst.errors import SmallfirstError, UpstreamError
 from smallfirst.models.openai import OpenAIProvider, parse_usage
+from smallfirst.server.admission import delivered_usage
 from smallfirst.server.call import Call
 from smallfirst.server.render import DONE, error_event
 from smallfirst.server.streaming import SSE_HEADERS
 from smallfirst.server.upstream import transport_error
+from smallfirst.types import Usage
 
 
 async def forward(
@@ -91,7 +93,7 @@ async def _relay(
     finally:
         response.release()
         if not call.finished:
-            call.disconnected()
+            call.disconnected(relay.delivered())
 
 
 class SseRelay:
@@ -152,5 +154,15 @@ class SseRelay:
             return bool(choices) or self.include_usage
         return True
 
-    def usage(self):
+    def usage(self) -> Usage:
         return parse_usage(self.raw_usage)
+
+    def delivered(self) -> Usage:
+        """What a client that left got: the upstream's usage if it came, else the bound of
+        the prompt and of the text deltas relayed so far."""
+        if self.raw_usage is not None:
+            try:
+                return self.usage()
+            except SmallfirstError:
+                pass
+        return delivered_usage(self.call.estimate, self.parts)

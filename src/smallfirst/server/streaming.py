@@ -2,7 +2,8 @@
 
 The first delta is awaited before the response starts, so a failure that happens before any
 token (context too long, model cannot load) still gets its real HTTP status. Later failures
-become an OpenAI-shaped `error` event. The ledger row is finished before the final `[DONE]`.
+become an OpenAI-shaped `error` event. The ledger row is finished before the final `[DONE]`;
+a client that leaves mid-stream is charged for the deltas it was sent.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 from starlette.responses import StreamingResponse
 
 from smallfirst.errors import SmallfirstError, UpstreamError
+from smallfirst.server.admission import delivered_usage
 from smallfirst.server.call import Call
 from smallfirst.server.render import DONE, ChunkWriter, error_event
 from smallfirst.types import Delta, Usage
@@ -39,7 +41,8 @@ async def _events(
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
     parts: list[str] = []
-    usage, finish = Usage(), "stop"
+    usage: Usage | None = None
+    finish = "stop"
     try:
         if writer.chat:
             yield writer.role()
@@ -53,6 +56,7 @@ async def _events(
             if delta.usage is not None:
                 usage = delta.usage
             delta = await anext(deltas, None)
+        usage = usage if usage is not None else Usage()
         call.succeed(usage, "".join(parts))
         yield writer.finish(finish)
         if include_usage:
@@ -64,7 +68,7 @@ async def _events(
         yield error_event(error.to_openai())
     finally:
         if not call.finished:
-            call.disconnected()
+            call.disconnected(usage if usage is not None else delivered_usage(call.estimate, parts))
         close = getattr(deltas, "aclose", None)
         if close is not None:
             await close()

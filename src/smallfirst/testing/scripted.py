@@ -11,7 +11,8 @@ import asyncio
 import json
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from starlette.applications import Starlette
@@ -32,6 +33,8 @@ class Script:
     """Wait before answering (`reply`), between chunks (`slow_stream`) or forever-ish (`hang`)."""
     prompt_tokens: int = 5
     completion_tokens: int | None = None
+    bill_prompt: Callable[[dict[str, Any]], int] | None = None
+    """Bill prompt tokens computed from the request body (instead of `prompt_tokens`)."""
 
 
 @dataclass
@@ -80,6 +83,8 @@ class ScriptedUpstream:
         body = await request.json()
         self.received.append(body)
         script = self.next_script()
+        if script.bill_prompt is not None:
+            script = replace(script, prompt_tokens=script.bill_prompt(body))
         if script.behaviour == "error":
             headers = (
                 {"Retry-After": str(script.retry_after)} if script.retry_after is not None else {}
