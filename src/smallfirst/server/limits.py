@@ -5,8 +5,10 @@ happen together under one lock, so concurrent requests cannot both take the last
 shared store (Redis) implements the same three methods for several replicas.
 
 Budget policy: a request is admitted while spent + in-flight estimates + its own estimate stay
-within the key's budget. The estimate prices the prompt and `max_tokens` (or
-`DEFAULT_OUTPUT_ESTIMATE` when absent); settling replaces it with the real cost.
+within the key's budget. The estimate is the request's worst case (`server/admission.py`: the
+whole prompt, images, `max_tokens` or `DEFAULT_OUTPUT_ESTIMATE`, every rung of a cascade), so
+as long as no request costs more than it reserved, spend never passes the budget; settling
+replaces the estimate with the real cost (for an abandoned stream, what was delivered).
 """
 
 from __future__ import annotations
