@@ -127,18 +127,23 @@ class Journal:
         spend still counts), rejections are dropped (they are checked again), and the new lines
         are recorded, all in one transaction.
         """
-        self.db.execute("DROP TABLE IF EXISTS temp.incoming")
-        self.db.execute("DROP TABLE IF EXISTS temp.moves")
         self.db.execute(
             "CREATE TEMP TABLE incoming "
             "(seq INTEGER PRIMARY KEY, line INTEGER, item_id TEXT, digest BLOB)"
         )
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany(
-                "INSERT INTO incoming VALUES (?, ?, ?, ?)",
-                ((x.seq, x.line, x.item_id, x.digest) for x in lines),
-            )
+        try:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany(
+                    "INSERT INTO incoming VALUES (?, ?, ?, ?)",
+                    ((x.seq, x.line, x.item_id, x.digest) for x in lines),
+                )
+            return self._adopt(source, noun, allow_changed)
+        finally:
+            self.db.execute("DROP TABLE IF EXISTS temp.incoming")
+            self.db.execute("DROP TABLE IF EXISTS temp.moves")
+
+    def _adopt(self, source: str, noun: str, allow_changed: bool) -> int:
         recorded = self.db.execute("SELECT 1 FROM meta WHERE key = 'input'").fetchone()
         if recorded is None:
             with self.db:
