@@ -8,9 +8,12 @@ Tokens are pushed to the caller's event loop as they are sampled.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,9 @@ from smallfirst.errors import (
 )
 from smallfirst.models.base import StreamingProvider
 from smallfirst.models.generation_loop import DecodeSettings, run_generation
+from smallfirst.models.json_closing import JsonCloser
 from smallfirst.models.prompting import PLAIN_CUE, TURN_STOPS, plain_chat_prompt
+from smallfirst.models.schema_bounds import bounded_schema
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, GenerationParams
 
 _END = object()
@@ -56,6 +61,50 @@ def resolve_model_path(config: ModelConfig) -> Path:
     return path
 
 
+def closing_emitter(emit: Callable[[Any], None], schema: dict[str, Any]) -> Callable[[Any], None]:
+    """`emit`, except that an answer cut at `max_tokens` is closed into complete JSON (the
+    finish reason stays `length`), so a schema-constrained answer always parses."""
+    closer = JsonCloser(schema)
+
+    def emit_closed(item: Any) -> None:
+        if isinstance(item, Delta):
+            closer.feed(item.text)
+            if item.finish_reason == "length":
+                suffix = closer.suffix()
+                item = replace(item, text=item.text + suffix)
+                if not suffix:
+                    item.finish_reason = "stop"  # complete already: the grammar allowed no more
+        emit(item)
+
+    return emit_closed
+
+
+@contextmanager
+def _no_weight_repacking() -> Iterator[None]:
+    """Load without llama.cpp's extra weight buffers: its AMX repacking (chosen on Xeons that
+    report AMX) crashed every decode in `ggml_backend_amx_mul_mat` (llama-cpp-python 0.3.36),
+    and `Llama()` has no argument for `use_extra_bufts`."""
+    import llama_cpp.llama as module
+
+    defaults = module.llama_cpp.llama_model_default_params
+
+    def without_extra_buffers() -> Any:
+        params = defaults()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    with _LOAD_LOCK:
+        module.llama_cpp.llama_model_default_params = without_extra_buffers
+        try:
+            yield
+        finally:
+            module.llama_cpp.llama_model_default_params = defaults
+
+
+_LOAD_LOCK = threading.Lock()
+
+
 class LlamaCppProvider(StreamingProvider):
     def __init__(self, config: ModelConfig) -> None:
         self.name = config.name
@@ -77,13 +126,14 @@ class LlamaCppProvider(StreamingProvider):
             path = resolve_model_path(self.config)
             options = {"n_batch": 512, **self.config.options}
             try:
-                self._llama = Llama(
-                    model_path=str(path),
-                    n_ctx=self.config.context,
-                    n_threads=self.config.threads,
-                    verbose=False,
-                    **options,
-                )
+                with _no_weight_repacking():
+                    self._llama = Llama(
+                        model_path=str(path),
+                        n_ctx=self.config.context,
+                        n_threads=self.config.threads,
+                        verbose=False,
+                        **options,
+                    )
             except (ValueError, RuntimeError) as exc:
                 raise ModelLoadError(
                     f"model {self.name!r}: llama.cpp could not load {path}: {exc}"
@@ -121,8 +171,9 @@ class LlamaCppProvider(StreamingProvider):
         )
         return formatted.prompt, stops
 
-    def _grammar(self, params: GenerationParams) -> Any:
-        if params.grammar is None and params.json_schema is None:
+    def _grammar(self, params: GenerationParams, schema: dict[str, Any] | None) -> Any:
+        """The grammar for a raw GBNF or for `schema` (the request's, bounded to its budget)."""
+        if params.grammar is None and schema is None:
             return None
         from llama_cpp import LlamaGrammar
         from llama_cpp.llama_grammar import json_schema_to_gbnf
@@ -130,9 +181,7 @@ class LlamaCppProvider(StreamingProvider):
         if params.grammar is not None:
             text = params.grammar
         else:
-            import json
-
-            key = json.dumps(params.json_schema, sort_keys=True)
+            key = json.dumps(schema, sort_keys=True)
             if key not in self._grammar_cache:
                 try:
                     self._grammar_cache[key] = json_schema_to_gbnf(key)
@@ -166,7 +215,12 @@ class LlamaCppProvider(StreamingProvider):
         settings = DecodeSettings.from_params(
             params, extra_stops, n_ctx - len(tokens), strip_leading=prompt.endswith(PLAIN_CUE)
         )
-        run_generation(llama, tokens, settings, self._grammar(params), emit, cancelled)
+        schema = None
+        if params.json_schema is not None and params.grammar is None:
+            schema = bounded_schema(params.json_schema, settings.max_tokens)
+            emit = closing_emitter(emit, schema)
+        grammar = self._grammar(params, schema)
+        run_generation(llama, tokens, settings, grammar, emit, cancelled)
 
     async def _stream(
         self, prompt_of: Callable[[Any], tuple[str, list[str]]], params: GenerationParams

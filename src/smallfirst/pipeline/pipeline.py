@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from smallfirst.models.registry import Registry
 from smallfirst.pipeline.conditions import holds
 from smallfirst.pipeline.results import PipelineResult, StepResult, text_of
 from smallfirst.pipeline.spec import PipelineSpec, StepSpec, load_pipeline, order_levels
-from smallfirst.tasks import Task, parse_spec
+from smallfirst.tasks import Task, TaskOutputError, parse_spec
+from smallfirst.tasks.escalation import tier_above
+from smallfirst.tasks.results import Attempt, attempt_on
 from smallfirst.tasks.task import pick_model, run_blocking
-from smallfirst.types import ChatRequest, GenerationParams, Message, Usage
+from smallfirst.types import TIERS, ChatRequest, GenerationParams, Message
 
 
 class Pipeline:
@@ -86,86 +89,130 @@ class Pipeline:
         elif step.run_if is not None:
             reason = why
         values = {"input": text, **{n: r.text for n, r in done.items()}}
+        source = step.input.format_map(values)
+        pieces = split(source, step.chunk_chars) if step.chunk_chars else [source]
         clock = time.perf_counter()
-        try:
-            result = await self._run_pieces(
-                step, step.input.format_map(values), values, model, registry
+        done_pieces = await asyncio.gather(
+            *(
+                self._piece(
+                    step, piece, values, model, registry, index if len(pieces) > 1 else None
+                )
+                for index, piece in enumerate(pieces)
             )
-        except SmallfirstError as exc:
-            return StepResult(
-                step.name,
-                "failed",
-                model=model,
-                reason=exc.message,
-                latency_s=time.perf_counter() - clock,
-            )
+        )
+        result = merge_pieces(step.name, done_pieces, model)
         result.latency_s = time.perf_counter() - clock
-        result.reason, result.escalated = reason, step.escalate_if is not None and bool(reason)
+        if result.status == "ok" and reason:
+            result.escalated = result.escalated or step.escalate_if is not None
+            result.reason = reason if result.reason is None else f"{reason}; {result.reason}"
         return result
 
-    async def _run_pieces(
+    async def _piece(
         self,
         step: StepSpec,
         text: str,
         values: dict[str, str],
         model: str | None,
         registry: Registry,
-    ) -> StepResult:
-        pieces = split(text, step.chunk_chars) if step.chunk_chars else [text]
-        parts = await asyncio.gather(
-            *(self._once(step, p, values, model, registry) for p in pieces)
-        )
-        if len(parts) == 1:
-            return parts[0]
-        merged = StepResult(step.name, "ok", model=parts[0].model, tier=parts[0].tier)
-        merged.output = [p.output for p in parts]
-        merged.text = "\n".join(p.text for p in parts)
-        merged.usage = Usage(
-            sum(p.usage.input_tokens for p in parts), sum(p.usage.output_tokens for p in parts)
-        )
-        merged.cost_usd = sum(p.cost_usd for p in parts)
-        return merged
-
-    async def _once(
-        self,
-        step: StepSpec,
-        text: str,
-        values: dict[str, str],
-        model: str | None,
-        registry: Registry,
-    ) -> StepResult:
+        index: int | None,
+    ) -> Piece:
+        escalate = self.spec.escalates(step)
         if step.prompt is None:
-            task = self.tasks[step.name]
-            result = await task.run(text, model=model, registry=registry)
-            entry = registry.get(result.model)
-            output = result.to_dict()
-            return StepResult(
-                step.name,
-                "ok",
-                entry.name,
-                entry.tier,
-                output,
-                text_of(output),
-                result.usage,
-                entry.price.cost(result.usage),
+            piece = await self._task_piece(self.tasks[step.name], text, model, registry, escalate)
+        else:
+            prompt = step.prompt.format_map({**values, "input": text})
+            piece = await self._prompt_piece(step, prompt, model, registry, escalate)
+        for attempt in piece.tries:
+            attempt.piece = index
+        return piece
+
+    async def _task_piece(
+        self, task: Task, text: str, model: str | None, registry: Registry, escalate: bool
+    ) -> Piece:
+        try:
+            result = await task.run(
+                text, model=model, registry=registry, escalate_on_failure=escalate
             )
-        chosen, _router = pick_model(model or "default", text, registry)
-        entry = registry.get(chosen)
-        prompt = step.prompt.format_map({**values, "input": text})
+        except TaskOutputError as failure:
+            return Piece(tries=failure.tries, failure=failure.message)
+        except SmallfirstError as error:
+            return Piece(failure=error.message)
+        output = result.to_dict()
+        output.pop("tries", None)
+        return Piece(output, text_of(output), result.tries)
+
+    async def _prompt_piece(
+        self, step: StepSpec, prompt: str, model: str | None, registry: Registry, escalate: bool
+    ) -> Piece:
+        """A plain chat step; an empty answer goes up a tier like a task's invalid one."""
+        chosen: str | None = pick_model(model or "default", prompt, registry)[0]
         request = ChatRequest(
             [Message("user", prompt)], GenerationParams(max_tokens=step.max_tokens)
         )
-        answer = await registry.provider(entry.name).chat(request)
+        piece = Piece()
+        while chosen is not None:
+            entry = registry.get(chosen)
+            started = time.perf_counter()
+            try:
+                answer = await registry.provider(entry.name).chat(request)
+            except SmallfirstError as error:
+                piece.failure = error.message
+                return piece
+            if answer.text.strip():
+                piece.tries.append(
+                    attempt_on(entry, answer.usage, started, "ok", None, answer.finish_reason)
+                )
+                piece.output = piece.text = answer.text
+                piece.failure = None
+                return piece
+            piece.failure = f"model {entry.name!r} gave an empty answer"
+            piece.tries.append(attempt_on(entry, answer.usage, started, "failed", piece.failure))
+            chosen = tier_above(registry, entry.name) if escalate else None
+        return piece
+
+
+@dataclass(slots=True)
+class Piece:
+    """One piece of a step's input, done: its output, or why it failed, and every try."""
+
+    output: Any = None
+    text: str = ""
+    tries: list[Attempt] = field(default_factory=list)
+    failure: str | None = None
+
+
+def merge_pieces(name: str, pieces: list[Piece], model: str | None) -> StepResult:
+    """The step's result from its pieces: failed if any piece failed even after escalating;
+    otherwise every piece's output, filed under the highest tier that answered."""
+    tries = [t for piece in pieces for t in piece.tries]
+    where = (lambda i: f"piece {i + 1} of {len(pieces)}: ") if len(pieces) > 1 else (lambda i: "")
+    failed = [(i, p) for i, p in enumerate(pieces) if p.failure is not None]
+    if failed:
+        i, piece = failed[0]
+        last = piece.tries[-1] if piece.tries else None
         return StepResult(
-            step.name,
-            "ok",
-            entry.name,
-            entry.tier,
-            answer.text,
-            answer.text,
-            answer.usage,
-            entry.price.cost(answer.usage),
+            name,
+            "failed",
+            model=last.model if last else model,
+            tier=last.tier if last else None,
+            tries=tries,
+            reason=where(i) + str(piece.failure),
         )
+    answers = [piece.tries[-1] for piece in pieces]
+    top = max(answers, key=lambda a: TIERS.index(a.tier))  # type: ignore[arg-type]
+    result = StepResult(name, "ok", top.model, top.tier, tries=tries)
+    result.output = pieces[0].output if len(pieces) == 1 else [p.output for p in pieces]
+    result.text = "\n".join(p.text for p in pieces)
+    result.finish_reason = "length" if any(a.finish_reason == "length" for a in answers) else "stop"
+    moved = [(i, p) for i, p in enumerate(pieces) if len(p.tries) > 1]
+    if moved:
+        i, piece = moved[0]
+        result.escalated = True
+        result.reason = (
+            f"{len(moved)} of {len(pieces)} pieces escalated to {top.model}; "
+            f"{where(i)}{piece.tries[0].reason}"
+        )
+    return result
 
 
 def _tested_steps(step: StepSpec) -> set[str]:
@@ -236,24 +283,48 @@ def priciest_step(result: PipelineResult) -> StepResult | None:
 
 
 def step_hops(parent: LedgerEntry, result: PipelineResult, registry: Registry) -> list[LedgerEntry]:
+    """One hop row per attempt (a failed one, then the tier it escalated to), or one row for a
+    step that made no call (skipped, or its inputs failed)."""
     baseline = registry.get(registry.baseline_model)
-    return [
-        LedgerEntry.for_hop(
-            parent,
-            hop,
-            step.name,
-            outcome=step.status,
-            model=step.model,
-            tier=step.tier,
-            input_tokens=step.usage.input_tokens,
-            output_tokens=step.usage.output_tokens,
-            cost_usd=step.cost_usd,
-            baseline_cost_usd=baseline.price.cost(step.usage),
-            latency_ms=step.latency_s * 1000,
-            route_reason=step.reason,
-            ts=parent.ts,
-            status=500 if step.status == "failed" else 200,
-            error=step.reason if step.status == "failed" else None,
-        )
-        for hop, step in enumerate(result.steps.values(), start=1)
-    ]
+    rows: list[LedgerEntry] = []
+    for step in result.steps.values():
+        for attempt, outcome, why in _attempt_rows(step):
+            rows.append(
+                LedgerEntry.for_hop(
+                    parent,
+                    len(rows) + 1,
+                    step.name,
+                    outcome=outcome,
+                    model=attempt.model if attempt else step.model,
+                    tier=attempt.tier if attempt else step.tier,
+                    input_tokens=attempt.usage.input_tokens if attempt else 0,
+                    output_tokens=attempt.usage.output_tokens if attempt else 0,
+                    cost_usd=attempt.cost_usd if attempt else 0.0,
+                    baseline_cost_usd=baseline.price.cost(attempt.usage) if attempt else 0.0,
+                    latency_ms=(attempt.latency_s if attempt else step.latency_s) * 1000,
+                    route_reason=why,
+                    ts=parent.ts,
+                    status=500 if outcome == "failed" else 200,
+                    error=why if outcome == "failed" else None,
+                )
+            )
+    return rows
+
+
+def _attempt_rows(step: StepResult) -> list[tuple[Attempt | None, str, str | None]]:
+    """(attempt, outcome, reason) per hop row: `failed` for a model that failed a piece,
+    `escalated` for the tier that answered it instead, else the step's own status."""
+    if not step.tries:
+        return [(None, step.status, step.reason)]
+    rows: list[tuple[Attempt | None, str, str | None]] = []
+    failed_before: dict[int | None, str | None] = {}
+    for attempt in step.tries:
+        piece = f"piece {attempt.piece + 1}: " if attempt.piece is not None else ""
+        if attempt.outcome == "failed":
+            failed_before[attempt.piece] = attempt.reason
+            rows.append((attempt, "failed", piece + str(attempt.reason)))
+        elif attempt.piece in failed_before:
+            rows.append((attempt, "escalated", f"{piece}after: {failed_before[attempt.piece]}"))
+        else:
+            rows.append((attempt, "ok", step.reason))
+    return rows

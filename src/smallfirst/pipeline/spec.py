@@ -72,6 +72,8 @@ class StepSpec(_Strict):
     escalate_if: Condition | None = None
     escalate_to: str | None = None
     """The model used instead of `model` when `escalate_if` holds."""
+    escalate_on_failure: bool | None = None
+    """Override the pipeline's `escalate_on_failure` for this step."""
 
     @model_validator(mode="after")
     def _one_action(self) -> StepSpec:
@@ -93,7 +95,15 @@ class StepSpec(_Strict):
 class PipelineSpec(_Strict):
     name: str = Field(default="pipeline", pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
+    escalate_on_failure: bool = True
+    """A step whose model gives invalid or empty output after its repair turn goes up a tier
+    (only the pieces that failed), instead of failing itself and the steps that need it."""
     steps: list[StepSpec] = Field(min_length=1)
+
+    def escalates(self, step: StepSpec) -> bool:
+        if step.escalate_on_failure is not None:
+            return step.escalate_on_failure
+        return self.escalate_on_failure
 
     @model_validator(mode="after")
     def _graph(self) -> PipelineSpec:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from smallfirst.config import ModelConfig
 from smallfirst.errors import UpstreamError
-from smallfirst.types import TokenLogprob
+from smallfirst.types import TokenLogprob, Usage
 
 Constraint = Literal["grammar", "response_format", "none"]
 FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
@@ -29,10 +29,22 @@ class TaskOutputError(UpstreamError):
 
     code = "invalid_task_output"
 
-    def __init__(self, message: str, *, outputs: list[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        outputs: list[str] | None = None,
+        usage: Usage | None = None,
+        tries: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(message, **kwargs)
         self.outputs = list(outputs or [])
         """Every raw output tried, first attempt first."""
+        self.usage = usage or Usage()
+        """The tokens those outputs took: a failure is not free."""
+        self.tries: list[Any] = list(tries or [])
+        """Every model's `Attempt` (set by `Task.run`), with its tokens and cost."""
 
 
 class OutputInvalid(ValueError):

@@ -92,6 +92,7 @@ async def run_call(call: Call, text: str) -> TaskResult:
                 f"task {call.spec.name!r}: model {call.model!r} gave invalid output twice "
                 f"(first: {problem}; after repair: {again})",
                 outputs=[first.text, final.text],
+                usage=usage,
             ) from None
     return build_result(call, value, final, usage=usage, attempts=attempts, started=started)
 
@@ -203,6 +204,7 @@ def build_result(
         "latency_s": time.perf_counter() - started,
         "attempts": attempts,
         "router": call.router,
+        "finish_reason": generation.finish_reason,
     }
     if call.spec.kind == "classify":
         return ClassifyResult(

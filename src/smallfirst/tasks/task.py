@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import threading
+import time
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from pathlib import Path
@@ -22,9 +23,10 @@ from smallfirst.embeddings import Embedder
 from smallfirst.errors import ConfigError, InvalidRequestError
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import resolve_router
+from smallfirst.tasks.escalation import tier_above
 from smallfirst.tasks.examples import ExampleBank, parse_examples
-from smallfirst.tasks.output import OutputInvalid, constraint_for, validate_fields
-from smallfirst.tasks.results import TaskResult
+from smallfirst.tasks.output import OutputInvalid, TaskOutputError, constraint_for, validate_fields
+from smallfirst.tasks.results import Attempt, TaskResult, attempt_on, total_usage
 from smallfirst.tasks.retrieval import Chunk, Retriever, StaticContext, retrieve
 from smallfirst.tasks.runner import Call, run_call
 from smallfirst.tasks.spec import (
@@ -90,27 +92,49 @@ class Task:
         registry: Registry | None = None,
         retriever: Retriever | None = None,
         context: list[str | Chunk] | None = None,
+        escalate_on_failure: bool = False,
     ) -> TaskResult:
         """Run on one input. `model` is a configured model or a router name (`auto`,
-        `router-...`); `retriever` / `context` feed an `answer` task its passages."""
+        `router-...`); `retriever` / `context` feed an `answer` task its passages.
+
+        When the model's output is still invalid (or empty) after its repair turn, this raises
+        `TaskOutputError`; with `escalate_on_failure` the input goes up a tier instead, until a
+        model answers or none is left. Every model that tried is in `result.tries`."""
         if not isinstance(input, str) or not input.strip():
             raise InvalidRequestError("the task input must be a non-empty string", param="input")
         registry = registry or self.registry()
         chosen, router = pick_model(model or self.spec.model or "default", input, registry)
-        entry = registry.get(chosen)
-        call = Call(
-            spec=self.spec,
-            provider=registry.provider(entry.name),
-            model=entry.name,
-            constraint=constraint_for(entry.config),
-            style=entry.config.style,
-            examples=self.bank.select(input, self.spec.few_shot.mode, self.spec.few_shot.k),
-            chunks=await self._passages(input, retriever, context),
-            schema=self.schema,
-            output_model=self.output_model,
-            router=router,
-        )
-        return await run_call(call, input)
+        examples = self.bank.select(input, self.spec.few_shot.mode, self.spec.few_shot.k)
+        chunks = await self._passages(input, retriever, context)
+        tries: list[Attempt] = []
+        while True:
+            entry = registry.get(chosen)
+            call = Call(
+                spec=self.spec,
+                provider=registry.provider(entry.name),
+                model=entry.name,
+                constraint=constraint_for(entry.config),
+                style=entry.config.style,
+                examples=examples,
+                chunks=chunks,
+                schema=self.schema,
+                output_model=self.output_model,
+                router=router,
+            )
+            started = time.perf_counter()
+            try:
+                result = await run_call(call, input)
+            except TaskOutputError as failure:
+                tries.append(attempt_on(entry, failure.usage, started, "failed", failure.message))
+                above = tier_above(registry, entry.name) if escalate_on_failure else None
+                if above is None:
+                    failure.tries, failure.usage = tries, total_usage(tries)
+                    raise
+                chosen = above
+                continue
+            tries.append(attempt_on(entry, result.usage, started, "ok", None, result.finish_reason))
+            result.tries, result.usage = tries, total_usage(tries)
+            return result
 
     def run_sync(self, input: str, **kwargs: Any) -> TaskResult:
         """`run`, blocking. Calls share one background event loop, so HTTP clients and
