@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
 from smallfirst.ledger import Ledger, LedgerEntry, LedgerStore, LedgerWriter
 
 
@@ -66,3 +70,47 @@ def test_a_failing_database_does_not_kill_the_writer(tmp_path) -> None:
     writer.record(LedgerEntry(request_id="r2"))
     writer.close()
     assert writer.failed == 2 and writer.written == 0
+
+
+class ReadOnlyWhileFlagged(LedgerStore):
+    """Connections opened while `read_only` is set stay read-only for good (SQLite's
+    `query_only`), as a connection to a file that was chmod 444 when it opened does: writes on
+    them fail with SQLite's real "attempt to write a readonly database"."""
+
+    def __init__(self, url: str) -> None:
+        self.read_only = False
+        self.connections = 0
+        super().__init__(url)
+        event.listen(self.engine, "connect", self._opened)
+
+    def _opened(self, dbapi_connection, _record) -> None:
+        self.connections += 1
+        if self.read_only:
+            dbapi_connection.execute("PRAGMA query_only=ON")
+
+
+def test_after_a_read_only_spell_the_writer_stores_through_a_fresh_connection(tmp_path) -> None:
+    store = ReadOnlyWhileFlagged(f"sqlite:///{tmp_path / 'l.db'}")
+    store.read_only = True
+    store.reset()  # the pool's next connection opens read-only
+    writer = LedgerWriter(store)
+    for i in range(5):
+        writer.record(LedgerEntry(request_id=f"r{i}"))
+    assert not writer.flush(timeout=1)  # refused as read-only: kept as pending, not dropped
+    assert writer.pending == 5 and writer.failed == 0 and writer.dropped == 0
+    opened_read_only = store.connections
+    store.read_only = False  # write access is back; the pooled connection is still read-only
+    assert writer.flush(timeout=20)
+    writer.close()
+    assert store.connections > opened_read_only
+    assert [row["request_id"] for row in store.rows()] == [f"r{i}" for i in range(5)]
+    assert writer.written == 5 and writer.dropped == 0
+
+
+def test_sqlite_reports_a_read_only_database_as_an_operational_error(tmp_path) -> None:
+    """The writer treats OperationalError as an outage: a read-only file must raise it."""
+    store = ReadOnlyWhileFlagged(f"sqlite:///{tmp_path / 'l.db'}")
+    store.read_only = True
+    store.reset()
+    with pytest.raises(OperationalError, match="readonly database"):
+        store.insert([LedgerEntry(request_id="r1").as_row()])

@@ -76,5 +76,11 @@ class LedgerStore:
         with self.engine.connect() as conn:
             return {key: float(total or 0.0) for key, total in conn.execute(query)}
 
+    def reset(self) -> None:
+        """Drop the pooled connections; the next use opens a fresh one. A connection keeps the
+        state it opened in: SQLite opens a file that was read-only as read-only for good, and
+        a pooled connection to a server that restarted is dead."""
+        self.engine.dispose()
+
     def close(self) -> None:
         self.engine.dispose()

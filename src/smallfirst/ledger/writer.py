@@ -7,11 +7,15 @@ handlers and cascade code on any loop share one writer, and a slow database neve
 event loop. `flush()` waits until everything recorded so far is stored; `close()` flushes and
 stops, so a clean shutdown loses nothing.
 
-When the database is unreachable or locked (SQLAlchemy's OperationalError family), rows stay
-buffered in memory, oldest first, and the batch is retried with backoff: a database restart
-loses nothing that was accepted. The buffer is bounded (`max_buffer` rows); beyond it the oldest
-rows are dropped and counted, with an error log line, so an outage cannot exhaust memory. A
-retried batch skips the rows a failed-looking commit did store, so nothing is charged twice.
+When the database is unreachable, locked or read-only (SQLAlchemy's OperationalError family,
+SQLite's "attempt to write a readonly database", a PostgreSQL standby's read-only transaction),
+rows stay buffered in memory, oldest first, and the batch is retried with backoff: a database
+restart loses nothing that was accepted. Each outage drops the store's pooled connections, so
+the retry opens a fresh one: a connection opened while the file was read-only (or to a server
+that has since restarted) stays that way, and retrying on it would never succeed. The buffer
+is bounded (`max_buffer` rows); beyond it the oldest rows are dropped and counted (`dropped`,
+exported in /metrics), with an error log line, so an outage cannot exhaust memory. A retried
+batch skips the rows a failed-looking commit did store, so nothing is charged twice.
 Any other error (a row the database refuses) is retried row by row and only the bad rows are
 dropped, so one poison row cannot block the rest.
 """
@@ -38,11 +42,21 @@ MAX_BUFFER = 200_000
 MAX_BACKOFF_S = 5.0
 
 
+READ_ONLY_SQLSTATE = "25006"
+"""PostgreSQL's read_only_sql_transaction: a standby, or `default_transaction_read_only`."""
+
+
 def _unavailable(exc: Exception) -> bool:
-    """The database is down, locked or the connection broke: worth retrying later."""
+    """The database is down, locked, read-only or the connection broke: worth retrying later."""
     if isinstance(exc, OperationalError):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    return isinstance(exc, DBAPIError) and (bool(exc.connection_invalidated) or _read_only(exc))
+
+
+def _read_only(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return sqlstate == READ_ONLY_SQLSTATE or "readonly database" in str(orig)
 
 
 class LedgerWriter:
@@ -146,6 +160,7 @@ class LedgerWriter:
         return True
 
     def _outage(self, exc: Exception) -> None:
+        self.store.reset()  # the next attempt opens a fresh connection
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             log.error(

@@ -14,6 +14,7 @@ from smallfirst.config import ModelConfig
 from smallfirst.errors import AuthenticationError, UpstreamError
 from smallfirst.models.http_errors import error_for_exception, error_for_status
 from smallfirst.models.sse import sse_events
+from smallfirst.models.usage import token_count, usage_object
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation, Message, Usage
 
 API_VERSION = "2023-06-01"
@@ -98,12 +99,15 @@ class AnthropicProvider:
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             raise UpstreamError(f"upstream model {self.name!r} returned malformed JSON") from None
-        usage = data.get("usage") or {}
+        usage = usage_object(data.get("usage"), self.name)
         return Generation(
             text=text,
             model=self.name,
             finish_reason=STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
-            usage=Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))),
+            usage=Usage(
+                token_count(usage, "input_tokens", self.name),
+                token_count(usage, "output_tokens", self.name),
+            ),
             latency_s=time.perf_counter() - started,
         )
 
@@ -125,14 +129,16 @@ class AnthropicProvider:
                     if event == "error":
                         raise UpstreamError(f"upstream model {self.name!r} failed: {payload}")
                     if event == "message_start":
-                        start_usage = payload.get("message", {}).get("usage", {})
-                        usage.input_tokens = int(start_usage.get("input_tokens", 0))
+                        message = payload.get("message", {})
+                        start_usage = usage_object(message.get("usage"), self.name)
+                        usage.input_tokens = token_count(start_usage, "input_tokens", self.name)
                     elif event == "content_block_delta":
                         text = payload.get("delta", {}).get("text")
                         if text:
                             yield Delta(text=text)
                     elif event == "message_delta":
-                        usage.output_tokens = int(payload.get("usage", {}).get("output_tokens", 0))
+                        delta_usage = usage_object(payload.get("usage"), self.name)
+                        usage.output_tokens = token_count(delta_usage, "output_tokens", self.name)
                         reason = payload.get("delta", {}).get("stop_reason")
                         finish = STOP_REASONS.get(reason or "", finish)
         except httpx.HTTPError as exc:

@@ -18,6 +18,7 @@ from smallfirst.config import ModelConfig
 from smallfirst.errors import AuthenticationError, UpstreamError
 from smallfirst.models.http_errors import error_for_exception, error_for_status
 from smallfirst.models.sse import sse_events
+from smallfirst.models.usage import token_count, usage_object
 from smallfirst.types import (
     ChatRequest,
     CompletionRequest,
@@ -59,11 +60,12 @@ def params_body(params: GenerationParams) -> dict[str, Any]:
     return body
 
 
-def parse_usage(raw: dict[str, Any] | None) -> Usage:
-    raw = raw or {}
+def parse_usage(raw: Any, model: str | None = None) -> Usage:
+    """An OpenAI `usage` object; invalid counts are an UpstreamError (see `token_count`)."""
+    usage = usage_object(raw, model)
     return Usage(
-        input_tokens=int(raw.get("prompt_tokens") or 0),
-        output_tokens=int(raw.get("completion_tokens") or 0),
+        input_tokens=token_count(usage, "prompt_tokens", model),
+        output_tokens=token_count(usage, "completion_tokens", model),
     )
 
 
@@ -166,7 +168,7 @@ class OpenAIProvider:
             text=message.get("content") or "",
             model=self.name,
             finish_reason=choice.get("finish_reason") or "stop",
-            usage=parse_usage(data.get("usage")),
+            usage=parse_usage(data.get("usage"), self.name),
             logprobs=parse_logprobs(choice.get("logprobs")),
             latency_s=time.perf_counter() - started,
         )
@@ -179,7 +181,7 @@ class OpenAIProvider:
             text=choice.get("text") or "",
             model=self.name,
             finish_reason=choice.get("finish_reason") or "stop",
-            usage=parse_usage(data.get("usage")),
+            usage=parse_usage(data.get("usage"), self.name),
             logprobs=parse_logprobs(choice.get("logprobs")),
             latency_s=time.perf_counter() - started,
         )
@@ -209,7 +211,7 @@ class OpenAIProvider:
                         break
                     chunk = self._parse_chunk(data)
                     if chunk.get("usage"):
-                        usage = parse_usage(chunk["usage"])
+                        usage = parse_usage(chunk["usage"], self.name)
                     for choice in chunk.get("choices") or []:
                         text = (
                             (choice.get("delta") or {}).get("content")

@@ -168,10 +168,11 @@ class Call:
         entry = self.entry
         entry.status, entry.error = status, error
         entry.latency_ms = (time.perf_counter() - self.started) * 1000
+        self.gateway.record(entry)  # first: nothing that fails afterwards can lose the row
         if self.reservation is not None:
-            tokens = entry.input_tokens + entry.output_tokens
-            self.gateway.limiter.settle(self.reservation, tokens, entry.cost_usd)
-        self.gateway.record(entry)
+            tokens = max(0, entry.input_tokens + entry.output_tokens)
+            cost = entry.cost_usd if entry.cost_usd > 0 else 0.0  # never a refund (or a NaN)
+            self.gateway.limiter.settle(self.reservation, tokens, cost)
 
     def headers(self) -> dict[str, str]:
         headers = {"x-smallfirst-request-id": self.request_id}

@@ -67,6 +67,7 @@ class Gateway:
     async def start(self) -> None:
         self.admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
         self.ledger = await asyncio.to_thread(Ledger, self.ledger_url)
+        self.metrics.watch_ledger(self.ledger.writer)
         self.auth = Authenticator(self.ledger.keys, self.auth_required)
         await self.auth.refresh()
         self.limiter.load_spend(await asyncio.to_thread(self.ledger.store.spend_by_key))
@@ -102,14 +103,15 @@ class Gateway:
         return Call(self, endpoint)
 
     def record(self, entry: LedgerEntry) -> None:
-        """Called once per finished request (and by cascades, once per hop)."""
-        if entry.kind == "request":
-            self.metrics.observe(entry)
+        """Called once per finished request (and by cascades, once per hop); the row is queued
+        before anything else that could fail."""
         if self.redact:
             entry.prompt = entry.prompt and redact(entry.prompt)
             entry.response = entry.response and redact(entry.response)
         if self.ledger is not None:
             self.ledger.record(entry)
+        if entry.kind == "request":
+            self.metrics.observe(entry)
 
     async def authenticate(self, call: Call, headers: Headers) -> None:
         if self.auth is not None:

@@ -1,15 +1,21 @@
 """Prometheus metrics, fed from the same `LedgerEntry` the ledger stores (one source of truth).
 
 Each app gets its own CollectorRegistry so several gateways (tests, benchmarks) can live in
-one process.
+one process. The ledger writer's own counts (rows waiting in memory, rows lost) are read from
+the writer at each scrape, so they cannot drift from what it did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from smallfirst.ledger.entry import LedgerEntry
+from smallfirst.ledger.writer import LedgerWriter
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -55,6 +61,12 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.ledger = LedgerCollector()
+        self.registry.register(self.ledger)
+
+    def watch_ledger(self, writer: LedgerWriter) -> None:
+        self.ledger.writer = writer
+
     def observe(self, entry: LedgerEntry) -> None:
         model, tier = entry.model or "none", entry.tier or "none"
         self.requests.labels(model, tier, entry.endpoint, str(entry.status)).inc()
@@ -73,3 +85,37 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class LedgerCollector(Collector):
+    """The ledger writer's counts, read at scrape time (nothing until the ledger is open)."""
+
+    def __init__(self) -> None:
+        self.writer: LedgerWriter | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        writer = self.writer
+        if writer is None:
+            return
+        yield GaugeMetricFamily(
+            "smallfirst_ledger_rows_pending",
+            "Ledger rows accepted and held in memory, not yet stored (grows while the "
+            "database is unavailable).",
+            value=writer.pending,
+        )
+        yield CounterMetricFamily(
+            "smallfirst_ledger_rows_written",
+            "Ledger rows stored in the database.",
+            value=writer.written,
+        )
+        yield CounterMetricFamily(
+            "smallfirst_ledger_rows_dropped",
+            "Ledger rows lost: the in-memory buffer overflowed during a database outage, or "
+            "the gateway stopped while the database was still unavailable.",
+            value=writer.dropped,
+        )
+        yield CounterMetricFamily(
+            "smallfirst_ledger_rows_refused",
+            "Ledger rows the database refused as invalid (dropped alone, the rest stored).",
+            value=writer.failed,
+        )

@@ -31,7 +31,8 @@ class Script:
     retry_after: float | None = None
     delay_s: float = 0.0
     """Wait before answering (`reply`), between chunks (`slow_stream`) or forever-ish (`hang`)."""
-    prompt_tokens: int = 5
+    prompt_tokens: Any = 5
+    """Sent as is: a broken upstream's -1, 1e30 or "abc" tests the gateway's usage checks."""
     completion_tokens: int | None = None
     bill_prompt: Callable[[dict[str, Any]], int] | None = None
     """Bill prompt tokens computed from the request body (instead of `prompt_tokens`)."""
@@ -105,14 +106,16 @@ class ScriptedUpstream:
             )
         return JSONResponse(self._completion(body, script, chat))
 
-    def _usage(self, script: Script) -> dict[str, int]:
+    def _usage(self, script: Script) -> dict[str, Any]:
         out = script.completion_tokens
         if out is None:
             out = max(1, len(script.text.split()))
         return {
             "prompt_tokens": script.prompt_tokens,
             "completion_tokens": out,
-            "total_tokens": script.prompt_tokens + out,
+            "total_tokens": script.prompt_tokens + out
+            if isinstance(script.prompt_tokens, int | float)
+            else out,
         }
 
     def _completion(self, body: dict[str, Any], script: Script, chat: bool) -> dict[str, Any]:
