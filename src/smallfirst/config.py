@@ -83,6 +83,20 @@ class ServerConfig(Strict):
     """With log_prompts: mask e-mails, phone and card numbers (etc.) in logged prompts/outputs."""
     redis_url: str | None = None
     """`redis://host:port/db`: rate limits, budgets and cooldowns shared by several replicas."""
+    max_header_bytes: int = Field(default=65_536, ge=1024)
+    """Request line plus headers; more is a 431 and the connection is closed."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a connection may take to send a request's headers (counted from the connect, or
+    from the previous answer on a kept-alive connection); then a 408 and the connection closes."""
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    """How long the whole request body may take to arrive once the headers are in; then a 408."""
+    keep_alive_s: float = Field(default=5.0, gt=0)
+    """An idle kept-alive connection is closed after this long."""
+    max_connections: int = Field(default=1024, ge=1)
+    """Open connections (and requests in flight) in all; beyond it new requests get a 503."""
+    max_connections_per_client: int | None = Field(default=128, ge=1)
+    """Open connections from one client IP address; beyond it a 429. None: no per-client cap
+    (behind a load balancer every client shares its address)."""
 
 
 class FailoverConfig(Strict):

@@ -27,6 +27,7 @@ def serve(
 
     from smallfirst.models.registry import Registry
     from smallfirst.server import create_app
+    from smallfirst.server.edge_limits import uvicorn_options
 
     try:
         cfg = load_config(config)
@@ -54,4 +55,11 @@ def serve(
         highlight=False,
     )
     console.file.flush()  # seen at once in logs and pipes, not when the buffer fills
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        **uvicorn_options(cfg.server),
+    )

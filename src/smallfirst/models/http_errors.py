@@ -1,6 +1,12 @@
-"""Map an upstream HTTP failure to our error hierarchy, keeping the upstream's own message."""
+"""Map an upstream HTTP failure to our error hierarchy, keeping the upstream's own message.
+
+A transport failure (refused, reset, DNS) tells the client only which model is unreachable:
+why (host, port, errno) is internal, so it goes to the log and the ledger row (`detail`).
+"""
 
 from __future__ import annotations
+
+import logging
 
 import httpx
 
@@ -12,6 +18,17 @@ from smallfirst.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+
+log = logging.getLogger("smallfirst.models")
+
+
+class UnreachableError(UpstreamError):
+    """A 502 whose message names the model only; `detail` is never sent to a client."""
+
+    def __init__(self, model: str, exc: BaseException) -> None:
+        super().__init__(f"upstream model {model!r} is unreachable")
+        self.detail = f"{type(exc).__name__}: {exc}"
+        log.warning("upstream model %r is unreachable: %s", model, self.detail)
 
 
 def upstream_message(response: httpx.Response) -> str:
@@ -54,4 +71,4 @@ def parse_retry_after(value: str | None) -> float | None:
 def error_for_exception(model: str, exc: httpx.HTTPError) -> SmallfirstError:
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeoutError(f"upstream model {model!r} timed out ({type(exc).__name__})")
-    return UpstreamError(f"upstream model {model!r} is unreachable: {type(exc).__name__}: {exc}")
+    return UnreachableError(model, exc)

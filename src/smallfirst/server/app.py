@@ -6,25 +6,29 @@ it so no row is lost. Errors anywhere become OpenAI-shaped JSON with the right s
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from smallfirst.config import Config
-from smallfirst.errors import SmallfirstError
+from smallfirst.errors import AuthenticationError, SmallfirstError
 from smallfirst.models.registry import Registry
 from smallfirst.pipeline.catalog import PipelineCatalog
+from smallfirst.server.auth import presented_key
 from smallfirst.server.chat import chat_completions, completions
 from smallfirst.server.dashboard import mount_gateway_dashboard
+from smallfirst.server.edge_limits import BodyTimeout
 from smallfirst.server.embeddings import embeddings, local_model_card
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.limits import Limiter
@@ -78,6 +82,7 @@ def create_app(
             HTTPException: http_error,
             Exception: unexpected_error,
         },
+        middleware=[Middleware(BodyTimeout, timeout_s=gateway.config.server.body_timeout_s)],
         lifespan=lifespan,
     )
     app.state.gateway = gateway
@@ -108,11 +113,21 @@ async def smallfirst_error(request: Request, exc: Exception) -> Response:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 / 405 in the OpenAI shape."""
+    """Starlette's own 404 / 405 in the OpenAI shape; under /v1 also a ledger row (endpoint
+    `other`: paths are the client's choice, so they are not a metrics label)."""
     assert isinstance(exc, HTTPException)
-    error = SmallfirstError(f"{request.method} {request.url.path}: {exc.detail}")
+    path = request.url.path
+    error = SmallfirstError(
+        f"{request.method[:16]} {path[:200]}: {exc.detail}", headers=exc.headers
+    )
     error.status = exc.status_code
     error.error_type = "invalid_request_error"
+    if (path == "/v1" or path.startswith("/v1/")) and getattr(request.state, "call", None) is None:
+        gateway: Gateway = request.app.state.gateway
+        call = request.state.call = gateway.begin("other")
+        # Attribute the row to a valid key; an invalid one does not turn a 404 into a 401.
+        with suppress(SmallfirstError):
+            await gateway.authenticate(call, request.headers)
     return error_response(error, request)
 
 
@@ -123,7 +138,10 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 
 
 async def list_models(request: Request) -> Response:
+    """Needs a key when auth is on (a refusal is a ledger row; a listing is not)."""
     gateway: Gateway = request.app.state.gateway
+    call = request.state.call = gateway.begin("models")
+    await gateway.authenticate(call, request.headers)
     created = int(time.time())
     data: list[dict[str, Any]] = [
         {
@@ -145,17 +163,33 @@ async def list_models(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    """Open to all, for load balancers; with auth on only the status, unless the caller
+    presents the admin token (the models and settings are not for anonymous callers)."""
     gateway: Gateway = request.app.state.gateway
-    body = {
-        "status": "ok",
-        "models": gateway.registry.names(),
-        "default_model": gateway.registry.default_model,
-        "auth": gateway.auth_required,
-        "ledger": gateway.ledger is not None,
-    }
+    body: dict[str, Any] = {"status": "ok"}
+    if not gateway.auth_required or is_admin(gateway, request):
+        body |= {
+            "models": gateway.registry.names(),
+            "default_model": gateway.registry.default_model,
+            "auth": gateway.auth_required,
+            "ledger": gateway.ledger is not None,
+        }
     return Response(orjson.dumps(body), media_type="application/json")
 
 
 async def metrics(request: Request) -> Response:
+    """With auth on only for the admin token: the counters cover every key's traffic and $."""
     gateway: Gateway = request.app.state.gateway
+    if gateway.auth_required and not is_admin(gateway, request):
+        raise AuthenticationError(
+            "with auth on, /metrics needs the admin token ($SMALLFIRST_ADMIN_TOKEN) as "
+            "`Authorization: Bearer <token>`"
+        )
     return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def is_admin(gateway: Gateway, request: Request) -> bool:
+    token, presented = gateway.admin_token, presented_key(request.headers)
+    if not token or not presented:
+        return False
+    return hmac.compare_digest(presented.encode(), token.encode())

@@ -145,7 +145,9 @@ class Call:
 
     def fail(self, exc: BaseException) -> None:
         if isinstance(exc, SmallfirstError):
-            self._finish(exc.status, f"{exc.error_type}: {exc.message}")
+            detail = getattr(exc, "detail", None)  # for the ledger only, never the client
+            suffix = f" ({detail})" if detail else ""
+            self._finish(exc.status, f"{exc.error_type}: {exc.message}{suffix}")
         else:
             self._finish(500, f"{type(exc).__name__}: {exc}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from smallfirst.errors import PayloadTooLargeError
@@ -18,6 +18,7 @@ from smallfirst.models.openai import OpenAIProvider
 from smallfirst.server import admission, passthrough
 from smallfirst.server.call import Call
 from smallfirst.server.cascade_call import run_cascade
+from smallfirst.server.edge_limits import ClientClosedError
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.render import completion_json
 from smallfirst.server.schemas import ChatBody, CompletionBody, parse_json, validate
@@ -26,7 +27,8 @@ from smallfirst.types import ChatRequest, CompletionRequest, Message
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes; a client
+    that leaves during the upload is a 499 (`ClientClosedError`), not a server error."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLargeError(
@@ -35,13 +37,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(
-                f"the request body exceeds {limit} bytes (server.max_body_bytes)"
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"the request body exceeds {limit} bytes (server.max_body_bytes)"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientClosedError("the client went away while sending the request body") from None
     return b"".join(chunks)
 
 

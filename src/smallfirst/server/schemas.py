@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from smallfirst.errors import InvalidRequestError
 from smallfirst.types import GenerationParams, Message
@@ -50,11 +57,28 @@ class SamplingBody(Body):
         )
 
 
+class ContentPart(BaseModel):
+    """One entry of a message's `content` list: any `type` (image parts etc. pass through),
+    but a `text` part must carry its text as a string."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: str = Field(min_length=1)
+    text: str | None = Field(default=None, validate_default=True)
+
+    @field_validator("text")
+    @classmethod
+    def _text_part_has_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("type") == "text":
+            raise ValueError("a text part needs its text as a string")
+        return value
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = None
 
 
 class ChatBody(SamplingBody):
@@ -73,7 +97,7 @@ class ChatBody(SamplingBody):
         """Our messages; `developer` (OpenAI's newer name for system) becomes `system`."""
         messages = []
         for raw in self.messages:
-            message = Message.from_openai(raw.model_dump())
+            message = Message.from_openai(raw.model_dump(exclude_none=True))
             if message.role == "developer":
                 message.role = "system"
             messages.append(message)
@@ -130,6 +154,10 @@ def _is_field(part: str | int) -> bool:
     return isinstance(part, int) or ("[" not in part and part not in TYPE_TAGS)
 
 
+def _fields(loc: tuple[str | int, ...]) -> list[str]:
+    return [str(part) for part in loc if _is_field(part)]
+
+
 def _schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
     if not response_format:
         return None
@@ -170,8 +198,10 @@ def validate(kind: type[B], data: dict[str, Any]) -> B:
     try:
         return kind.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"] if _is_field(part))
+        # The deepest error is the most telling: for `content: [{"type": "text", "text": 5}]`
+        # it is `messages.0.content.0.text`, not "content should be a string".
+        first = max(exc.errors(), key=lambda error: len(_fields(error["loc"])))
+        where = ".".join(_fields(first["loc"]))
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise InvalidRequestError(

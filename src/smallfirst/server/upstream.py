@@ -12,8 +12,8 @@ import asyncio
 import aiohttp
 import httpx
 
-from smallfirst.errors import SmallfirstError, UpstreamError, UpstreamTimeoutError
-from smallfirst.models.http_errors import error_for_status
+from smallfirst.errors import SmallfirstError, UpstreamTimeoutError
+from smallfirst.models.http_errors import UnreachableError, error_for_status
 from smallfirst.models.openai import OpenAIProvider, read_api_key
 
 CONNECTIONS = 256
@@ -72,4 +72,4 @@ class UpstreamPool:
 def transport_error(model: str, exc: BaseException) -> SmallfirstError:
     if isinstance(exc, TimeoutError):
         return UpstreamTimeoutError(f"upstream model {model!r} timed out ({type(exc).__name__})")
-    return UpstreamError(f"upstream model {model!r} is unreachable: {type(exc).__name__}: {exc}")
+    return UnreachableError(model, exc)

@@ -16,12 +16,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def edge_options(app: Any) -> dict[str, Any]:
+    """A gateway app runs with its configured edge limits, as under `smallfirst serve`."""
+    gateway = getattr(getattr(app, "state", None), "gateway", None)
+    if gateway is None:
+        return {}
+    from smallfirst.server.edge_limits import uvicorn_options
+
+    return uvicorn_options(gateway.config.server)
+
+
 class BackgroundServer:
     """`with BackgroundServer(app) as server: httpx.get(server.url + "/health")`."""
 
     def __init__(self, app: Any, port: int | None = None, **uvicorn_options: Any) -> None:
         self.port = port or free_port()
-        options = {"log_level": "warning", "lifespan": "on", **uvicorn_options}
+        options = {"log_level": "warning", "lifespan": "on", **edge_options(app), **uvicorn_options}
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, **options)
         )

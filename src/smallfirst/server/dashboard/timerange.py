@@ -34,6 +34,8 @@ _HELP = (
     "use ISO 8601 (2026-11-24T18:00:00Z), unix seconds (1795000000), "
     "or a duration back from now (30m, 24h, 7d)"
 )
+LATEST_TS = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+"""The last second a datetime can show: later (or before 1970) times are refused, not a 500."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,17 @@ def iso(ts: float) -> str:
 
 
 def parse_time(text: str, *, now: float, param: str) -> float:
-    """One bound: ISO 8601 (naive means UTC), unix seconds, or `<n><s|m|h|d|w>` before now."""
+    """One bound: ISO 8601 (naive means UTC), unix seconds, or `<n><s|m|h|d|w>` before now,
+    between 1970 and the year 9999."""
+    seconds = _seconds(text, now=now, param=param)
+    if not 0 <= seconds <= LATEST_TS:
+        raise InvalidRequestError(
+            f"{param}: {text!r} is out of range (1970-01-01 to 9999-12-31); {_HELP}", param=param
+        )
+    return seconds
+
+
+def _seconds(text: str, *, now: float, param: str) -> float:
     value = text.strip()
     duration = _DURATION.match(value.lower())
     if duration:
