@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from smallfirst.ledger import Ledger, LedgerEntry, LedgerStore, LedgerWriter
+from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
 
 
 def test_many_threads_record_and_flush_stores_every_row(tmp_path) -> None:
@@ -114,3 +116,34 @@ def test_sqlite_reports_a_read_only_database_as_an_operational_error(tmp_path) -
     store.reset()
     with pytest.raises(OperationalError, match="readonly database"):
         store.insert([LedgerEntry(request_id="r1").as_row()])
+
+
+@pytest.mark.slow
+def test_a_read_only_postgres_keeps_rows_until_it_is_writable(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """Like a standby after a failover: PostgreSQL refuses writes with SQLSTATE 25006, which is
+    an outage (rows wait), not a bad row (rows dropped); connections opened meanwhile stay
+    read-only, so only a fresh one stores them."""
+    name = f"ledger_{secrets.token_hex(4)}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    store = LedgerStore(postgres_url.rsplit("/", 1)[0] + "/" + name)
+    with admin.connect() as conn:
+        conn.execute(text(f"ALTER DATABASE {name} SET default_transaction_read_only = on"))
+    store.reset()  # the pool's next connection is read-only
+    writer = LedgerWriter(store)
+    try:
+        for i in range(5):
+            writer.record(LedgerEntry(request_id=f"r{i}"))
+        assert not writer.flush(timeout=1)
+        assert writer.pending == 5 and writer.failed == 0 and writer.dropped == 0
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {name} SET default_transaction_read_only = off"))
+        assert writer.flush(timeout=20)
+    finally:
+        writer.close()
+        admin.dispose()
+    assert [row["request_id"] for row in store.rows()] == [f"r{i}" for i in range(5)]
+    store.close()

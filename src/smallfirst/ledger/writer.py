@@ -54,9 +54,8 @@ def _unavailable(exc: Exception) -> bool:
 
 
 def _read_only(exc: DBAPIError) -> bool:
-    orig = exc.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return sqlstate == READ_ONLY_SQLSTATE or "readonly database" in str(orig)
+    """SQLite's read-only file is an OperationalError already; PostgreSQL's is not."""
+    return getattr(exc.orig, "sqlstate", None) == READ_ONLY_SQLSTATE
 
 
 class LedgerWriter:
