@@ -3,6 +3,11 @@
 Routing guesses before the answer exists; a cascade looks at the answer. With a router
 configured the two combine: the router picks the starting rung (skipping rungs it predicts
 will fail) and the checks decide from there. Every step is a hop in the result.
+
+Two ways up, two ways sideways: a failed check or a student's deferral climbs to the next rung
+(the model was fine, the answer was not good enough); a failure (error, timeout, open circuit)
+first tries the rung's fallbacks (`failover.fallbacks`, else same-tier models off the ladder),
+since another model of the same size may well answer.
 """
 
 from __future__ import annotations
@@ -15,7 +20,14 @@ from smallfirst.errors import ModelNotFoundError, SmallfirstError
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import Router, resolve_router
 from smallfirst.routing.checks import Check, CheckContext, build_check, passes, resolve_model
-from smallfirst.routing.fallback import AnyRequest, Deadline, FailoverCaller, is_fatal
+from smallfirst.routing.fallback import (
+    AnyRequest,
+    Deadline,
+    FailoverCaller,
+    exhausted_error,
+    is_deferral,
+    is_fatal,
+)
 from smallfirst.routing.hops import CascadeResult, HopLog
 from smallfirst.types import TIERS, ChatRequest, Delta, Generation, Message
 
@@ -47,13 +59,15 @@ class Cascade:
                 )
 
     def candidates(self, rung: int) -> list[str]:
-        """The rung's model, then models of its tier outside the ladder (its fallbacks)."""
+        """The rung's model, then its fallbacks off the ladder: `failover.fallbacks` for it
+        when configured (`[]`: none), else the models of its tier. Other rungs are never a
+        fallback: they are climbed in order."""
         model = self.rungs[rung]
-        tier = self.registry.get(model).tier
-        spares = [
-            e.name for e in self.registry.by_tier() if e.tier == tier and e.name not in self.rungs
-        ]
-        return [model, *spares]
+        spares = self.caller.config.fallbacks.get(model)
+        if spares is None:
+            tier = self.registry.get(model).tier
+            spares = [e.name for e in self.registry.by_tier() if e.tier == tier]
+        return [model, *[m for m in _dedupe(spares) if m not in self.rungs]]
 
     async def run(
         self, request: AnyRequest, *, request_id: str | None = None, log: HopLog | None = None
@@ -66,19 +80,20 @@ class Cascade:
             request = replace(request, params=replace(request.params, logprobs=True))
         start = self._start_rung(request, log)
         best: tuple[Generation, int] | None = None
-        last_error: SmallfirstError | None = None
+        failures: list[tuple[str, SmallfirstError]] = []
         for rung in range(start, len(self.rungs)):
             if deadline.expired():
+                failures.append((self.rungs[rung], self.caller.deadline_error(deadline)))
                 break
             try:
                 generation = await self.caller.generate(
-                    request, self.candidates(rung), log, deadline, rung
+                    request, self.candidates(rung), log, deadline, rung, failures
                 )
             except SmallfirstError as exc:
                 if is_fatal(exc):
                     raise
-                last_error = exc
-                self._escalate(log, rung, f"no answer ({exc.message})")
+                why = "deferred" if is_deferral(exc) else "no answer"
+                self._escalate(log, rung, f"{why} ({exc.message})")
                 continue
             best = (generation, rung)
             if await self._accepted(request, generation, rung, log, deadline):
@@ -86,7 +101,7 @@ class Cascade:
             if rung == len(self.rungs) - 1:
                 return self._result(log, generation, rung, verified=False)
             self._escalate(log, rung, "the answer failed its checks")
-        return self._give_up(log, best, last_error, deadline)
+        return self._give_up(log, best, failures)
 
     def _start_rung(self, request: AnyRequest, log: HopLog) -> int:
         if self.router is None:
@@ -186,17 +201,15 @@ class Cascade:
         self,
         log: HopLog,
         best: tuple[Generation, int] | None,
-        last_error: SmallfirstError | None,
-        deadline: Deadline,
+        failures: list[tuple[str, SmallfirstError]],
     ) -> CascadeResult:
-        """No rung both answered and passed: the best answer obtained, else one clear error."""
+        """No rung both answered and passed: the best answer obtained, else one error naming
+        every model of every rung that was tried and why each gave no answer."""
         if best is not None:
             result = self._result(log, *best, verified=False)
             result.hops[-1].detail += ": no higher rung answered; returned unverified"
             return result
-        if last_error is None:
-            last_error = self.caller.deadline_error(deadline)
-        raise last_error
+        raise exhausted_error(log.request_id, failures)
 
     async def stream(
         self, request: AnyRequest, *, request_id: str | None = None, log: HopLog | None = None

@@ -4,7 +4,9 @@ A failed attempt (429, 5xx, reset, malformed reply, timeout) is retried on the s
 exponential backoff, honouring a 429's Retry-After; when the model's retries are spent, or its
 circuit is open, the next candidate answers: explicit `failover.fallbacks`, else the other models
 of the same tier by price, then the higher tiers. A bad request (400) fails at once: every model
-would refuse it. Streams fall back only until their first byte has gone out.
+would refuse it. A student's deferral is not a failure either: it is neither retried nor sent to
+another candidate (a cascade climbs to its next rung instead). Streams fall back only until their
+first byte has gone out.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from smallfirst.config import FailoverConfig
 from smallfirst.errors import (
     ContextLengthError,
+    DeferredError,
     InvalidRequestError,
     RateLimitError,
     SmallfirstError,
@@ -65,24 +68,51 @@ def is_fatal(exc: SmallfirstError) -> bool:
     return isinstance(exc, InvalidRequestError) and not isinstance(exc, ContextLengthError)
 
 
+def is_deferral(exc: SmallfirstError) -> bool:
+    """A student declined to answer: the request is fine and the model is healthy."""
+    return isinstance(exc, DeferredError)
+
+
 def exhausted_error(
     request_id: str, failures: list[tuple[str, SmallfirstError]]
 ) -> SmallfirstError:
-    """One clear error naming every model that was tried and why it failed."""
+    """One clear error naming every model that was tried and why it failed (its last error,
+    with the number of attempts when it was retried). Only deferrals: a 422 deferral."""
     if not failures:
         return UpstreamError(
             f"request {request_id}: no model could be tried (all are cooling down after "
             "repeated failures)"
         )
-    summary = "; ".join(f"{model}: {exc.message}" for model, exc in failures)
-    message = f"request {request_id}: every candidate model failed: {summary}"
+    message = f"request {request_id}: every candidate model failed: {_summary(failures)}"
     errors = [exc for _, exc in failures]
+    if all(isinstance(e, DeferredError) for e in errors):
+        last: DeferredError = errors[-1]  # type: ignore[assignment]
+        return DeferredError(
+            message.replace("every candidate model failed", "every model deferred", 1),
+            confidence=last.confidence,
+            threshold=last.threshold,
+            label=last.label,
+        )
     if all(isinstance(e, RateLimitError) for e in errors):
         waits = [e.retry_after for e in errors if e.retry_after is not None]  # type: ignore[attr-defined]
         return RateLimitError(message, retry_after=min(waits) if waits else None)
     if isinstance(errors[-1], UpstreamTimeoutError):
         return UpstreamTimeoutError(message)
     return UpstreamError(message)
+
+
+def _summary(failures: list[tuple[str, SmallfirstError]]) -> str:
+    """`a: <last error> (3 attempts); b: <error>`, models in the order they were tried."""
+    last: dict[str, str] = {}
+    attempts: dict[str, int] = {}
+    for model, exc in failures:
+        last.pop(model, None)  # re-insert: a model tried again later moves to the end
+        last[model] = exc.message
+        attempts[model] = attempts.get(model, 0) + 1
+    return "; ".join(
+        f"{model}: {message}" + (f" ({attempts[model]} attempts)" if attempts[model] > 1 else "")
+        for model, message in last.items()
+    )
 
 
 class FailoverCaller:
@@ -138,9 +168,14 @@ class FailoverCaller:
         log: HopLog,
         deadline: Deadline,
         rung: int | None = None,
+        failures: list[tuple[str, SmallfirstError]] | None = None,
     ) -> Generation:
-        """The first candidate's answer that arrives; raises one error if none does."""
-        failures: list[tuple[str, SmallfirstError]] = []
+        """The first candidate's answer that arrives; raises one error if none does.
+
+        Each failed attempt is appended to `failures` as (model, error) when a list is given,
+        so a cascade can name every model of every rung when none answered."""
+        failures = [] if failures is None else failures
+        first = len(failures)
         for position, name in enumerate(candidates):
             if position > 0:
                 self._note_fallback(log, candidates[position - 1], name, rung)
@@ -153,7 +188,7 @@ class FailoverCaller:
                 break
             except _NextModel:
                 continue
-        raise exhausted_error(log.request_id, failures)
+        raise exhausted_error(log.request_id, failures[first:])
 
     async def _attempts(
         self,
@@ -211,6 +246,10 @@ class FailoverCaller:
         """Record the failure; the seconds to wait before retrying, or None to move on."""
         if is_fatal(exc):
             self._note_failure(log, name, exc, rung, "not retried: the request itself is invalid")
+            raise exc
+        if is_deferral(exc):
+            plan = "a deferral is not a failure: no retry, no same-tier fallback"
+            self._note_failure(log, name, exc, rung, plan)
             raise exc
         if is_retryable(exc):
             await self.breaker.record_failure(name)
