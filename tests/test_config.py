@@ -101,3 +101,34 @@ def test_explicit_price_wins():
     )
     price = price_of(config.models[0])
     assert (price.input_per_mtok, price.output_per_mtok, price.source) == (1, 2, "config")
+
+
+def test_relative_model_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "outcomes.csv").write_text("prompt,label\nhi,ham\n")
+    (folder / "smallfirst.yaml").write_text(
+        """
+models:
+  - name: student
+    backend: student
+    tier: tiny
+    options: {path: students/intents.joblib}
+  - name: replayed
+    backend: replay
+    options: {outcomes: data/outcomes.csv}
+  - name: gguf
+    backend: llamacpp
+    path: /models/absolute.gguf
+"""
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config("../project/smallfirst.yaml")
+    models = {m.name: m for m in config.models}
+    assert models["student"].options["path"] == str(folder / "students" / "intents.joblib")
+    assert models["replayed"].options["outcomes"] == str(folder / "data" / "outcomes.csv")
+    assert models["gguf"].path == "/models/absolute.gguf"
+    registry = Registry(config)
+    assert registry.provider("replayed").book is not None  # the CSV was found from elsewhere

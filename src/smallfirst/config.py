@@ -249,7 +249,30 @@ def load_config(path: str | Path | None = None) -> Config:
         return Config()
     if not found.exists():
         raise ConfigError(f"config file {found} does not exist")
-    return parse_config(found.read_text(), source=str(found))
+    config = parse_config(found.read_text(), source=str(found))
+    resolve_model_paths(config, found.resolve().parent)
+    return config
+
+
+MODEL_PATH_OPTIONS = ("path", "outcomes")
+"""`options` keys naming a file: a student's `path`, a replay model's `outcomes`."""
+
+
+def resolve_model_paths(config: Config, base: Path) -> None:
+    """Make the models' relative file paths relative to `base` (the config file's folder), so
+    a config means the same files whatever directory a command is started from."""
+    for model in config.models:
+        if model.path:
+            model.path = _beside(model.path, base)
+        for key in MODEL_PATH_OPTIONS:
+            value = model.options.get(key)
+            if isinstance(value, str) and value:
+                model.options[key] = _beside(value, base)
+
+
+def _beside(path: str, base: Path) -> str:
+    expanded = Path(path).expanduser()
+    return str(expanded if expanded.is_absolute() else base / expanded)
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

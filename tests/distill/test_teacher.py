@@ -124,3 +124,25 @@ async def test_bad_request_is_skipped_with_reason_but_bad_key_stops_the_run(
     with pytest.raises(UpstreamError, match="401"):
         await make_run(registry, bank, sentiment_task, concurrency=2).run(INPUTS)
     await registry.aclose()
+
+
+async def test_an_answer_outside_the_labels_is_paid_once_per_run_and_costs_add_up(
+    scripted, sentiment_task
+):
+    upstream, url = scripted
+    upstream.default = Script(text="yes", prompt_tokens=0, completion_tokens=10)  # $0.01 each
+    registry = teacher_registry(url)
+    bank = ExampleBank.open("offlabel", HashEmbedder())
+    first = await make_run(registry, bank, sentiment_task, backoff_s=0.01).run(INPUTS[:1])
+    assert first.failed == 1 and len(upstream.received) == 1  # not asked again in this run
+    assert first.cost_usd == pytest.approx(0.01) and bank.total_cost() == pytest.approx(0.01)
+    second = await make_run(registry, bank, sentiment_task).run(INPUTS[:1])
+    assert second.failed == 1 and len(upstream.received) == 2
+    (failure,) = bank.failures()
+    assert failure.attempts == 2
+    assert bank.total_cost() == pytest.approx(0.02)  # added to, not overwritten
+    upstream.default = Script(text="positive", prompt_tokens=0, completion_tokens=10)
+    third = await make_run(registry, bank, sentiment_task).run(INPUTS[:1])
+    assert third.labelled == 1 and bank.failures() == []
+    assert bank.total_cost() == pytest.approx(0.03)  # the failed answers stay counted
+    await registry.aclose()

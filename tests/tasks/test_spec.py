@@ -91,3 +91,22 @@ def test_shipped_example_specs_load(path):
 
     task = Task.from_yaml(path)
     assert task.spec.kind in ("classify", "extract", "summarize", "answer")
+
+
+def test_unquoted_yes_no_labels_get_an_error_that_says_to_quote_them(tmp_path):
+    path = write(tmp_path, "kind: classify\nlabels: [maybe, yes, no]\n")
+    with pytest.raises(ConfigError) as info:
+        load_spec(path)
+    message = info.value.message
+    assert "task.yaml:2: labels: item 1 (boolean True), item 2 (boolean False)" in message
+    assert "quote each such label" in message and "valid dictionary" not in message
+    quoted = load_spec(write(tmp_path, 'kind: classify\nlabels: [maybe, "yes", "no"]\n'))
+    assert quoted.label_names == ["maybe", "yes", "no"]
+
+
+@pytest.mark.parametrize(
+    "labels", ["{yes: agrees, no: refuses}", "[{name: on}, {name: off}]", "[1, 2]", "[a, ~]"]
+)
+def test_every_label_form_refuses_yaml_non_text(tmp_path, labels):
+    with pytest.raises(ConfigError, match="quote each such label"):
+        load_spec(write(tmp_path, f"kind: classify\nlabels: {labels}\n"))

@@ -146,6 +146,11 @@ class ExampleBank:
                     time.time(),
                 ),
             )
+            self._db.execute(  # what failed attempts cost stays counted, on the example now
+                "UPDATE examples SET cost_usd = cost_usd + COALESCE("
+                "(SELECT cost_usd FROM failures WHERE hash = ?), 0) WHERE hash = ?",
+                (key, key),
+            )
             self._db.execute("DELETE FROM failures WHERE hash = ?", (key,))
         if cursor.rowcount:
             self._index = None
@@ -167,10 +172,13 @@ class ExampleBank:
         return len(self) - before
 
     def record_failure(self, input: str, reason: str, attempts: int, cost_usd: float) -> None:
-        """Remember why an input could not be labelled; a rerun tries it again."""
+        """Remember why an input could not be labelled; a rerun tries it again. Attempts and
+        cost add up over runs: money spent on an input is never forgotten."""
         with self._db:
             self._db.execute(
-                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO UPDATE SET"
+                " reason = excluded.reason, attempts = attempts + excluded.attempts,"
+                " cost_usd = cost_usd + excluded.cost_usd, updated = excluded.updated",
                 (text_hash(input), input, reason, attempts, cost_usd, time.time()),
             )
 

@@ -1,7 +1,10 @@
 """Label inputs with a large teacher model, concurrently, resumably and within a $ cap.
 
 Every finished item is committed to the bank at once, so an interrupted run loses only the
-calls in flight; a rerun skips inputs whose content hash is already in the bank. Before each
+calls in flight; a rerun skips inputs whose content hash is already in the bank. Transient
+errors are retried; an answer outside the output space is paid for once and recorded as a
+failure (asking again at temperature 0 would buy the same answer), and a rerun asks again, with
+what the failures cost adding up in the bank. Before each
 call the worst-case cost (prompt ~ chars/4 tokens, answer = max_tokens) is reserved against the
 cap, so the run stops cleanly *before* the cap would be crossed, not after.
 """
@@ -146,6 +149,7 @@ class TeacherRun:
                 spent += charged.cost
                 progress.cost_usd += charged.cost
                 reason = str(charged.cause)
+                break  # the same prompt at temperature 0 gets the same answer: do not pay twice
             except FATAL:
                 raise
             except (UpstreamError, RateLimitError) as exc:

@@ -66,8 +66,11 @@ class ClassifySpec(_BaseSpec):
     def _labels_forms(cls, value: Any) -> Any:
         """Accept `{name: description}`, `[name, ...]` or `[{name, description}, ...]`."""
         if isinstance(value, dict):
+            _refuse_yaml_scalars(list(value))
             return [{"name": str(k), "description": str(v or "")} for k, v in value.items()]
         if isinstance(value, list):
+            names = [v.get("name") if isinstance(v, dict) else v for v in value]
+            _refuse_yaml_scalars(names)
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
 
@@ -83,6 +86,30 @@ class ClassifySpec(_BaseSpec):
     @property
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]
+
+
+def _refuse_yaml_scalars(names: list[Any]) -> None:
+    """YAML reads an unquoted `yes`, `no`, `on`, `off`, `true`, `false` as a boolean, `null` or
+    `~` as nothing, and `1` or `1.5` as a number: say which labels and how to fix them, instead
+    of pydantic's "Input should be a valid dictionary"."""
+    read_as = {
+        index: _yaml_type(name)
+        for index, name in enumerate(names)
+        if name is None or isinstance(name, bool | int | float)
+    }
+    if not read_as:
+        return
+    which = ", ".join(f"item {i} ({kind} {names[i]!r})" for i, kind in read_as.items())
+    raise ValueError(
+        f"{which}: YAML reads an unquoted yes/no/on/off/true/false as a boolean, null or ~ as "
+        'nothing and digits as a number; quote each such label, e.g. ["yes", "no"]'
+    )
+
+
+def _yaml_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return "boolean" if isinstance(value, bool) else "number"
 
 
 class ExtractSpec(_BaseSpec):
