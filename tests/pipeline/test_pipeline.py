@@ -4,6 +4,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -15,6 +16,7 @@ from smallfirst.pipeline import Pipeline, parse_pipeline
 from smallfirst.testing import BackgroundServer, Script
 from smallfirst.types import Usage
 from tests.conftest import shared_data
+from tests.pipeline.conftest import NOTES
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/pipelines/document_analysis.yaml"
 FACTS = {
@@ -191,3 +193,160 @@ async def test_embedded_model_runs_a_summary_step(embedded_model_path):
     step = result.steps["summary"]
     assert step.status == "ok" and step.model == "gemma-3-270m" and step.text.strip()
     assert step.usage.output_tokens > 0
+
+
+SUMMARY = {"kind": "summarize", "max_words": 20}
+
+
+async def test_an_empty_summary_escalates_and_dependents_run(two_tiers):
+    registry, small, large = two_tiers
+    small.enqueue(Script(text=""), Script(text="  "))  # the first answer and its repair turn
+    large.enqueue(Script(text="The board approved the budget."))
+    p = pipeline(
+        {"name": "summary", "task": SUMMARY},
+        {"name": "deep", "model": "large", "prompt": "Summary: {summary}. Analyse."},
+    )
+    result = await p.run("The board approved the budget.", registry=registry)
+    summary = result.steps["summary"]
+    assert summary.status == "ok" and summary.model == "large" and summary.escalated
+    assert summary.text == "The board approved the budget."
+    assert "empty" in summary.reason
+    assert result.steps["deep"].status == "ok"
+    assert "approved the budget" in large.received[-1]["messages"][0]["content"]
+
+
+async def test_failed_attempts_show_their_tokens_and_cost(two_tiers, state_home):
+    registry, small, large = two_tiers
+    large.default = Script(text=NOTES)
+    small.enqueue(
+        Script(text='{"facts": "not a list"}', prompt_tokens=300, completion_tokens=40),
+        Script(text="{", prompt_tokens=350, completion_tokens=2),
+    )
+    ledger = Ledger(f"sqlite:///{state_home}/ledger.db")
+    result = await p_facts().run("doc text", registry=registry, ledger=ledger)
+    facts = result.steps["facts"]
+    failed, answered = facts.tries
+    assert (failed.model, failed.outcome) == ("small", "failed")
+    assert (failed.usage.input_tokens, failed.usage.output_tokens) == (650, 42)
+    assert failed.cost_usd == registry.get("small").price.cost(failed.usage) > 0
+    assert (answered.model, answered.outcome) == ("large", "ok")
+    assert facts.usage.input_tokens == 650 + answered.usage.input_tokens
+    assert facts.cost_usd == failed.cost_usd + answered.cost_usd == result.cost_usd
+    shown = result.to_dict()["steps"]["facts"]
+    assert shown["tries"][0]["usage"] == {"input_tokens": 650, "output_tokens": 42}
+    ledger.flush()
+    from sqlalchemy import text
+
+    with ledger.store.engine.connect() as db:
+        rows = db.execute(
+            text(
+                "SELECT hop, step, outcome, model, input_tokens, cost_usd FROM requests "
+                "WHERE request_id = :r ORDER BY hop"
+            ),
+            {"r": result.request_id},
+        ).all()
+    ledger.close()
+    assert [(r.hop, r.outcome, r.model) for r in rows] == [
+        (0, None, "large"),
+        (1, "failed", "small"),
+        (2, "escalated", "large"),
+    ]
+    assert rows[1].input_tokens == 650 and rows[1].cost_usd == failed.cost_usd
+    assert rows[0].cost_usd == pytest.approx(rows[1].cost_usd + rows[2].cost_usd)
+
+
+def p_facts():
+    return pipeline({"name": "facts", "task": FACTS})
+
+
+def reply(text: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "choices": [{"message": {"content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3},
+        }
+    )
+
+
+async def test_only_the_failed_piece_escalates():
+    async def small_chat(request):  # invalid JSON for the first piece only, every time
+        prompt = " ".join(m["content"] for m in (await request.json())["messages"])
+        return reply("{" if "Paragraph 0" in prompt else NOTES)
+
+    async def large_chat(_request):
+        return reply('{"facts": ["from large"]}')
+
+    small = Starlette(routes=[Route("/v1/chat/completions", small_chat, methods=["POST"])])
+    large = Starlette(routes=[Route("/v1/chat/completions", large_chat, methods=["POST"])])
+    with BackgroundServer(small) as s_server, BackgroundServer(large) as l_server:
+        models = [
+            f"  - {{name: {name}, backend: openai, base_url: '{url}/v1', tier: {name}}}"
+            for name, url in (("small", s_server.url), ("large", l_server.url))
+        ]
+        registry = Registry(parse_config("models:\n" + "\n".join(models) + "\n"))
+        p = pipeline({"name": "facts", "task": FACTS, "chunk_chars": 200})
+        doc = "\n\n".join(f"Paragraph {i}: " + "words " * 25 for i in range(3))
+        result = await p.run(doc, registry=registry)
+        await registry.aclose()
+    facts = result.steps["facts"]
+    assert facts.status == "ok" and facts.escalated and facts.model == "large"
+    assert [piece["data"]["facts"] for piece in facts.output] == [
+        ["from large"],
+        ["budget approved"],
+        ["budget approved"],
+    ]
+    assert "1 of 3 pieces escalated" in facts.reason
+    assert [(t.piece, t.model, t.outcome) for t in facts.tries] == [
+        (0, "small", "failed"),
+        (0, "large", "ok"),
+        (1, "small", "ok"),
+        (2, "small", "ok"),
+    ]
+
+
+async def test_small_model_failing_every_step_still_completes_through_the_large_tier(
+    two_tiers,
+):
+    registry, small, large = two_tiers
+    small.default = Script(text="")  # empty summaries, empty prompt answers, invalid JSON
+    large.default = Script(text=NOTES)
+    p = Pipeline.from_yaml(EXAMPLE)
+    doc = "\n\n".join(f"Speaker {i % 3}: item {i} " + "talk " * 300 for i in range(12))
+    result = await p.run(doc, registry=registry)
+    ran = [s for s in result.steps.values() if s.status != "skipped"]
+    assert all(s.status == "ok" and s.model == "large" and s.escalated for s in ran)
+    assert {"facts", "topics", "summary"} <= {s.name for s in ran}
+    small_tries = [t for s in ran for t in s.tries if t.model == "small"]
+    assert small_tries and all(t.outcome == "failed" for t in small_tries)
+    assert result.cost_usd == pytest.approx(sum(t.cost_usd for s in ran for t in s.tries))
+
+
+async def test_escalate_on_failure_false_fails_the_step_as_before(two_tiers):
+    registry, small, _ = two_tiers
+    small.enqueue(Script(text=""), Script(text=""))
+    p = Pipeline(
+        parse_pipeline(
+            {
+                "name": "t",
+                "escalate_on_failure": False,
+                "steps": [
+                    {"name": "summary", "task": SUMMARY},
+                    {"name": "u", "prompt": "{summary}"},
+                ],
+            }
+        )
+    )
+    result = await p.run("text", registry=registry)
+    summary = result.steps["summary"]
+    assert summary.status == "failed" and "empty" in summary.reason
+    assert summary.model == "small" and summary.usage.input_tokens == 10
+    assert result.steps["u"].status == "failed"
+
+
+async def test_an_empty_prompt_answer_escalates(two_tiers):
+    registry, small, _large = two_tiers
+    small.enqueue(Script(text=" "))
+    result = await pipeline({"name": "p", "prompt": "{input}"}).run("doc", registry=registry)
+    step = result.steps["p"]
+    assert step.status == "ok" and step.model == "large" and step.text == "deep view"
+    assert [t.outcome for t in step.tries] == ["failed", "ok"]

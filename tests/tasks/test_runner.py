@@ -145,3 +145,76 @@ def test_extract_examples_must_match_the_schema():
         Task(kind="extract", schema=Contact, examples=bad)
     with pytest.raises(ConfigError, match="must be a mapping"):
         Task(kind="extract", schema=Contact, examples=[{"input": "x", "output": "Ann"}])
+
+
+def two_tier_registry(small_url: str, large_url: str) -> Registry:
+    return Registry(
+        Config(
+            models=[
+                ModelConfig(
+                    name="small",
+                    backend="openai",
+                    base_url=small_url,
+                    tier="small",
+                    price={"input": 1, "output": 2},
+                ),
+                ModelConfig(
+                    name="large",
+                    backend="openai",
+                    base_url=large_url,
+                    tier="large",
+                    price={"input": 10, "output": 30},
+                ),
+            ]
+        )
+    )
+
+
+async def test_a_failure_carries_the_tokens_it_spent(scripted):
+    script, url = scripted
+    registry = two_tier_registry(url, url)
+    script.enqueue(
+        Script(text="no idea", prompt_tokens=40, completion_tokens=7),
+        Script(text="still no idea", prompt_tokens=55, completion_tokens=9),
+    )
+    with pytest.raises(TaskOutputError) as info:
+        await Task(**SENTIMENT).run("hmm", model="small", registry=registry)
+    error = info.value
+    assert (error.usage.input_tokens, error.usage.output_tokens) == (95, 16)
+    [attempt] = error.tries
+    assert attempt.model == "small" and attempt.outcome == "failed"
+    assert attempt.cost_usd == registry.get("small").price.cost(error.usage) > 0
+    await registry.aclose()
+
+
+async def test_escalate_on_failure_goes_up_a_tier_and_keeps_every_attempt(scripted):
+    from smallfirst.testing import BackgroundServer, ScriptedUpstream
+
+    small, small_url = scripted
+    small.enqueue(Script(text="", completion_tokens=0), Script(text=" ", completion_tokens=1))
+    large = ScriptedUpstream(Script(text="Launch moved to March.", completion_tokens=5))
+    with BackgroundServer(large.app) as server:
+        registry = two_tier_registry(small_url, server.url + "/v1")
+        task = Task(kind="summarize")
+        with pytest.raises(TaskOutputError):
+            await task.run("notes", model="small", registry=registry)
+        small.enqueue(Script(text=""), Script(text=""))
+        result = await task.run("notes", model="small", registry=registry, escalate_on_failure=True)
+        await registry.aclose()
+    assert result.text == "Launch moved to March." and result.model == "large"
+    assert result.escalated and [t.model for t in result.tries] == ["small", "large"]
+    failed, answered = result.tries
+    assert failed.outcome == "failed" and "empty" in failed.reason
+    assert failed.usage.input_tokens == 10 and failed.cost_usd > 0
+    assert result.usage.input_tokens == failed.usage.input_tokens + answered.usage.input_tokens
+    assert result.cost_usd == failed.cost_usd + answered.cost_usd
+    assert result.to_dict()["tries"][0]["outcome"] == "failed"
+
+
+async def test_escalation_stops_at_the_top_tier(upstream):
+    script, registry = upstream  # one model, tier large: nowhere to go
+    script.enqueue(Script(text=""), Script(text=""))
+    with pytest.raises(TaskOutputError) as info:
+        await Task(kind="summarize").run("notes", registry=registry, escalate_on_failure=True)
+    assert [t.model for t in info.value.tries] == ["big"]
+    await registry.aclose()
