@@ -89,3 +89,41 @@ def test_label_confidence_is_the_joint_probability_of_the_written_tokens():
     tokens = [TokenLogprob(" pos", -0.1), TokenLogprob("itive", -0.2)]
     assert label_confidence(tokens) == pytest.approx(0.7408, abs=1e-4)
     assert label_confidence(None) is None
+
+
+OVERFLOWING = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "story": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["title", "story", "tags"],
+}
+
+
+async def test_embedded_answer_that_overflows_max_tokens_still_parses(embedded_registry):
+    """The grammar's bounds, then closing at the budget: a cut answer is JSON and says so."""
+    import json
+
+    import jsonschema
+
+    from smallfirst.types import ChatRequest, GenerationParams, Message
+
+    provider = embedded_registry.provider("default")
+    request = ChatRequest(
+        [Message("user", "Write a long story about the sea, as JSON.")],
+        GenerationParams(max_tokens=10, json_schema=OVERFLOWING),
+    )
+    cut = await provider.chat(request)
+    assert cut.finish_reason == "length" and cut.usage.output_tokens == 10
+    jsonschema.validate(json.loads(cut.text), OVERFLOWING)
+
+    from smallfirst.tasks import Task
+
+    task = Task(kind="extract", name="story", schema=OVERFLOWING, max_tokens=12)
+    result = await task.run("A ship left port at dawn; the crew sang.", registry=embedded_registry)
+    jsonschema.validate(result.data, OVERFLOWING)
+    assert result.attempts == 1 and result.finish_reason in ("length", "stop")
+    assert result.tries[0].usage.output_tokens <= 12
+    await embedded_registry.aclose()
