@@ -66,6 +66,8 @@ class LedgerWriter:
         self.linger_s = linger_s
         self.max_buffer = max_buffer
         self._pending: deque[LedgerEntry] = deque()
+        self._writing = 0
+        """Rows taken off `_pending` by the write in progress (back on it if that fails)."""
         self._waiters: deque[threading.Event] = deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -96,7 +98,8 @@ class LedgerWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Rows accepted and not yet stored (the write in progress included)."""
+        return len(self._pending) + self._writing
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Block until every entry recorded before this call is stored (or was refused);
@@ -141,6 +144,7 @@ class LedgerWriter:
         """Store everything pending; False (rows kept, oldest first) when the database is down."""
         while self._pending:
             batch = [self._pending.popleft() for _ in range(min(len(self._pending), BATCH))]
+            self._writing = len(batch)
             try:
                 self._write(batch, retry=self._outage_since is not None)
             except Exception as exc:
@@ -148,8 +152,10 @@ class LedgerWriter:
                     batch, exc = self._write_one_by_one(batch)
                 if batch:
                     self._pending.extendleft(reversed(batch))
+                    self._writing = 0
                     self._outage(exc)
                     return False
+            self._writing = 0
         if self._outage_since is not None:
             log.warning(
                 "ledger: database reachable again after %.1f s; buffered rows stored",
