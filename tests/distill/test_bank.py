@@ -62,3 +62,37 @@ def test_bad_names_and_missing_banks():
         bank_path("../escape")
     with pytest.raises(NotFoundError, match="no example bank"):
         ExampleBank.open_existing("nothing-here")
+
+
+def test_background_is_stored_once_unlabelled_and_never_shadows_an_example():
+    bank = ExampleBank.open("with-background", HashEmbedder())
+    bank.add("book a table", "restaurant", label="restaurant")
+    added = bank.add_background(["what is the time", "what is the time", "book a table", " "])
+    assert added == 1 and bank.background_count() == 1
+    assert bank.add_background(["what is the time", "tell me a joke"]) == 1
+    vectors = bank.background_vectors()
+    assert vectors.shape == (2, HashEmbedder.dim)
+    np.testing.assert_allclose(vectors[0], HashEmbedder().encode(["what is the time"])[0])
+    assert [e.input for e in bank.examples()] == ["book a table"]  # not examples
+    bank.close()
+    assert ExampleBank.open("with-background", HashEmbedder()).background_count() == 2
+
+
+def test_students_from_a_bank_learn_its_background_and_defer_far_inputs():
+    from smallfirst.distill.student import train_from_bank
+
+    from .conftest import intent_pairs
+
+    bank = ExampleBank.open("intents-bg")
+    bank.add_many([(text, intent, intent) for text, intent in intent_pairs()])
+    chatter = [f"tell me a joke about {x}" for x in ("cats", "dogs", "lawyers", "maths")]
+    chatter += [f"translate '{x}' into German" for x in ("hello", "thank you", "good night")]
+    bank.add_background(chatter)
+    for kind in ("logreg", "knn"):
+        student = train_from_bank(bank, target_accuracy=0.9, kind=kind)
+        assert student.background and student.heldout.foreign_n == len(chatter)
+        [inside, outside] = student.predict(
+            ["will it rain in Madrid tomorrow", "tell me a joke about penguins"]
+        )
+        assert inside.answered and inside.label == "weather", kind
+        assert not outside.answered and outside.reason in ("background", "unfamiliar"), kind

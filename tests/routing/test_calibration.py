@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from smallfirst.routing.calibration import (
@@ -13,6 +14,7 @@ from smallfirst.routing.calibration import (
     large_share,
     load_prompts,
     mean_quality,
+    meets_quality,
 )
 from smallfirst.routing.learned import predict_conversations, train_router
 from smallfirst.routing.outcomes import Outcomes, OutcomesError, load_outcomes
@@ -66,6 +68,19 @@ def test_quality_target_measured_and_predicted(trained) -> None:
     assert "quality ~" in cal.explanation and "measured" in cal.source
     predicted = calibrate_quality(router, pred, 0.9, "held")
     assert predicted.quality_share >= 0.9 - 1e-9
+
+
+def test_quality_target_is_met_on_the_lower_bound(gsm8k_router) -> None:
+    router, pred = gsm8k_router
+    truth = (pred > np.median(pred, axis=0)).astype(float)  # a measured 0/1 outcome per model
+    point = calibrate_quality(router, pred, 0.95, "held", truth, level=None)
+    bounded = calibrate_quality(router, pred, 0.95, "held", truth)
+    # stricter: a lower threshold sends more to the large model, never less
+    assert bounded.threshold <= point.threshold
+    assert bounded.large_share >= point.large_share
+    assert meets_quality(router, pred, truth, bounded.threshold, 0.95)
+    assert "lower bound" in bounded.explanation and "N=300" in bounded.explanation
+    assert "lower bound" not in point.explanation
 
 
 def test_out_of_range_targets_are_rejected(trained) -> None:

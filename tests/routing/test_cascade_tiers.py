@@ -23,6 +23,7 @@ def student_file(tmp_path_factory):
     student = train_student(get_embedder("minilm").encode(texts), labels, folds=3)
     path = tmp_path_factory.mktemp("student") / "student.joblib"
     student.threshold = 0.5  # answers when it leans one way; defers on near-ties
+    student.similarity_threshold = -1.0  # 12 examples: familiarity is tested in tests/distill
     student.save(path)
     return path
 

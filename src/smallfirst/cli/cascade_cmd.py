@@ -202,14 +202,16 @@ def calibrate(
 
 def _print_calibration(check: str, result) -> None:
     table = Table(title=f"calibration of the {check} check on {result.n} labelled answers")
-    for column in ("target", "threshold", "kept share", "kept accuracy", "cascade accuracy"):
+    columns = ("target", "threshold", "kept share", "kept accuracy", "cascade accuracy")
+    for column in (*columns, "95% lower bound (must reach the target)"):
         table.add_column(column, justify="right")
     table.add_row(
         f"{result.target_accuracy:.3f}",
         f"{result.threshold:.4f}",
-        f"{result.kept_share:.3f}",
+        f"{result.kept_share:.3f} (N={result.kept_n})",
         "-" if result.kept_accuracy is None else f"{result.kept_accuracy:.3f}",
         "-" if result.overall_accuracy is None else f"{result.overall_accuracy:.3f}",
+        "-" if result.lower_bound is None else f"{result.lower_bound:.3f}",
     )
     console.print(table)
     if not result.achievable:

@@ -21,7 +21,7 @@ from smallfirst.distill.export import FORMATS, export_bank
 from smallfirst.distill.finetune import FinetuneUnavailableError, LoraSettings, finetune
 from smallfirst.distill.inputs import read_inputs
 from smallfirst.distill.prompts import task_summary
-from smallfirst.distill.student import train_from_bank
+from smallfirst.distill.student import KINDS, train_from_bank
 from smallfirst.distill.teacher import LabelProgress, LabelSettings, TeacherRun
 from smallfirst.errors import InvalidRequestError, SmallfirstError
 from smallfirst.models.registry import Registry
@@ -58,17 +58,32 @@ def label(
     concurrency: int = typer.Option(8, "--concurrency", min=1, max=256),
     max_attempts: int = typer.Option(3, "--max-attempts", min=1, max=10),
     max_tokens: int = typer.Option(256, "--max-tokens", min=1),
+    background: Path = typer.Option(
+        None,
+        "--background",
+        help="Unlabelled traffic that is NOT this task's job (JSONL, like --inputs): stored "
+        "unlabelled at no cost; the student learns to defer inputs like it.",
+    ),
 ) -> None:
     """Label inputs with the teacher into an example bank (resumable; reruns skip done ones)."""
     try:
         spec = load_spec(task)
         texts = read_inputs(inputs)
+        others = read_inputs(background) if background is not None else []
+        others = [text for text in others if text not in set(texts)]
         registry = Registry(load_config())
         entry = registry.get(teacher)
         target = _bank_for(bank or spec.name, task_summary(spec))
     except SmallfirstError as exc:
         fail(exc.message)
         raise
+    if others:
+        added = target.add_background(others)
+        console.print(
+            f"background: {added} new of {len(others)} inputs "
+            f"({target.background_count()} in the bank)",
+            highlight=False,
+        )
     settings = LabelSettings(max_usd, concurrency, max_attempts, max_tokens=max_tokens)
     result = _label_with_progress(target, registry, entry.name, texts, settings)
     _print_label_report(target, result, settings)
@@ -158,12 +173,12 @@ def student(
     bank: str = typer.Argument(..., help="Bank name or .sqlite path."),
     out: Path = typer.Option(Path("student.joblib"), "--out", help="Student file to write."),
     target_accuracy: float = typer.Option(0.97, "--target-accuracy", min=0.01, max=1.0),
-    kind: str = typer.Option("logreg", "--model", help="logreg or mlp."),
+    kind: str = typer.Option("logreg", "--model", help="logreg, mlp or knn (bank vote)."),
     folds: int = typer.Option(5, "--folds", min=2, max=20),
 ) -> None:
     """Train the tier-0 classifier on the bank; it answers only at the target accuracy."""
-    if kind not in ("logreg", "mlp"):
-        fail(f"--model must be logreg or mlp, not {kind!r}")
+    if kind not in KINDS:
+        fail(f"--model must be one of {', '.join(KINDS)}, not {kind!r}")
     try:
         source = ExampleBank.open_existing(bank)
         with err_console.status(f"training on {len(source)} examples"):
@@ -178,17 +193,25 @@ def student(
         raise
     trained.save(out)
     held = trained.heldout
+    background = f", {source.background_count()} background" if trained.background else ""
     console.print(
         f"student -> {out}\n"
-        f"  {held.n} examples, {len(trained.labels)} labels, {folds}-fold held-out accuracy "
-        f"{held.accuracy:.3f}\n"
-        f"  answers {held.coverage:.1%} of held-out inputs at accuracy {held.answered_accuracy:.3f}"
-        f" (target {target_accuracy}); threshold {trained.threshold:.3f}, "
+        f"  {held.n} examples{background}, {len(trained.labels)} labels, {folds}-fold held-out "
+        f"accuracy {held.accuracy:.3f}\n"
+        f"  {held.summary()}\n"
+        f"  target {target_accuracy}: the lower bound must reach it; confidence threshold "
+        f"{trained.threshold:.3f}, similarity threshold {trained.similarity_threshold:.3f}, "
         f"temperature {trained.temperature:.2f}\n"
         "  use it as tier 0 in smallfirst.yaml:\n"
         f"    - {{name: student, backend: student, tier: tiny, options: {{path: {out}}}}}",
         highlight=False,
     )
+    if not held.answered_n:
+        err_console.print(
+            f"[yellow]no threshold reaches {target_accuracy} with {held.level:.0%} confidence on "
+            f"{held.n} held-out examples: the student always defers.[/] Label more examples "
+            "or lower --target-accuracy."
+        )
 
 
 @distill_app.command("export")

@@ -5,6 +5,10 @@ the input, so labelling is resumable and never stores an input twice. Vectors (M
 computed lazily in batches and kept in the same file; search is an exact inner product over
 unit vectors in numpy, which is fast enough for the bank sizes distillation produces (<10^5).
 The tasks package uses `nearest(text, k)` to pick kNN few-shot examples.
+
+A bank can also hold *background* inputs: unlabelled traffic that is not this task's job
+(`distill label --background FILE`). They cost nothing (no teacher call) and teach the student
+what to defer: a background class, and out-of-scope stand-ins for calibrating its thresholds.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS failures ("
     " hash TEXT PRIMARY KEY, input TEXT NOT NULL, reason TEXT NOT NULL,"
     " attempts INTEGER NOT NULL, cost_usd REAL NOT NULL, updated REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS background ("
+    " id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, input TEXT NOT NULL, vec BLOB)",
 )
 
 
@@ -171,6 +177,30 @@ class ExampleBank:
         self._index = None
         return len(self) - before
 
+    def add_background(self, texts: list[str]) -> int:
+        """Store unlabelled out-of-scope inputs; returns how many were new. An input that is
+        already a labelled example is not background and is skipped."""
+        known = self.known_hashes()
+        rows = [(text_hash(t), t) for t in texts if t.strip() and text_hash(t) not in known]
+        before = self.background_count()
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO background (hash, input) VALUES (?, ?)", rows
+            )
+        return self.background_count() - before
+
+    def background_count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM background").fetchone()[0]
+
+    def background_vectors(self) -> np.ndarray:
+        """Unit vectors of the background inputs (embedding missing ones in batches)."""
+        self._embed_missing("background")
+        rows = self._db.execute("SELECT vec FROM background ORDER BY id").fetchall()
+        matrix = np.zeros((len(rows), self.embedder.dim), dtype=np.float32)
+        for i, (blob,) in enumerate(rows):
+            matrix[i] = np.frombuffer(blob, dtype=np.float32)
+        return matrix
+
     def record_failure(self, input: str, reason: str, attempts: int, cost_usd: float) -> None:
         """Remember why an input could not be labelled; a rerun tries it again. Attempts and
         cost add up over runs: money spent on an input is never forgotten."""
@@ -209,17 +239,17 @@ class ExampleBank:
             self._index = (matrix, [Example(*row[:4]) for row in rows])
         return self._index
 
-    def _embed_missing(self, batch: int = 256) -> None:
+    def _embed_missing(self, table: str = "examples", batch: int = 256) -> None:
         while True:
             rows = self._db.execute(
-                "SELECT id, input FROM examples WHERE vec IS NULL LIMIT ?", (batch,)
+                f"SELECT id, input FROM {table} WHERE vec IS NULL LIMIT ?", (batch,)
             ).fetchall()
             if not rows:
                 return
             vectors = self.embedder.encode([text for _, text in rows])
             with self._db:
                 self._db.executemany(
-                    "UPDATE examples SET vec = ? WHERE id = ?",
+                    f"UPDATE {table} SET vec = ? WHERE id = ?",
                     [
                         (vec.astype(np.float32).tobytes(), i)
                         for (i, _), vec in zip(rows, vectors, strict=True)

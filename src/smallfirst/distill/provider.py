@@ -34,6 +34,17 @@ from smallfirst.types import (
 )
 
 
+def _why(prediction: Prediction, student: TinyClassifier) -> str:
+    if prediction.reason == "unfamiliar":
+        return (
+            f"the input is unlike its training data: similarity {prediction.similarity:.3f} "
+            f"< {student.similarity_threshold:.3f}"
+        )
+    if prediction.reason == "background":
+        return "the input looks like background traffic, not this task"
+    return f"confidence {prediction.confidence:.3f} < threshold {student.threshold:.3f}"
+
+
 class StudentProvider:
     """A Provider answering classification requests from a student file."""
 
@@ -65,8 +76,8 @@ class StudentProvider:
         prediction: Prediction = (await asyncio.to_thread(self.student.predict, [text]))[0]
         if not prediction.answered:
             raise DeferredError(
-                f"student {self.name!r} is not sure (confidence {prediction.confidence:.3f} "
-                f"< threshold {self.student.threshold:.3f}); escalate to a larger model",
+                f"student {self.name!r} is not sure ({_why(prediction, self.student)}); "
+                "escalate to a larger model",
                 confidence=prediction.confidence,
                 threshold=self.student.threshold,
                 label=prediction.label,

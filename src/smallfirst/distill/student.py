@@ -1,9 +1,14 @@
 """Tier 0: a tiny classifier on sentence embeddings that answers only when it is sure.
 
 Trained from a bank's teacher labels. Confidence is calibrated with temperature scaling on
-out-of-fold predictions (k-fold over the training pairs, so no example scores itself), and the
-answer threshold is the lowest confidence at which the out-of-fold answers still reach the
-target accuracy. Below it the student defers and the request climbs to the next rung.
+out-of-fold predictions (k-fold over the training pairs, so no example scores itself). The
+student answers only when the input is also *familiar* (similar enough to a training example):
+a classifier is confident about inputs that belong to no label at all. Both thresholds are
+chosen together (`deferral.calibrate_deferral`) so that the 95% lower bound of the out-of-fold
+answers' accuracy reaches the target, and out-of-scope stand-ins — examples of labels held out
+of the model that scores them, plus any background traffic — are rarely answered. Background
+traffic (inputs that are not this task's job) is also learnt as a class that always defers.
+Otherwise the student defers and the request climbs to the next rung.
 """
 
 from __future__ import annotations
@@ -16,12 +21,23 @@ from typing import Any, Literal
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from smallfirst.distill.deferral import Deferral, calibrate_deferral, confidence_only
+from smallfirst.distill.novelty import nearest_similarity
 from smallfirst.embeddings import Embedder, get_embedder
 from smallfirst.errors import InvalidRequestError, ModelLoadError
+from smallfirst.evaluate.stats import DEFAULT_LEVEL, Rate, wilson_bound
+from smallfirst.routing.thresholds import calibrate_threshold
 
-StudentKind = Literal["logreg", "mlp"]
+StudentKind = Literal["logreg", "mlp", "knn"]
+KINDS = ("logreg", "mlp", "knn")
 FORMAT = "smallfirst-student/1"
+BACKGROUND = "__background__"
+"""The class background traffic is learnt as; predicting it always defers."""
 _FLOOR = 1e-12
+_MIN_LABELS_TO_HOLD_OUT = 4
+"""Out-of-scope stand-ins come from models trained without some labels: with fewer than 4
+labels such a model has one or two left and is sure of one of them whatever the input."""
+_LABEL_GROUPS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,19 +45,69 @@ class Prediction:
     label: str
     confidence: float
     answered: bool
+    similarity: float = 1.0
+    """Cosine similarity to the nearest training example (how familiar the input is)."""
+    reason: str = ""
+    """Why it deferred: `unsure` (confidence), `unfamiliar` (similarity), `background`."""
 
 
 @dataclass(frozen=True, slots=True)
 class HeldOut:
-    """Out-of-fold quality: what the threshold was chosen on."""
+    """Out-of-fold quality: what the thresholds were chosen on."""
 
     n: int
     accuracy: float
     coverage: float
     answered_accuracy: float
+    answered_n: int = 0
+    lower_bound: float = 0.0
+    """One-sided lower bound (at `level`) of `answered_accuracy`."""
+    level: float = DEFAULT_LEVEL
+    foreign_n: int = 0
+    """Out-of-scope stand-ins the thresholds were checked on (held-out labels, background)."""
+    foreign_answered: float = 0.0
+    """Share of them the student would answer (each such answer is wrong)."""
+
+    @property
+    def answered(self) -> Rate:
+        right = round(self.answered_accuracy * self.answered_n)
+        return Rate(right, self.answered_n, self.level)
+
+    @property
+    def foreign(self) -> Rate:
+        return Rate(round(self.foreign_answered * self.foreign_n), self.foreign_n, self.level)
+
+    def summary(self) -> str:
+        """The claim in one line, with its interval and the examples behind it."""
+        answered = self.answered
+        low, high = answered.interval
+        text = (
+            f"answers {self.coverage:.1%} of held-out inputs (N={self.n}) at accuracy "
+            f"{answered.value:.3f} ({self.level:.0%} CI {low:.3f}-{high:.3f}, lower bound "
+            f"{self.lower_bound:.3f}, N={answered.n})"
+        )
+        if self.foreign_n:
+            foreign = self.foreign
+            low, high = foreign.interval
+            text += (
+                f"; answers {foreign.value:.1%} of out-of-scope stand-ins ({self.level:.0%} CI "
+                f"{low:.1%}-{high:.1%}, N={foreign.n})"
+            )
+        return text
 
 
-def _make_model(kind: StudentKind, seed: int) -> Any:
+def similarity_weights(distances: np.ndarray) -> np.ndarray:
+    """kNN vote weights: cosine similarity (1 - cosine distance), never zero."""
+    return np.clip(1.0 - distances, 1e-6, None)
+
+
+def _make_model(kind: StudentKind, seed: int, n: int = 10) -> Any:
+    if kind == "knn":
+        from sklearn.neighbors import KNeighborsClassifier
+
+        return KNeighborsClassifier(
+            n_neighbors=max(1, min(10, n)), weights=similarity_weights, metric="cosine"
+        )
     if kind == "mlp":
         from sklearn.neural_network import MLPClassifier
 
@@ -82,37 +148,105 @@ def fit_temperature(log_probs: np.ndarray, y: np.ndarray) -> float:
     return best
 
 
-def choose_threshold(confidence: np.ndarray, correct: np.ndarray, target: float) -> float:
-    """Lowest confidence such that answers at or above it reach `target` accuracy.
+def choose_threshold(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    target: float,
+    level: float | None = DEFAULT_LEVEL,
+) -> float:
+    """Lowest confidence such that the answers at or above it reach `target` accuracy: its
+    one-sided lower bound at `level` (None: the point estimate).
 
-    inf when even the most confident answer is wrong (the student then always defers).
+    inf when no threshold gets there (the student then always defers).
     """
-    order = np.argsort(-confidence, kind="stable")
-    hits = np.cumsum(correct[order])
-    accuracy = hits / np.arange(1, len(order) + 1)
-    ok = np.nonzero(accuracy >= target)[0]
-    if len(ok) == 0:
-        return float("inf")
-    return float(confidence[order][ok[-1]])
+    result = calibrate_threshold(confidence, correct, target, level=level)
+    return result.threshold if result.achievable and result.kept_n else float("inf")
+
+
+@dataclass
+class _Scored:
+    """Held-out scores of some rows: log P(class) and similarity to the model's training rows."""
+
+    log_probs: np.ndarray
+    similarity: np.ndarray
+
+
+def _fit_and_score(
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: list[str],
+    in_scope: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    kind: StudentKind,
+    seed: int,
+) -> _Scored:
+    names = np.asarray(classes, dtype=object)
+    model = _make_model(kind, seed, len(train)).fit(x[train], names[y[train]])
+    reference = x[train[in_scope[train]]]
+    return _Scored(_log_probs(model, x[test], classes), nearest_similarity(reference, x[test]))
 
 
 def _out_of_fold(
-    x: np.ndarray, y: np.ndarray, labels: list[str], kind: StudentKind, folds: int, seed: int
-) -> np.ndarray:
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: list[str],
+    in_scope: np.ndarray,
+    kind: StudentKind,
+    folds: int,
+    seed: int,
+) -> _Scored:
+    """Every row scored by a model that did not see it (k-fold)."""
     from sklearn.model_selection import KFold
 
-    out = np.zeros((len(x), len(labels)))
+    out = _Scored(np.zeros((len(x), len(classes))), np.zeros(len(x)))
     splitter = KFold(n_splits=min(folds, len(x)), shuffle=True, random_state=seed)
-    names = np.asarray(labels, dtype=object)
     for train, test in splitter.split(x):
-        model = _make_model(kind, seed).fit(x[train], names[y[train]])
-        out[test] = _log_probs(model, x[test], labels)
+        scored = _fit_and_score(x, y, classes, in_scope, train, test, kind, seed)
+        out.log_probs[test], out.similarity[test] = scored.log_probs, scored.similarity
     return out
+
+
+def _labels_held_out(
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: list[str],
+    in_scope: np.ndarray,
+    kind: StudentKind,
+    seed: int,
+) -> _Scored | None:
+    """Every in-scope row scored by a model trained without its label (and a few others):
+    stand-ins for inputs of labels the student has never seen. None with too few labels."""
+    labels = np.unique(y[in_scope])
+    if len(labels) < _MIN_LABELS_TO_HOLD_OUT:
+        return None
+    groups = np.array_split(np.random.default_rng(seed).permutation(labels), _LABEL_GROUPS)
+    rows = np.nonzero(in_scope)[0]
+    out = _Scored(np.zeros((len(rows), len(classes))), np.zeros(len(rows)))
+    for group in groups:
+        held = np.isin(y, group) & in_scope
+        if not held.any():
+            continue
+        scored = _fit_and_score(
+            x, y, classes, in_scope, np.nonzero(~held)[0], np.nonzero(held)[0], kind, seed
+        )
+        where = np.searchsorted(rows, np.nonzero(held)[0])
+        out.log_probs[where], out.similarity[where] = scored.log_probs, scored.similarity
+    return out
+
+
+def _answer_scores(probs: np.ndarray, background: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(best class, confidence): a row whose best class is background gets confidence 0."""
+    best = probs.argmax(axis=1)
+    confidence = probs.max(axis=1)
+    if background is not None:
+        confidence = np.where(best == background, 0.0, confidence)
+    return best, confidence
 
 
 @dataclass
 class TinyClassifier:
-    """A fitted student: embedder name, sklearn model, temperature and answer threshold."""
+    """A fitted student: embedder name, sklearn model, temperature and answer thresholds."""
 
     model: Any
     labels: list[str]
@@ -124,18 +258,41 @@ class TinyClassifier:
     embedder_name: str = "minilm"
     input_name: str = "Text"
     """How task prompts name the input (`Text: ...`); the provider strips that prefix."""
+    similarity_threshold: float = float("-inf")
+    """Least cosine similarity to a training example at which the student answers."""
+    reference: np.ndarray | None = None
+    """The training vectors similarity is measured against (None: every input is familiar)."""
+    background: bool = False
+    """Whether background traffic was learnt as a class (the last column of the model)."""
+
+    @property
+    def classes(self) -> list[str]:
+        return [*self.labels, BACKGROUND] if self.background else list(self.labels)
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
-        """Calibrated P(label), one row per vector."""
-        return softmax(_log_probs(self.model, vectors, self.labels), self.temperature)
+        """Calibrated P(class), one row per vector (with a last background column if learnt)."""
+        return softmax(_log_probs(self.model, vectors, self.classes), self.temperature)
+
+    def similarity(self, vectors: np.ndarray) -> np.ndarray:
+        if self.reference is None:
+            return np.ones(len(vectors))
+        return nearest_similarity(self.reference, vectors)
 
     def predict_vectors(self, vectors: np.ndarray) -> list[Prediction]:
         probs = self.scores(vectors)
         best = probs.argmax(axis=1)
-        return [
-            Prediction(self.labels[i], float(p[i]), bool(p[i] >= self.threshold))
-            for i, p in zip(best, probs, strict=True)
-        ]
+        similarity = self.similarity(vectors)
+        out = []
+        for i, row, sim in zip(best, probs, similarity, strict=True):
+            if self.background and i == len(self.labels):
+                label = self.labels[int(row[:-1].argmax())]
+                out.append(Prediction(label, float(row[i]), False, float(sim), "background"))
+                continue
+            reason = "unsure" if row[i] < self.threshold else ""
+            if sim < self.similarity_threshold:
+                reason = reason or "unfamiliar"
+            out.append(Prediction(self.labels[i], float(row[i]), not reason, float(sim), reason))
+        return out
 
     def predict(self, texts: list[str], embedder: Embedder | None = None) -> list[Prediction]:
         embedder = embedder or get_embedder(self.embedder_name)
@@ -177,8 +334,15 @@ def train_student(
     folds: int = 5,
     seed: int = 0,
     embedder_name: str = "minilm",
+    background: np.ndarray | None = None,
+    level: float | None = DEFAULT_LEVEL,
+    familiarity: bool = True,
 ) -> TinyClassifier:
-    """Fit on all pairs; calibrate and pick the threshold on k-fold out-of-fold predictions."""
+    """Fit on all pairs (and `background` vectors as a deferring class); pick both thresholds
+    on out-of-fold predictions and out-of-scope stand-ins (see the module docstring).
+
+    `level=None` picks on the point estimate and `familiarity=False` on confidence alone: the
+    student as it was, for comparison."""
     if not 0.0 < target_accuracy <= 1.0:
         raise InvalidRequestError("target accuracy must be in (0, 1]", param="target_accuracy")
     names = sorted(set(labels))
@@ -187,27 +351,75 @@ def train_student(
             f"a student needs at least 4 labelled examples of 2+ labels; got {len(labels)} "
             f"examples of {len(names)} label(s)"
         )
-    x = np.asarray(vectors, dtype=np.float32)
-    y = np.asarray([names.index(label) for label in labels])
+    if BACKGROUND in names:
+        raise InvalidRequestError(f"{BACKGROUND!r} is reserved for background traffic")
+    bg = np.zeros((0, np.shape(vectors)[1]), np.float32) if background is None else background
+    has_bg = len(bg) > 0
+    classes = [*names, BACKGROUND] if has_bg else names
+    x = np.vstack([np.asarray(vectors, dtype=np.float32), np.asarray(bg, dtype=np.float32)])
+    y = np.asarray([names.index(label) for label in labels] + [len(names)] * len(bg))
+    in_scope = np.arange(len(x)) < len(labels)
     # These fits are small: multi-threaded BLAS only adds contention (20x slower on a busy box).
     with threadpool_limits(limits=1), warnings.catch_warnings():
         # few examples of many labels is the normal few-shot case, not a regression problem
         warnings.filterwarnings("ignore", message="The number of unique classes is greater")
-        oof = _out_of_fold(x, y, names, kind, folds, seed)
-        model = _make_model(kind, seed).fit(x, np.asarray(labels, dtype=object))
-    temperature = fit_temperature(oof, y)
-    probs = softmax(oof, temperature)
-    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y
-    threshold = choose_threshold(confidence, correct, target_accuracy)
-    answered = confidence >= threshold
-    heldout = HeldOut(
-        n=len(y),
-        accuracy=float(correct.mean()),
-        coverage=float(answered.mean()),
-        answered_accuracy=float(correct[answered].mean()) if answered.any() else 0.0,
+        oof = _out_of_fold(x, y, classes, in_scope, kind, folds, seed)
+        held = _labels_held_out(x, y, classes, in_scope, kind, seed) if familiarity else None
+        model = _make_model(kind, seed, len(x)).fit(x, np.asarray(classes, dtype=object)[y])
+    temperature = fit_temperature(oof.log_probs, y)
+    bg_column = len(names) if has_bg else None
+    best, confidence = _answer_scores(softmax(oof.log_probs, temperature), bg_column)
+    correct = best == y
+    foreign_conf = [confidence[~in_scope]]
+    foreign_sim = [oof.similarity[~in_scope]]
+    if held is not None:
+        foreign_conf.append(_answer_scores(softmax(held.log_probs, temperature), bg_column)[1])
+        foreign_sim.append(held.similarity)
+    if familiarity:
+        deferral = calibrate_deferral(
+            confidence[in_scope],
+            correct[in_scope],
+            oof.similarity[in_scope],
+            np.concatenate(foreign_conf),
+            np.concatenate(foreign_sim),
+            target_accuracy,
+            level,
+        )
+    else:
+        deferral = confidence_only(confidence[in_scope], correct[in_scope], target_accuracy, level)
+    student = TinyClassifier(
+        model,
+        names,
+        temperature,
+        deferral.confidence,
+        target_accuracy,
+        _heldout(deferral, correct[in_scope], level),
+        kind,
+        embedder_name,
+        similarity_threshold=deferral.similarity,
+        reference=x[in_scope] if familiarity else None,
+        background=has_bg,
     )
-    return TinyClassifier(
-        model, names, temperature, threshold, target_accuracy, heldout, kind, embedder_name
+    return student
+
+
+def _heldout(deferral: Deferral, correct: np.ndarray, level: float | None) -> HeldOut:
+    return HeldOut(
+        n=deferral.n,
+        accuracy=float(correct.mean()),
+        coverage=deferral.coverage,
+        answered_accuracy=deferral.answered_right / deferral.answered_n
+        if deferral.answered_n
+        else 0.0,
+        answered_n=deferral.answered_n,
+        lower_bound=float(
+            wilson_bound(deferral.answered_right, deferral.answered_n, level or DEFAULT_LEVEL)
+        ),
+        level=level or DEFAULT_LEVEL,
+        foreign_n=deferral.foreign_n,
+        foreign_answered=deferral.foreign_answered_n / deferral.foreign_n
+        if deferral.foreign_n
+        else 0.0,
     )
 
 
@@ -220,6 +432,13 @@ def train_from_bank(bank: Any, **options: Any) -> TinyClassifier:
             f"bank {bank.path} has no labels: a tiny student needs a `classify` task's bank"
         )
     labels = [examples[i].label for i in rows]
-    student = train_student(matrix[rows], labels, embedder_name=bank.embedder.name, **options)
+    background = bank.background_vectors()
+    student = train_student(
+        matrix[rows],
+        labels,
+        embedder_name=bank.embedder.name,
+        background=background if len(background) else None,
+        **options,
+    )
     student.input_name = (bank.meta().get("task") or {}).get("input_name", "Text")
     return student

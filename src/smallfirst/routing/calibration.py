@@ -5,7 +5,10 @@
   possible; predicted quality on prompts alone, or measured quality when outcomes are given.
 
 Both search the threshold by bisection: as it rises, every choice moves to a cheaper model,
-so the large share and the predicted quality only fall.
+so the large share and the predicted quality only fall. A quality target is met when the
+one-sided 95% lower bound of the per-prompt difference (routed quality - target x the best
+model's quality on the same prompt) is >= 0, not when the point estimate is: on a small
+calibration set the point estimate overshoots new traffic about half the time.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smallfirst.evaluate.stats import DEFAULT_LEVEL, mean_lower_bound
 from smallfirst.routing.metrics import choose
 from smallfirst.routing.outcomes import OutcomesError, prompt_turns
 from smallfirst.routing.router_file import Calibration, RouterModel
@@ -62,6 +66,23 @@ def mean_quality(router: RouterModel, pred: np.ndarray, truth: np.ndarray, t: fl
     return float(truth[np.arange(len(truth)), picked].mean())
 
 
+def meets_quality(
+    router: RouterModel,
+    pred: np.ndarray,
+    truth: np.ndarray,
+    t: float,
+    target: float,
+    level: float | None = DEFAULT_LEVEL,
+) -> bool:
+    """Whether routing at `t` keeps quality >= target x the best single model's (its lower
+    bound at `level`; None: the point estimate)."""
+    picked = choose(pred, router.norm_costs(), t)
+    best = int(truth.mean(axis=0).argmax())
+    diff = truth[np.arange(len(truth)), picked] - target * truth[:, best]
+    bound = float(diff.mean()) if level is None else mean_lower_bound(diff, level)
+    return bound >= -1e-12
+
+
 def _upper(pred: np.ndarray) -> float:
     """A threshold at which every prompt goes to the cheapest model."""
     return float(np.ptp(pred)) * 2 + 1.0 if pred.size else 1.0
@@ -94,8 +115,10 @@ def calibrate_quality(
     target: float,
     source: str,
     truth: np.ndarray | None = None,
+    level: float | None = DEFAULT_LEVEL,
 ) -> Calibration:
-    """Largest threshold (cheapest routing) keeping quality >= target x the best single model's.
+    """Largest threshold (cheapest routing) keeping quality >= target x the best single model's,
+    judged on the lower bound at `level` (see the module docstring).
 
     `truth` (measured quality, 0..1) when known; otherwise the router's own predictions.
     """
@@ -104,11 +127,11 @@ def calibrate_quality(
     basis = pred if truth is None else truth
     best = float(basis.mean(axis=0).max())
     lo, hi = 0.0, _upper(pred)
-    if mean_quality(router, pred, basis, hi) >= target * best:
+    if meets_quality(router, pred, basis, hi, target, level):
         lo = hi
     for _ in range(STEPS):
         mid = (lo + hi) / 2
-        if mean_quality(router, pred, basis, mid) >= target * best:
+        if meets_quality(router, pred, basis, mid, target, level):
             lo = mid
         else:
             hi = mid
@@ -123,8 +146,26 @@ def calibrate_quality(
         len(pred),
         f"{source} ({measured} quality)",
     )
-    cal.explanation = explain(router, cal)
+    cal.explanation = explain(router, cal) + _bound_note(router, pred, basis, lo, best, level)
     return cal
+
+
+def _bound_note(
+    router: RouterModel,
+    pred: np.ndarray,
+    basis: np.ndarray,
+    t: float,
+    best: float,
+    level: float | None,
+) -> str:
+    """`; lower bound 93.1% (95%, N=400)`: how sure the quality claim is."""
+    if level is None or best <= 0:
+        return ""
+    picked = choose(pred, router.norm_costs(), t)
+    quality = basis[np.arange(len(basis)), picked]
+    column = basis[:, int(basis.mean(axis=0).argmax())]
+    share = mean_lower_bound(quality - column, level) / best + 1.0
+    return f"; lower bound {share * 100:.1f}% ({level:.0%}, N={len(basis)})"
 
 
 def explain(router: RouterModel, cal: Calibration) -> str:

@@ -4,6 +4,11 @@ The parameter is a quality target, not a bare float: "keep the small model's ans
 answers kept this way are at least 90% right" (or, given how the next rung does on the same
 items, "the whole cascade is at least 90% right"), and the threshold keeping the most traffic
 on the small rung while meeting it is chosen.
+
+"Meeting it" means the one-sided 95% Wilson lower bound of that accuracy reaches the target, not
+the point estimate: a threshold picked on the point estimate misses the target on new data about
+half the time, and on a small calibration set by a lot. `level=None` restores the point rule.
+This is the one threshold picker: checks, the tier-0 student and (later) the semantic cache use it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from smallfirst.errors import InvalidRequestError
+from smallfirst.evaluate.stats import DEFAULT_LEVEL, wilson_bound
 
 
 @dataclass(slots=True)
@@ -28,6 +34,12 @@ class Calibration:
     n: int
     achievable: bool
     """False when no threshold reaches the target: the threshold then keeps nothing."""
+    kept_n: int = 0
+    """How many calibration items the rung keeps (the N behind `kept_accuracy`)."""
+    lower_bound: float | None = None
+    """One-sided lower bound of the targeted accuracy (kept, or cascade) at this threshold."""
+    level: float | None = DEFAULT_LEVEL
+    """Confidence level of `lower_bound`; None when the point estimate was used."""
 
 
 def calibrate_threshold(
@@ -35,11 +47,13 @@ def calibrate_threshold(
     correct: np.ndarray,
     target_accuracy: float,
     escalated_correct: np.ndarray | None = None,
+    level: float | None = DEFAULT_LEVEL,
 ) -> Calibration:
-    """The lowest threshold (most traffic kept) whose accuracy reaches `target_accuracy`.
+    """The lowest threshold (most traffic kept) whose accuracy's lower bound reaches the target.
 
     Without `escalated_correct` the target is the accuracy of the kept answers; with it (whether
-    the next rung got each item right) the target is the accuracy of the whole cascade.
+    the next rung got each item right) the target is the accuracy of the whole cascade. The
+    bound is one-sided Wilson at `level` (None: the point estimate).
     """
     scores, correct = _validate(scores, correct, target_accuracy)
     order = np.argsort(-scores, kind="stable")
@@ -48,16 +62,19 @@ def calibrate_threshold(
     kept_right = np.concatenate([[0.0], np.cumsum(right)])
     counts = np.arange(n + 1)
     if escalated_correct is None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            accuracy = np.where(counts > 0, kept_right / np.maximum(counts, 1), np.nan)
+        right, total = kept_right, counts
     else:
         escalated = np.asarray(escalated_correct, dtype=float)[order]
         later_right = np.concatenate([np.cumsum(escalated[::-1])[::-1], [0.0]])
-        accuracy = (kept_right + later_right) / n
+        right, total = kept_right + later_right, np.full(n + 1, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(total > 0, right / np.maximum(total, 1), np.nan)
+    bound = accuracy if level is None else wilson_bound(right, total, level)
+    bound = np.where(total > 0, bound, np.nan)
     cuts = _valid_cuts(ranked)
-    good = [k for k in cuts if not np.isnan(accuracy[k]) and accuracy[k] >= target_accuracy]
+    good = [k for k in cuts if not np.isnan(bound[k]) and bound[k] >= target_accuracy]
     if not good:
-        return _unreachable(ranked, target_accuracy, n, accuracy, escalated_correct)
+        return _unreachable(ranked, target_accuracy, n, accuracy, escalated_correct, level)
     k = max(good)
     threshold = float(ranked[k - 1]) if k > 0 else float(np.nextafter(ranked[0], np.inf))
     return Calibration(
@@ -68,6 +85,9 @@ def calibrate_threshold(
         overall_accuracy=None if escalated_correct is None else float(accuracy[k]),
         n=n,
         achievable=True,
+        kept_n=k,
+        lower_bound=float(bound[k]),
+        level=level,
     )
 
 
@@ -97,6 +117,7 @@ def _unreachable(
     n: int,
     accuracy: np.ndarray,
     escalated_correct: np.ndarray | None,
+    level: float | None,
 ) -> Calibration:
     return Calibration(
         threshold=float(np.nextafter(ranked[0], np.inf)),
@@ -106,4 +127,5 @@ def _unreachable(
         overall_accuracy=None if escalated_correct is None else float(accuracy[0]),
         n=n,
         achievable=False,
+        level=level,
     )
