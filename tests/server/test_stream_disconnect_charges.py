@@ -126,3 +126,62 @@ def test_an_abandoned_stream_from_a_local_backend_is_charged(
         assert row["input_tokens"] > 0 and row["output_tokens"] >= READ_BEFORE_LEAVING
         assert row["cost_usd"] > 0
         assert gw.gateway.limiter.spent(key.id) == pytest.approx(row["cost_usd"])
+
+
+def read_all(gw: RunningGateway, secret: str, model: str) -> list[str]:
+    """Stream to the end with a raw client: the `data:` payloads received."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "count to eight"}],
+        "stream": True,
+        "max_tokens": 16,
+    }
+    headers = {"authorization": f"Bearer {secret}"}
+    with httpx.stream(
+        "POST", gw.url + "/v1/chat/completions", json=body, headers=headers
+    ) as response:
+        assert response.status_code == 200
+        return [line[5:].strip() for line in response.iter_lines() if line.startswith("data:")]
+
+
+def test_a_stream_that_fails_after_its_text_is_charged_for_the_text(gw, scripted) -> None:
+    upstream, _url = scripted
+    upstream.default = Script("stream_then_error", text=EIGHT_WORDS)
+    key, secret = gw.create_key("half-answered", budget_usd=1.0)
+    events = read_all(gw, secret, "large")
+    assert sum('"content"' in e for e in events) == 8 and '"error"' in events[-1]
+    row = next(r for r in gw.rows() if r["key_id"] == key.id)
+    assert row["status"] == 502
+    assert row["output_tokens"] >= 8 and row["cost_usd"] > 0
+    assert gw.gateway.limiter.spent(key.id) == pytest.approx(row["cost_usd"])
+
+
+class FailingReplay(ReplayProvider):
+    """Replay that sends its answer, then breaks before it finishes."""
+
+    async def _stream(self, text: str, whole_prompt: str) -> AsyncIterator[Delta]:
+        for i, word in enumerate(self.book.reply(text).split(" ")):
+            yield Delta(text=word if i == 0 else " " + word)
+        raise RuntimeError("the local model crashed mid-answer")
+
+
+def test_a_local_stream_that_fails_after_its_text_is_charged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes.write_text(f"prompt,answer\ncount to eight,{EIGHT_WORDS}\n")
+    monkeypatch.setitem(BACKENDS, "replay", FailingReplay)
+    local = ModelConfig(
+        name="local",
+        backend="replay",
+        tier="small",
+        price=Price(input=10.0, output=30.0),
+        options={"outcomes": str(outcomes)},
+    )
+    with running_gateway(Config(models=[local]), auth=True) as gw:
+        key, secret = gw.create_key("local-half", budget_usd=1.0)
+        events = read_all(gw, secret, "local")
+        assert '"error"' in events[-1]
+        row = next(r for r in gw.rows() if r["key_id"] == key.id)
+        assert row["status"] == 502 and row["output_tokens"] >= 8 and row["cost_usd"] > 0
+        assert gw.gateway.limiter.spent(key.id) == pytest.approx(row["cost_usd"])

@@ -143,7 +143,11 @@ class Call:
             self.entry.response = response
         self._finish(200, None)
 
-    def fail(self, exc: BaseException) -> None:
+    def fail(self, exc: BaseException, delivered: Usage | None = None) -> None:
+        """The request failed; `delivered` is what a stream had already relayed to the client
+        before the failure, which it is charged for like any answer it received."""
+        if delivered is not None:
+            self._charge(delivered)
         if isinstance(exc, SmallfirstError):
             detail = getattr(exc, "detail", None)  # for the ledger only, never the client
             suffix = f" ({detail})" if detail else ""
@@ -155,13 +159,20 @@ class Call:
         """The client left mid-answer: it is charged for `delivered` (what it was sent, see
         `admission.delivered_usage`), or for the whole spend when that is known (a cascade
         ran to the end before it streamed), and the charge settles against its key."""
-        if delivered is not None and self.model is not None:
-            self.entry.input_tokens = delivered.input_tokens
-            self.entry.output_tokens = delivered.output_tokens
-            self.entry.cost_usd = (
-                self.model.price.cost(delivered) if self.spent_usd is None else self.spent_usd
-            )
+        if delivered is not None:
+            self._charge(delivered)
         self._finish(CLIENT_CLOSED, "client_closed: the client went away before the end")
+
+    def _charge(self, delivered: Usage) -> None:
+        """Bill a request that did not finish for what it delivered (or for the whole spend
+        when that is known: a cascade ran to the end before it streamed)."""
+        if self.model is None:
+            return
+        self.entry.input_tokens = delivered.input_tokens
+        self.entry.output_tokens = delivered.output_tokens
+        self.entry.cost_usd = (
+            self.model.price.cost(delivered) if self.spent_usd is None else self.spent_usd
+        )
 
     def _finish(self, status: int, error: str | None) -> None:
         if self.finished:

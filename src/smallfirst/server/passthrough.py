@@ -78,17 +78,18 @@ async def _relay(
             if out:
                 yield out
         if relay.error is not None:
-            call.fail(UpstreamError(f"upstream model {name!r} failed mid-stream: {relay.error}"))
+            error = UpstreamError(f"upstream model {name!r} failed mid-stream: {relay.error}")
+            call.fail(error, relay.delivered_if_any())
         elif not (relay.done or relay.finished):
             error = UpstreamError(f"upstream model {name!r} ended the stream early")
-            call.fail(error)
+            call.fail(error, relay.delivered_if_any())
             yield error_event(error.to_openai())
         else:
             call.succeed(relay.usage(), "".join(relay.parts))
             yield DONE
     except (aiohttp.ClientError, TimeoutError, SmallfirstError) as exc:
         error = exc if isinstance(exc, SmallfirstError) else transport_error(name, exc)
-        call.fail(error)
+        call.fail(error, relay.delivered_if_any())
         yield error_event(error.to_openai())
     finally:
         response.release()
@@ -156,6 +157,10 @@ class SseRelay:
 
     def usage(self) -> Usage:
         return parse_usage(self.raw_usage)
+
+    def delivered_if_any(self) -> Usage | None:
+        """What a failed stream had relayed to the client, to charge it (None: nothing)."""
+        return self.delivered() if self.parts else None
 
     def delivered(self) -> Usage:
         """What a client that left got: the upstream's usage if it came, else the bound of

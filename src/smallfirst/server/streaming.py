@@ -64,7 +64,7 @@ async def _events(
         yield DONE
     except Exception as exc:
         error = exc if isinstance(exc, SmallfirstError) else UpstreamError(str(exc))
-        call.fail(error)
+        call.fail(error, delivered_usage(call.estimate, parts) if parts else None)
         yield error_event(error.to_openai())
     finally:
         if not call.finished:

@@ -1,8 +1,9 @@
 """A scripted OpenAI-compatible server for fault injection.
 
 Each request takes the next `Script` from the queue (or the default one): a reply, an HTTP
-error (with Retry-After), a hang, a connection reset, malformed JSON or a slow stream. Every
-request received is kept in `received` so tests can assert what reached the upstream.
+error (with Retry-After), a hang, a connection reset, malformed JSON, a slow stream or a stream
+that fails after its text went out. Every request received is kept in `received` so tests can
+assert what reached the upstream.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-Behaviour = Literal["reply", "error", "hang", "reset", "malformed", "slow_stream"]
+Behaviour = Literal[
+    "reply", "error", "hang", "reset", "malformed", "slow_stream", "stream_then_error"
+]
 
 
 @dataclass
@@ -145,6 +148,10 @@ class ScriptedUpstream:
             else:
                 choice["text"] = piece
             yield f"data: {json.dumps({'choices': [choice]})}\n\n"
+        if script.behaviour == "stream_then_error":  # the text went out, then the model broke
+            error = {"error": {"message": "scripted mid-stream failure", "type": "server_error"}}
+            yield f"data: {json.dumps(error)}\n\n"
+            return
         final = {"choices": [{"index": 0, "finish_reason": "stop", "delta": {}}]}
         yield f"data: {json.dumps(final)}\n\n"
         if (body.get("stream_options") or {}).get("include_usage"):
