@@ -146,6 +146,18 @@ def test_connections_beyond_the_per_client_cap_get_a_429(gw) -> None:
         raise AssertionError("the cap did not free up after the connections closed")
 
 
+def test_beyond_max_connections_in_all_is_an_openai_shaped_503(scripted) -> None:
+    _upstream, base_url = scripted
+    config = scripted_config(base_url, **{**LIMITS, "max_connections": 2})
+    with running_gateway(config) as gw, connect(gw.server.port) as held:
+        held.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")  # open, unfinished
+        with connect(gw.server.port) as sock:
+            sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, error = parse(read_until_closed(sock))
+    assert status == 503 and error["code"] == "overloaded"
+    assert "server.max_connections" in error["message"]
+
+
 def test_normal_traffic_is_unaffected(gw) -> None:
     client = gw.client()
     big = "word " * 1200  # 6 KB body: over the header cap, well under max_body_bytes

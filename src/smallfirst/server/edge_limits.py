@@ -44,6 +44,12 @@ class TooManyConnectionsError(RateLimitError):
     code = "too_many_connections"
 
 
+class OverloadedError(SmallfirstError):
+    status = 503
+    error_type = "server_error"
+    code = "overloaded"
+
+
 class ClientClosedError(SmallfirstError):
     """The client went away before its request was read; recorded as a 499, no traceback."""
 
@@ -83,8 +89,9 @@ def refusal(error: SmallfirstError) -> Any:
 
 
 class EdgeProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus: headers bounded in size and in time, and at most
-    `max_connections_per_client` open connections per client IP.
+    """uvicorn's httptools protocol plus: headers bounded in size and in time, at most
+    `max_connections_per_client` open connections per client IP, and uvicorn's
+    `limit_concurrency` refusal in the OpenAI shape.
 
     The header clock runs from the connect, and on a kept-alive connection from the previous
     answer, until the next request's headers are complete. A connection that sent nothing in
@@ -101,6 +108,8 @@ class EdgeProtocol(HttpToolsProtocol):
         """Bytes received since the current request began, until its headers are complete."""
         self._awaiting_headers = True
         self._client_ip: str | None = None
+        self._max_connections, self.limit_concurrency = self.limit_concurrency, None
+        """uvicorn's check is done in `on_headers_complete` instead, with a JSON 503."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -142,15 +151,29 @@ class EdgeProtocol(HttpToolsProtocol):
         self._awaiting_headers = False
         self._header_bytes = 0
         self._disarm_header_timer()
-        limit = self.settings.max_header_bytes
-        if self._header_size() <= limit:
+        error = self._refusal()
+        if error is None:
             super().on_headers_complete()
             return
-        app, self.app = self.app, refusal(HeadersTooLargeError(_too_large(limit)))
-        try:  # complete in one read: answer this request with the 431, then close
+        app, self.app = self.app, refusal(error)
+        try:  # answer this one request with the error, then close
             super().on_headers_complete()
         finally:
             self.app = app
+
+    def _refusal(self) -> SmallfirstError | None:
+        limit = self.settings.max_header_bytes
+        if self._header_size() > limit:  # complete within one read, but over the cap
+            return HeadersTooLargeError(_too_large(limit))
+        most = self._max_connections
+        if most is not None and (len(self.connections) >= most or len(self.tasks) >= most):
+            log.warning("edge: more than %d connections or requests in flight; refusing", most)
+            return OverloadedError(
+                f"the gateway is at its limit of {most} connections (server.max_connections); "
+                "retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        return None
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
