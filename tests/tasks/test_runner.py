@@ -218,3 +218,17 @@ async def test_escalation_stops_at_the_top_tier(upstream):
         await Task(kind="summarize").run("notes", registry=registry, escalate_on_failure=True)
     assert [t.model for t in info.value.tries] == ["big"]
     await registry.aclose()
+
+
+async def test_a_failed_escalation_keeps_the_small_models_tokens(scripted):
+    small, small_url = scripted
+    small.enqueue(Script(text="", prompt_tokens=70), Script(text="", prompt_tokens=80))
+    registry = two_tier_registry(small_url, "http://127.0.0.1:9/v1")  # large: nothing listens
+    with pytest.raises(TaskOutputError) as info:
+        await Task(kind="summarize").run(
+            "notes", model="small", registry=registry, escalate_on_failure=True
+        )
+    await registry.aclose()
+    error = info.value
+    assert "escalating to 'large' failed" in error.message
+    assert [t.model for t in error.tries] == ["small"] and error.usage.input_tokens == 150

@@ -156,7 +156,8 @@ class Pipeline:
             try:
                 answer = await registry.provider(entry.name).chat(request)
             except SmallfirstError as error:
-                piece.failure = error.message
+                escalating = f"{piece.failure}; escalating to {entry.name!r} failed: "
+                piece.failure = (escalating if piece.tries else "") + error.message
                 return piece
             if answer.text.strip():
                 piece.tries.append(

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from smallfirst.config import load_config
 from smallfirst.embeddings import Embedder
-from smallfirst.errors import ConfigError, InvalidRequestError
+from smallfirst.errors import ConfigError, InvalidRequestError, SmallfirstError
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import resolve_router
 from smallfirst.tasks.escalation import tier_above
@@ -107,6 +107,7 @@ class Task:
         examples = self.bank.select(input, self.spec.few_shot.mode, self.spec.few_shot.k)
         chunks = await self._passages(input, retriever, context)
         tries: list[Attempt] = []
+        last_failure: TaskOutputError | None = None
         while True:
             entry = registry.get(chosen)
             call = Call(
@@ -130,8 +131,18 @@ class Task:
                 if above is None:
                     failure.tries, failure.usage = tries, total_usage(tries)
                     raise
-                chosen = above
+                chosen, last_failure = above, failure
                 continue
+            except SmallfirstError as error:
+                if last_failure is None:
+                    raise
+                # the escalation itself failed: report the model's failure, with its tokens
+                raise TaskOutputError(
+                    f"{last_failure.message}; escalating to {entry.name!r} failed: {error.message}",
+                    outputs=last_failure.outputs,
+                    usage=total_usage(tries),
+                    tries=tries,
+                ) from error
             tries.append(attempt_on(entry, result.usage, started, "ok", None, result.finish_reason))
             result.tries, result.usage = tries, total_usage(tries)
             return result
