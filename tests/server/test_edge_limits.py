@@ -60,6 +60,19 @@ def parse(raw: bytes) -> tuple[int, dict]:
     return status, error
 
 
+def read_one_answer(sock: socket.socket) -> bytes:
+    """One answer with a content-length from a connection that stays open; its head."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    assert len(body) == length
+    return head
+
+
 def dribble(sock: socket.socket, pieces: Iterator[bytes], pause_s: float) -> int:
     """Send piece after piece, `pause_s` apart, until the server answers or hangs up; the
     number of bytes sent."""
@@ -103,6 +116,17 @@ def test_headers_sent_slowly_get_a_408_after_the_header_timeout(gw) -> None:
         status, error = parse(read_until_closed(sock))
     assert status == 408 and error["code"] == "request_timeout"
     assert "server.header_timeout_s" in error["message"]
+
+
+def test_on_a_kept_alive_connection_the_header_clock_restarts_after_each_answer(gw) -> None:
+    with connect(gw.server.port) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = read_one_answer(sock)
+        assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
+        sock.sendall(b"GET /v1/models HTTP/1.1\r\n")
+        dribble(sock, iter([b"X-A: b\r\n"] * 200), pause_s=0.2)
+        status, error = parse(read_until_closed(sock))
+    assert status == 408 and error["code"] == "request_timeout"
 
 
 def test_an_idle_connection_is_closed_quietly(gw) -> None:

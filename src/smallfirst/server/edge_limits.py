@@ -61,6 +61,7 @@ def uvicorn_options(server: ServerConfig) -> dict[str, Any]:
     """The uvicorn.Config / uvicorn.run options that enforce `server`'s edge limits."""
     return {
         "http": edge_protocol(server),
+        "ws": "none",  # no WebSocket routes; an upgrade would bypass the per-client count
         "limit_concurrency": server.max_connections,
         "timeout_keep_alive": server.keep_alive_s,
     }
