@@ -56,6 +56,8 @@ def dearest_model(pipeline: Pipeline, registry: Registry) -> ModelEntry:
     names = {registry.default_model}
     for step in pipeline.spec.steps:
         names |= {m for m in (step.model, step.escalate_to) if m and not is_router_name(m)}
+        if pipeline.spec.escalates(step):  # a failed piece may go up to the top tier
+            names.add(registry.by_tier()[-1].name)
     return max((registry.get(n) for n in names), key=lambda e: e.price.output_per_mtok)
 
 
