@@ -200,3 +200,83 @@ def test_unwritable_output_fails_before_any_model_runs(project_files, tmp_path):
     assert result.exit_code == 1
     assert "does not exist" in result.output
     assert "spamham" not in result.output  # no table: nothing ran
+
+
+@pytest.fixture(scope="module")
+def half_sure_student(tmp_path_factory) -> Path:
+    """A MiniLM student on the spam/ham items whose threshold is its median confidence, so it
+    answers about half of them (rightly) and defers the rest."""
+    from smallfirst.distill.student import train_student
+    from smallfirst.embeddings import get_embedder
+
+    vectors = get_embedder("minilm").encode([text for text, _ in ITEMS])
+    student = train_student(vectors, [label for _, label in ITEMS], target_accuracy=0.9)
+    student.similarity_threshold = -1.0
+    student.temperature = 5.0  # softer than fitted: confidences spread below 1.0
+    confidences = sorted(p.confidence for p in student.predict_vectors(vectors))
+    student.threshold = confidences[len(confidences) // 2]
+    path = tmp_path_factory.mktemp("student") / "student.joblib"
+    student.save(path)
+    return path
+
+
+def test_eval_scores_a_student_on_what_it_answers_and_as_a_cascade(
+    project_files, half_sure_student, tmp_path, monkeypatch
+):
+    from smallfirst.embeddings import MiniLMEmbedder
+
+    (tmp_path / "student.joblib").write_bytes(half_sure_student.read_bytes())
+    config = project_files["smallfirst"]
+    student = "  - name: student\n    backend: student\n    tier: tiny\n"
+    config.write_text(
+        config.read_text() + student + "    options: {path: student.joblib}\n"
+    )  # relative to the config file, not to the working directory
+    monkeypatch.chdir(tmp_path.parent)
+    batches: list[int] = []
+    encode = MiniLMEmbedder.encode
+
+    def counting(self, texts):
+        batches.append(len(texts))
+        return encode(self, texts)
+
+    monkeypatch.setattr(MiniLMEmbedder, "encode", counting)
+    out = tmp_path / "out.json"
+    result = _eval(
+        project_files, "--models", "student,exact", "--threshold", "0.8", "--json", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert batches == [len(ITEMS)]  # one batch for the whole set, not one text per request
+    data = json.loads(out.read_text())
+    rows = {c["name"]: c for c in data["candidates"]}
+    assert list(rows) == ["student", "exact", "student, then exact"]
+    deferred = rows["student"]["deferred"]
+    assert 0 < deferred < len(ITEMS) and rows["student"]["errors"] == 0
+    assert rows["student"]["metrics"]["accuracy"]["value"] == 1.0  # deferrals are not wrong
+    assert rows["student"]["coverage"]["value"] == pytest.approx(1 - deferred / len(ITEMS))
+    assert rows["student, then exact"]["metrics"]["accuracy"]["value"] == 1.0
+    assert data["recommendation"]["winner"] == "student, then exact"
+    assert data["recommendation"]["winner_rungs"] == ["student", "exact"]
+    text = " ".join(result.output.split())
+    answered = len(ITEMS) - deferred
+    assert f"student answers {answered} of {len(ITEMS)} inputs (coverage" in text
+    assert "student, then exact: accuracy 1.000" in text
+    assert "configure it as a cascade: rungs: [student, exact]" in text
+    assert f"student: {len(ITEMS)}/{len(ITEMS)} (done)" in " ".join(result.stderr.split())
+
+
+def test_eval_sample_draws_at_random_and_refuses_a_limit_too(project_files, tmp_path):
+    outputs = []
+    for seed in ("1", "1", "2"):
+        out = tmp_path / f"sample-{seed}.json"
+        result = _eval(
+            project_files, "--models", "exact", "--sample", "10", "--seed", seed, "--json", str(out)
+        )
+        assert result.exit_code == 2, result.output  # 10 items cannot prove 0.9
+        data = json.loads(out.read_text())
+        assert data["examples"] == 10
+        outputs.append([p["output"] for p in data["candidates"][0]["predictions"]])
+    assert outputs[0] == outputs[1] != outputs[2]  # the seed picks the sample
+    assert set(outputs[0]) == {"spam", "ham"}  # not the first ten lines only
+    both = _eval(project_files, "--models", "exact", "--sample", "10", "--limit", "5")
+    assert both.exit_code == 1
+    assert "use either a limit" in " ".join(both.output.split())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from smallfirst.errors import InvalidRequestError
@@ -42,3 +44,18 @@ def test_bad_sets_are_reported_with_the_line(tmp_path, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(InvalidRequestError, match="cannot read the labelled set"):
         load_examples(tmp_path / "nope.jsonl")
+
+
+def test_a_sample_is_random_reproducible_and_in_file_order(tmp_path):
+    path = tmp_path / "grouped.jsonl"
+    rows = [{"input": f"text {i}", "expected": "a" if i < 50 else "b"} for i in range(100)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    first = load_examples(path, sample=10, seed=3)
+    assert first == load_examples(path, sample=10, seed=3)
+    assert first != load_examples(path, sample=10, seed=4)
+    assert {e.expected for e in first} == {"a", "b"}  # the first 10 lines are all "a"
+    numbers = [int(e.input.split()[1]) for e in first]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 10
+    assert len(load_examples(path, sample=500)) == 100  # a sample larger than the set: all
+    with pytest.raises(InvalidRequestError, match="either a limit"):
+        load_examples(path, limit=5, sample=5)

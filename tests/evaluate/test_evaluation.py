@@ -151,7 +151,7 @@ async def test_embedded_model_runs_the_task(tmp_path, embedded_registry):
     )
     result = report.results[0]
     assert result.error_count == 0
-    assert all(p.output in {"negative", "neutral", "positive"} for p in result.answered)
+    assert all(p.output in {"negative", "neutral", "positive"} for p in result.finished)
     assert result.usd_per_1k == 0.0
     assert result.mean_tokens()[0] > 10
     assert report.recommendation.winner == "gemma-3-270m"
@@ -198,8 +198,9 @@ async def test_unknown_candidate_names_the_options(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def student_files(tmp_path_factory) -> tuple[Path, Path]:
-    """A MiniLM student trained on the sentiment items, and a copy that is never sure."""
+def student_files(tmp_path_factory) -> dict[str, Path]:
+    """MiniLM students trained on the sentiment items: one that answers everything, one that
+    is never sure, and one whose threshold is its median confidence (it defers about half)."""
     from smallfirst.distill.student import train_student
     from smallfirst.embeddings import get_embedder
 
@@ -207,34 +208,85 @@ def student_files(tmp_path_factory) -> tuple[Path, Path]:
     vectors = get_embedder("minilm").encode(texts)
     student = train_student(vectors, [label for _, label in ITEMS], target_accuracy=0.9)
     folder = tmp_path_factory.mktemp("student")
+    student.similarity_threshold = -1.0  # confidence alone decides here
+    student.threshold = 0.0
     student.save(folder / "sure.joblib")
     student.threshold = 1.01
     student.save(folder / "unsure.joblib")
-    return folder / "sure.joblib", folder / "unsure.joblib"
+    student.temperature = 5.0  # softer than fitted: confidences spread below 1.0
+    confidences = sorted(p.confidence for p in student.predict_vectors(vectors))
+    student.threshold = confidences[len(confidences) // 2]
+    student.save(folder / "half.joblib")
+    return {name: folder / f"{name}.joblib" for name in ("sure", "unsure", "half")}
+
+
+def student_config(name: str, path: Path, tier: str = "tiny") -> ModelConfig:
+    return ModelConfig(name=name, backend="student", tier=tier, options={"path": str(path)})
 
 
 async def test_students_alone_and_as_the_first_rung_of_a_cascade(tmp_path, student_files):
     task_path, examples = write_task(tmp_path)
-    # different tiers: a cascade falls back to spare models of the failing rung's tier
-    students = [
-        ModelConfig(name=name, backend="student", tier=tier, options={"path": str(path)})
-        for name, tier, path in zip(
-            ["sure", "unsure"], ["small", "tiny"], student_files, strict=True
-        )
-    ]
     config = Config(
-        models=[*students, replay("exact", tmp_path, 1.0, 5.0)],
+        models=[
+            student_config("sure", student_files["sure"], "small"),
+            student_config("unsure", student_files["unsure"]),
+            replay("exact", tmp_path, 1.0, 5.0),
+        ],
         cascades={"a": {"rungs": ["sure", "exact"]}, "b": {"rungs": ["unsure", "exact"]}},
     )
-    names = ["sure", "unsure", "cascade-a", "cascade-b"]
+    names = ["sure", "unsure", "exact", "cascade-a", "cascade-b"]
     report = await run_eval(Registry(config), task_path, examples, names, threshold=0.8)
-    sure, unsure, ladder_a, ladder_b = report.results
+    by_name = {r.name: r for r in report.results}
+    sure, unsure, ladder_a, ladder_b = (by_name[n] for n in ("sure", "unsure", *names[3:]))
     n = len(ITEMS)
     assert sure.metrics["accuracy"].value == 1.0 and sure.usd_per_1k == 0.0
-    assert sure.models_used() == {"sure": n}
-    # a student that is not sure defers: alone that is a miss, in a cascade an escalation
-    assert unsure.error_count == n and all("not sure" in e for e in unsure.errors if e)
+    assert sure.models_used() == {"sure": n} and sure.coverage is None
+    # a student that is never sure defers everything: no answers, no errors, coverage 0
+    assert unsure.error_count == 0 and unsure.deferred_count == n
+    assert unsure.coverage.value == 0 and unsure.coverage.high < 0.15
     assert ladder_a.models_used() == {"sure": n} and ladder_a.usd_per_1k == 0.0
     assert ladder_b.models_used() == {"exact": n} and ladder_b.metrics["accuracy"].value == 1.0
-    assert ladder_b.usd_per_1k > 0
+    # the composite is the configured cascade b, built from predictions already made
+    composite = by_name["unsure, then exact"]
+    assert composite.parts == ("unsure", "exact") and composite.models_used() == {"exact": n}
+    assert composite.usd_per_1k == pytest.approx(by_name["exact"].usd_per_1k)
     assert report.recommendation.winner in {"sure", "cascade-a"}
+
+
+async def test_a_student_that_defers_is_scored_on_what_it_answers(tmp_path, student_files):
+    task_path, examples = write_task(tmp_path)
+    config = Config(
+        models=[
+            student_config("half", student_files["half"]),
+            replay("exact", tmp_path, 1.0, 5.0),
+            replay("coin", tmp_path, 0.5, 0.1),
+        ]
+    )
+    report = await run_eval(Registry(config), task_path, examples, ["half", "exact", "coin"])
+    by_name = {r.name: r for r in report.results}
+    half, n = by_name["half"], len(ITEMS)
+    answered = n - half.deferred_count
+    assert 0 < answered < n and half.error_count == 0
+    assert half.coverage.value == pytest.approx(answered / n)
+    assert half.coverage.low < answered / n < half.coverage.high
+    # its deferrals are not wrong answers: accuracy is of the answered items only
+    assert half.metrics["accuracy"].value == 1.0
+    assert half.metrics["accuracy"].low > 0.7  # Wilson on `answered` items, not on n
+    composite = by_name["half, then exact"]
+    assert composite.metrics["accuracy"].value == 1.0 and composite.coverage is None
+    assert composite.models_used() == {"half": answered, "exact": n - answered}
+    escalated = [
+        big.cost_usd
+        for mine, big in zip(half.predictions, by_name["exact"].predictions, strict=True)
+        if mine.deferred
+    ]
+    assert composite.usd_per_1k == pytest.approx(1000 * sum(escalated) / n)  # $0 student
+    assert "half, then coin" in by_name
+    # the student alone cannot win (it leaves inputs unanswered); "half, then exact" can
+    assert report.recommendation.winner == "half, then exact"
+    assert report.recommendation.winner_rungs == ["half", "exact"]
+    data = report.to_json(include_predictions=True)
+    row = next(c for c in data["candidates"] if c["name"] == "half")
+    assert row["metrics_of"] == "answered" and row["deferred"] == n - answered
+    assert row["coverage"]["method"] == "wilson"
+    assert sum(1 for p in row["predictions"] if p.get("deferred")) == n - answered

@@ -62,3 +62,16 @@ def test_nobody_passes_names_the_best_lower_bound():
     assert rec.passing == []
     assert "no candidate meets accuracy >= 0.9" in rec.message
     assert "b at accuracy" in rec.message
+
+
+def test_a_candidate_that_defers_never_wins_alone_but_its_cascade_can():
+    student = CandidateSummary("student", Estimate(1.0, 0.97, 1.0), 0.0, 0.01, defers=True)
+    cascade = CandidateSummary(
+        "student, then big", Estimate(0.96, 0.93, 0.98), 0.8, 0.3, parts=("student", "big")
+    )
+    big = _c("big", 0.97, 0.95, usd=4.0, p50=1.0)
+    rec = recommend([student, big, cascade], "accuracy", 0.9)
+    assert rec.winner == "student, then big" and rec.winner_rungs == ["student", "big"]
+    assert "student" not in rec.passing and [c.other for c in rec.comparisons] == ["big"]
+    alone = recommend([student], "accuracy", 0.9)
+    assert alone.winner is None and "answers every input" in alone.message

@@ -39,3 +39,17 @@ def test_report_renders_in_chromium_without_console_errors(chromium_page, tmp_pa
     verdict = page.inner_text(".verdict")
     assert verdict.startswith("tiny<b>: free, so infinitely cheaper")
     assert page.locator("tr.winner td").first.inner_text() == "tiny<b>"
+
+
+def test_a_candidate_that_defers_shows_its_coverage():
+    from smallfirst.evaluate.candidate import Prediction
+    from smallfirst.evaluate.deferral import attach_coverage
+
+    report = fake_report()
+    tiny = report.results[0]
+    for i in range(0, len(tiny.predictions), 3):  # 10 of 30 deferred
+        tiny.predictions[i] = Prediction(None, deferred=True)
+    attach_coverage(tiny)
+    page = render_html(report)
+    assert "<th>coverage</th>" in page
+    assert '<td>0.667 <span class="ci">[' in page and "<td>all</td>" in page

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from smallfirst.errors import SmallfirstError
 from smallfirst.evaluate.adapters import build_candidates, load_task
 from smallfirst.evaluate.data import load_examples
 from smallfirst.evaluate.evaluation import EvalReport, EvalSettings, evaluate
+from smallfirst.evaluate.progress import LineProgress
 from smallfirst.evaluate.projection import Projection, Workload, project
 from smallfirst.evaluate.recommend import describe_cost, describe_speed
 from smallfirst.evaluate.report import write_html
@@ -56,6 +58,9 @@ def eval_command(
         None, "--metric", help="Metric the bar applies to (default: the task kind's primary)."
     ),
     limit: int = typer.Option(None, "--limit", "-n", min=1, help="Use only the first N examples."),
+    sample: int = typer.Option(
+        None, "--sample", min=1, help="Use N examples drawn at random (see --seed)."
+    ),
     concurrency: int = typer.Option(
         4, "--concurrency", min=1, help="Requests in flight per candidate (1: unloaded latency)."
     ),
@@ -65,7 +70,7 @@ def eval_command(
     resamples: int = typer.Option(
         1000, "--resamples", min=100, help="Bootstrap resamples for the 95% intervals."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --sample and the bootstrap resamples."),
     json_out: Path = typer.Option(
         None, "--json", help="Write the full results as JSON (- for stdout)."
     ),
@@ -75,11 +80,14 @@ def eval_command(
 ) -> None:
     """Run candidates on a labelled set; recommend the cheapest whose quality meets the bar.
 
+    A candidate that defers (a student) is shown with its coverage and the quality of what it
+    answered, and as "STUDENT, then X" with each candidate X that answers the rest.
     Exit status 2 when no candidate's 95% lower bound reaches the threshold.
     """
     _check_outputs(json_out, html_out)
+    picked = _Subset(limit, sample, seed)
     report = run(
-        _eval(task, data, models, threshold, metric, limit, concurrency, judge, resamples, seed)
+        _eval(task, data, models, threshold, metric, picked, concurrency, judge, resamples, seed)
     )
     # with --json - the JSON alone goes to stdout, so CI can pipe it
     _print_report(report, err_console if str(json_out) == "-" else console)
@@ -96,7 +104,7 @@ async def _eval(
     models: str | None,
     threshold: float,
     metric: str | None,
-    limit: int | None,
+    picked: _Subset,
     concurrency: int,
     judge: str | None,
     resamples: int,
@@ -105,7 +113,7 @@ async def _eval(
     registry = Registry(load_config())
     try:
         task = load_task(task_path)
-        examples = load_examples(data, limit)
+        examples = load_examples(data, picked.limit, picked.sample, picked.seed)
         names = _split(models) or registry.names()
         candidates = build_candidates(task, names, registry)
         if judge is not None:
@@ -126,7 +134,17 @@ async def _eval(
         await registry.aclose()
 
 
-def _progress() -> Progress:
+@dataclass(frozen=True, slots=True)
+class _Subset:
+    limit: int | None
+    sample: int | None
+    seed: int
+
+
+def _progress() -> Progress | LineProgress:
+    """A live bar on a terminal; elsewhere (CI, a pipe, a log file) a line every 10 s."""
+    if not err_console.is_terminal:
+        return LineProgress(err_console)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -144,13 +162,14 @@ def _print_report(report: EvalReport, out: Console) -> None:
     for name in metric_names:
         marker = " (bar)" if name == report.settings.metric else ""
         table.add_column(name + marker, justify="right")
-    for column in ("p50 s", "p95 s", "tokens in/out", "$ / 1k req", "errors"):
+    for column in ("coverage", "p50 s", "p95 s", "tokens in/out", "$ / 1k req", "errors"):
         table.add_column(column, justify="right")
     for result in report.results:
         tokens_in, tokens_out = result.mean_tokens()
         table.add_row(
             ("✓ " if result.name == winner else "  ") + result.name,
             *(_interval(result.metrics[m]) for m in metric_names),
+            _interval(result.coverage) if result.coverage else "all",
             f"{result.latency_p50_s:.3f}",
             f"{result.latency_p95_s:.3f}",
             f"{tokens_in:.0f} / {tokens_out:.0f}",
@@ -159,6 +178,8 @@ def _print_report(report: EvalReport, out: Console) -> None:
             style="bold green" if result.name == winner else None,
         )
     out.print(table)
+    for line in _deferral_notes(report):
+        out.print(line, highlight=False, markup=False)
     for result in report.results:
         if result.error_count:
             first = next(e for e in result.errors if e)
@@ -169,6 +190,9 @@ def _print_report(report: EvalReport, out: Console) -> None:
             )
     colour = "green" if winner else "red"
     out.print(f"[bold {colour}]{report.recommendation.message}[/]", highlight=False)
+    if report.recommendation.winner_rungs:
+        rungs = ", ".join(report.recommendation.winner_rungs)
+        out.print(f"  configure it as a cascade: rungs: [{rungs}]", highlight=False, markup=False)
     for c in report.recommendation.comparisons:
         out.print(
             f"  vs {c.other}: {describe_cost(c.cost_ratio)}, {describe_speed(c.latency_ratio)}; "
@@ -179,6 +203,28 @@ def _print_report(report: EvalReport, out: Console) -> None:
 
 def _interval(estimate: Estimate) -> str:
     return f"{estimate.value:.3f} [{estimate.low:.2f}, {estimate.high:.2f}]"
+
+
+def _deferral_notes(report: EvalReport) -> list[str]:
+    """For each candidate that defers: what it answers, how well, and its cascades' quality."""
+    metric = report.settings.metric
+    lines = []
+    for result in report.results:
+        if result.coverage is None:
+            continue
+        answered = report.n - result.deferred_count
+        lines.append(
+            f"{result.name} answers {answered} of {report.n} inputs (coverage "
+            f"{result.coverage}) at {metric} {result.metrics[metric]} on those it answers; "
+            "it defers the rest, so it is recommended only as the first rung of a cascade:"
+        )
+        for other in report.results:
+            if other.parts[:1] == (result.name,):
+                lines.append(
+                    f"  {other.name}: {metric} {other.metrics[metric]} on all {report.n}, "
+                    f"{format_usd(other.usd_per_1k)} / 1k requests"
+                )
+    return lines
 
 
 def _write_json(data: dict[str, Any], path: Path) -> None:

@@ -1,6 +1,7 @@
 """Candidates from names: a configured model, a router (`auto`, `router-...`) or anything
-else the registry serves (students, replay models) running the user's task via `Task.run`,
-and configured cascades (`cascade-<name>`) running the task's prompt up their ladder.
+else the registry serves (replay models, ...) running the user's task via `Task.run`,
+configured cascades (`cascade-<name>`) running the task's prompt up their ladder, and
+students classifying whole batches (one embedding call per batch, not per input).
 
 Every name is checked before the first request, so a typo fails in a second, not after the
 other candidates have spent an hour.
@@ -8,6 +9,7 @@ other candidates have spent an hour.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,7 +140,34 @@ def parse_task_output(task: Task, text: str) -> Any:
     return text.strip()
 
 
-NamedCandidate = TaskCandidate | CascadeCandidate
+class StudentCandidate:
+    """A `student` model on a classify task, fed batches: what the student backend answers
+    (its label, or a deferral), with each input's latency its share of the batch's time."""
+
+    batch_size = 64
+
+    def __init__(self, name: str, registry: Registry) -> None:
+        self.name = name
+        self.registry = registry
+
+    async def predict(self, input: Any) -> Prediction:
+        return (await self.predict_batch([input]))[0]
+
+    async def predict_batch(self, inputs: Sequence[Any]) -> list[Prediction]:
+        texts = [split_input(value)[0] for value in inputs]
+        student = self.registry.provider(self.name).student  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        verdicts = await asyncio.to_thread(student.predict, texts)
+        each = (time.perf_counter() - started) / max(1, len(texts))
+        return [
+            Prediction(v.label, latency_s=each, model=self.name)
+            if v.answered
+            else Prediction(None, latency_s=each, model=self.name, deferred=True)
+            for v in verdicts
+        ]
+
+
+NamedCandidate = TaskCandidate | CascadeCandidate | StudentCandidate
 
 
 def build_candidates(task: Task, names: Sequence[str], registry: Registry) -> list[NamedCandidate]:
@@ -151,6 +180,8 @@ def build_candidates(task: Task, names: Sequence[str], registry: Registry) -> li
     for name in names:
         if cascades.cascade_name(name) is not None:
             candidates.append(CascadeCandidate(task, name, cascades.get(name)))
+        elif _is_student(name, registry) and isinstance(task.spec, ClassifySpec):
+            candidates.append(StudentCandidate(name, registry))
         elif name in registry.entries or resolve_router(name, registry) is not None:
             candidates.append(TaskCandidate(task, name, registry))
         else:
@@ -162,3 +193,8 @@ def build_candidates(task: Task, names: Sequence[str], registry: Registry) -> li
                 param="models",
             )
     return candidates
+
+
+def _is_student(name: str, registry: Registry) -> bool:
+    entry = registry.entries.get(name)
+    return entry is not None and entry.config.backend == "student"

@@ -10,6 +10,7 @@ most datasets already are.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,24 @@ class Example:
     expected: Any
 
 
-def load_examples(path: str | Path, limit: int | None = None) -> list[Example]:
-    """Read the set; a bad line is reported by file and line number."""
-    path = Path(path)
+def load_examples(
+    path: str | Path, limit: int | None = None, sample: int | None = None, seed: int = 0
+) -> list[Example]:
+    """Read the set; a bad line is reported by file and line number.
+
+    `limit` keeps the first N examples; `sample` draws N at random (the same N for the same
+    `seed`), kept in file order: a file grouped by label gives a fair score on a sample, not
+    on its first lines."""
+    if limit is not None and sample is not None:
+        raise InvalidRequestError("use either a limit (the first N) or a sample (N at random)")
+    examples = _read(Path(path), limit)
+    if sample is not None and sample < len(examples):
+        chosen = sorted(random.Random(seed).sample(range(len(examples)), sample))
+        examples = [examples[i] for i in chosen]
+    return examples
+
+
+def _read(path: Path, limit: int | None) -> list[Example]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rich.progress import Progress
-
 from smallfirst.errors import InvalidRequestError
 from smallfirst.evaluate.candidate import Candidate
 from smallfirst.evaluate.data import Example
+from smallfirst.evaluate.deferral import attach_coverage, composites
 from smallfirst.evaluate.judge import judge_metric
+from smallfirst.evaluate.progress import ProgressSink
 from smallfirst.evaluate.recommend import Recommendation, recommend
 from smallfirst.evaluate.runner import CandidateResult, attach_estimates, run_candidates
 from smallfirst.evaluate.scoring import check_metric, score
@@ -73,24 +73,32 @@ async def evaluate(
     examples: Sequence[Example],
     settings: EvalSettings,
     registry: Registry | None = None,
-    progress: Progress | None = None,
+    progress: ProgressSink | None = None,
 ) -> EvalReport:
-    """Run, score with bootstrap intervals, and recommend the cheapest candidate that passes."""
+    """Run, score with bootstrap intervals, and recommend the cheapest candidate that passes.
+
+    A candidate that defers is scored on what it answered, beside its coverage, and each
+    `D, then X` composite (see `deferral`) is scored and may be recommended."""
     check_metric(kind, settings.metric)
     if settings.judge is not None and kind != "summarize":
         raise InvalidRequestError("a judge grades summaries: --judge needs a summarize task")
     if settings.metric == "judge" and settings.judge is None:
         raise InvalidRequestError("the metric `judge` needs a judge model (--judge MODEL)")
     results = await run_candidates(candidates, examples, settings.concurrency, progress)
+    results += composites(results)
     for result in results:
-        metrics = score(kind, examples, result.predictions)
+        scored = result.scored_indices()
+        items = [examples[i] for i in scored]
+        predictions = [result.predictions[i] for i in scored]
+        metrics = score(kind, items, predictions)
         if settings.judge and kind == "summarize" and registry is not None:
             metrics.append(
                 await judge_metric(
-                    registry, settings.judge, examples, result.predictions, settings.concurrency
+                    registry, settings.judge, items, predictions, settings.concurrency
                 )
             )
         attach_estimates(result, metrics, settings.resamples, settings.seed)
+        attach_coverage(result)
     summaries = [r.summary(settings.metric) for r in results]
     recommendation = recommend(summaries, settings.metric, settings.threshold)
     return EvalReport(task, kind, len(examples), settings, results, recommendation)

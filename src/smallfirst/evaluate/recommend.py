@@ -2,7 +2,9 @@
 it beats the others.
 
 Using the interval's lower bound, not the point estimate, is what keeps a lucky run on a small
-sample from recommending a model that will miss the bar in production.
+sample from recommending a model that will miss the bar in production. A candidate that defers
+is never recommended alone (its deferrals would go unanswered); `D, then X` is, as one
+candidate: the cascade that answers what D defers with X.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class CandidateSummary:
     quality: Estimate
     usd_per_1k: float
     latency_p50_s: float
+    defers: bool = False
+    """It declined some inputs: its quality is of what it answered, so it cannot win alone."""
+    parts: tuple[str, ...] = ()
+    """A composite `D, then X`: its rungs, in order."""
 
 
 @dataclass(slots=True)
@@ -51,12 +57,15 @@ class Recommendation:
     passing: list[str]
     message: str
     comparisons: list[Comparison] = field(default_factory=list)
+    winner_rungs: list[str] = field(default_factory=list)
+    """When the winner is `D, then X`: the rungs of the cascade to configure."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "metric": self.metric,
             "threshold": self.threshold,
             "winner": self.winner,
+            "winner_rungs": self.winner_rungs or None,
             "passing": self.passing,
             "message": self.message,
             "comparisons": [c.to_json() for c in self.comparisons],
@@ -66,7 +75,9 @@ class Recommendation:
 def recommend(
     summaries: Sequence[CandidateSummary], metric: str, threshold: float
 ) -> Recommendation:
-    """Cheapest passing candidate; ties go to the faster, then the better one."""
+    """Cheapest passing candidate; ties go to the faster, then the better one. Candidates that
+    defer are left out (their composites `D, then X` stand for them)."""
+    summaries = [s for s in summaries if not s.defers]
     passing = [s for s in summaries if s.quality.low >= threshold]
     if not passing:
         message = _nobody_message(summaries, metric, threshold)
@@ -90,6 +101,7 @@ def recommend(
         [s.name for s in passing],
         _winner_message(winner, comparisons, metric),
         comparisons,
+        list(winner.parts),
     )
 
 
@@ -136,7 +148,7 @@ def describe_speed(ratio: float) -> str:
 
 def _nobody_message(summaries: Sequence[CandidateSummary], metric: str, threshold: float) -> str:
     if not summaries:
-        return "no candidate was evaluated"
+        return "no candidate that answers every input was evaluated"
     best = max(summaries, key=lambda s: s.quality.low)
     return (
         f"no candidate meets {metric} >= {threshold:g} at the interval's lower bound; the best "

@@ -11,6 +11,7 @@ from pathlib import Path
 from smallfirst.evaluate.evaluation import EvalReport
 from smallfirst.evaluate.plots import cost_quality_png, latency_png
 from smallfirst.evaluate.runner import CandidateResult
+from smallfirst.evaluate.stats import Estimate
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }
@@ -67,7 +68,8 @@ def _table(report: EvalReport) -> str:
     head = "".join(f"<th>{_e(m)}</th>" for m in metric_names)
     rows = [
         "<table><thead><tr><th>candidate</th>"
-        f"{head}<th>p50 s</th><th>p95 s</th><th>tokens in/out</th><th>$ / 1k req</th>"
+        f"{head}<th>coverage</th><th>p50 s</th><th>p95 s</th><th>tokens in/out</th>"
+        "<th>$ / 1k req</th>"
         "<th>errors</th></tr></thead><tbody>"
     ]
     rows += [_row(r, metric_names, r.name == report.recommendation.winner) for r in report.results]
@@ -76,13 +78,8 @@ def _table(report: EvalReport) -> str:
 
 
 def _row(result: CandidateResult, metric_names: list[str], is_winner: bool) -> str:
-    cells = []
-    for name in metric_names:
-        estimate = result.metrics[name]
-        cells.append(
-            f'<td>{estimate.value:.3f} <span class="ci">[{estimate.low:.3f}, '
-            f"{estimate.high:.3f}]</span></td>"
-        )
+    cells = [_estimate_cell(result.metrics[name]) for name in metric_names]
+    cells.append(_estimate_cell(result.coverage) if result.coverage else "<td>all</td>")
     tokens_in, tokens_out = result.mean_tokens()
     error_title = next((e for e in result.errors if e), "")
     return (
@@ -90,6 +87,13 @@ def _row(result: CandidateResult, metric_names: list[str], is_winner: bool) -> s
         f"<td>{result.latency_p50_s:.3f}</td><td>{result.latency_p95_s:.3f}</td>"
         f"<td>{tokens_in:.0f} / {tokens_out:.0f}</td><td>{result.usd_per_1k:.4f}</td>"
         f'<td title="{_e(error_title)}">{result.error_count}</td></tr>'
+    )
+
+
+def _estimate_cell(estimate: Estimate) -> str:
+    return (
+        f'<td>{estimate.value:.3f} <span class="ci">[{estimate.low:.3f}, '
+        f"{estimate.high:.3f}]</span></td>"
     )
 
 
