@@ -12,7 +12,7 @@ only (the student's own out-of-fold and held-out-label predictions, plus backgro
 3. `+ familiarity`: the default student (confidence + similarity to the training examples).
 4. `+ background`: 3 with background traffic learnt as a deferring class and used to calibrate.
 
-    nice .venv/bin/python benchmarks/deferral_oos.py            # ~5 min on 2 shared cores
+    nice .venv/bin/python benchmarks/deferral_oos.py            # 5 seeds, ~4 min on 2 cores
     nice .venv/bin/python benchmarks/deferral_oos.py --quick    # 1 seed
 
 MiniLM vectors (the student's default embedder) are cached in the state dir.
@@ -165,7 +165,7 @@ def run_draw(ds: Dataset, split: Draw, encode: Encode, methods: list[str]) -> di
         )
         tally = measure(student, in_x, [y for _, y in tests], oos_x)
         tally.fit_s = time.perf_counter() - started
-        tally.draws = [",".join(split.unseen)]
+        tally.draws = [f"seed {split.seed}: {len(split.unseen)}"]
         out[name] = tally
     return out
 
@@ -211,9 +211,18 @@ def print_table(ds: Dataset, results: list[dict[str, Tally]], methods: list[str]
         for one in results:
             t = one[name]
             pooled.add(t)
-            print(_row(name, t.draws[0].replace(",", ", "), t))
+            print(_row(name, t.draws[0], t))
         if len(results) > 1:
             print(_row(f"**{name}**", f"all {len(results)} draws", pooled))
+
+
+def print_draws(ds: Dataset, seeds: range) -> None:
+    for seed in seeds:
+        split = draw(ds, seed)
+        print(
+            f"- seed {seed}: unseen {', '.join(split.unseen)}; background "
+            f"{', '.join(split.background)}"
+        )
 
 
 def _row(name: str, draws: str, t: Tally) -> str:
@@ -228,7 +237,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     seeds = range(1 if args.quick else args.seeds)
     cache = EmbeddingCache()
@@ -237,6 +246,7 @@ def main() -> None:
     for ds in (banking77(), snips()):
         results = [run_draw(ds, draw(ds, seed), cache.encode, methods) for seed in seeds]
         print_table(ds, results, methods)
+        print_draws(ds, seeds)
         aucs = auroc_table(ds, draw(ds, 0), cache.encode)
         print(f"\nAUROC in-scope vs unseen intents, {ds.name} draw 0 (diagnostic, not tuned on):")
         for name, value in aucs.items():

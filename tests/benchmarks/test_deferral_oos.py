@@ -65,3 +65,5 @@ def test_one_draw_trains_on_in_scope_intents_and_tallies_the_test_split(capsys):
     bench.print_table(ds, [results, results], list(bench.METHODS))
     out = capsys.readouterr().out
     assert "| **+ background** | all 2 draws |" in out and "(N=60)" in out
+    bench.print_draws(ds, range(2))
+    assert "- seed 1: unseen " in capsys.readouterr().out

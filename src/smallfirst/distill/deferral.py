@@ -8,8 +8,10 @@ held-out data so that
    target (the shared picker, `routing.thresholds.calibrate_threshold`), and
 2. out-of-scope stand-ins ("foreign" inputs: examples of labels held out of the model that scored
    them, and background traffic) are answered at most (1 - target) of the time — every such
-   answer is wrong. This is a point rate: the stand-ins are a proxy for unseen traffic, not a
-   sample of it, so a sampling bound on them would claim more than it knows.
+   answer is wrong. Each source is held to this on its own: background the student has learnt
+   as a class is easy to defer and would otherwise dilute the held-out-label stand-ins. This is
+   a point rate: the stand-ins are a proxy for unseen traffic, not a sample of it, so a
+   sampling bound on them would claim more than it knows.
 
 Among the pairs meeting both, the one answering the most in-scope inputs wins. Without any
 foreign inputs (fewer than 4 labels, no background) the familiarity threshold is at least the
@@ -49,22 +51,27 @@ def calibrate_deferral(
     confidence: np.ndarray,
     correct: np.ndarray,
     similarity: np.ndarray,
-    foreign_confidence: np.ndarray,
-    foreign_similarity: np.ndarray,
+    foreign: list[tuple[np.ndarray, np.ndarray]],
     target: float,
-    level: float = DEFAULT_LEVEL,
+    level: float | None = DEFAULT_LEVEL,
 ) -> Deferral:
-    """The (confidence, similarity) thresholds answering the most in-scope inputs (see module)."""
+    """The (confidence, similarity) thresholds answering the most in-scope inputs (see module).
+
+    `foreign`: one (confidence, similarity) pair of arrays per source of out-of-scope stand-ins.
+    """
     confidence, similarity = np.asarray(confidence, float), np.asarray(similarity, float)
     correct = np.asarray(correct, bool)
-    f_conf = np.asarray(foreign_confidence, float)
-    f_sim = np.asarray(foreign_similarity, float)
-    allowed = int(np.floor((1.0 - target) * len(f_conf) + 1e-9))
+    groups = [(np.asarray(c, float), np.asarray(s, float)) for c, s in foreign if len(c)]
+    f_conf = np.concatenate([c for c, _ in groups]) if groups else np.zeros(0)
+    f_sim = np.concatenate([s for _, s in groups]) if groups else np.zeros(0)
     cuts = np.unique(np.quantile(similarity, _CANDIDATES))
-    cuts = np.concatenate([[-np.inf], cuts]) if len(f_conf) else cuts
+    cuts = np.concatenate([[-np.inf], cuts]) if groups else cuts
     best: Deferral | None = None
     for cut in cuts:
-        floor = _foreign_floor(f_conf[f_sim >= cut], allowed)
+        floor = max(
+            (_foreign_floor(c[s >= cut], _allowed(len(c), target)) for c, s in groups),
+            default=-np.inf,
+        )
         keep = (similarity >= cut) & (confidence >= floor)
         choice = _within(confidence, correct, keep, target, level, floor)
         if choice is None:
@@ -97,6 +104,11 @@ def confidence_only(
         return Deferral(np.inf, -np.inf, 0, 0, len(confidence), 0.0, 0, 0)
     threshold, right, count, bound = choice
     return Deferral(threshold, -np.inf, count, right, len(confidence), bound, 0, 0)
+
+
+def _allowed(n: int, target: float) -> int:
+    """How many of n foreign inputs may be answered: (1 - target) of them, rounded down."""
+    return int(np.floor((1.0 - target) * n + 1e-9))
 
 
 def _foreign_floor(scores: np.ndarray, allowed: int) -> float:

@@ -370,18 +370,16 @@ def train_student(
     bg_column = len(names) if has_bg else None
     best, confidence = _answer_scores(softmax(oof.log_probs, temperature), bg_column)
     correct = best == y
-    foreign_conf = [confidence[~in_scope]]
-    foreign_sim = [oof.similarity[~in_scope]]
+    foreign = [(confidence[~in_scope], oof.similarity[~in_scope])]
     if held is not None:
-        foreign_conf.append(_answer_scores(softmax(held.log_probs, temperature), bg_column)[1])
-        foreign_sim.append(held.similarity)
+        held_confidence = _answer_scores(softmax(held.log_probs, temperature), bg_column)[1]
+        foreign.append((held_confidence, held.similarity))
     if familiarity:
         deferral = calibrate_deferral(
             confidence[in_scope],
             correct[in_scope],
             oof.similarity[in_scope],
-            np.concatenate(foreign_conf),
-            np.concatenate(foreign_sim),
+            foreign,
             target_accuracy,
             level,
         )
