@@ -204,3 +204,23 @@ def test_knn_student_votes_and_defers_far_inputs():
     assert student.predict_vectors(unit([0.0, 1.0, 0.05]))[0].answered
     far = student.predict_vectors(unit([1.0, -1.0, -1.0, -1.0, 4.0]))[0]
     assert not far.answered
+
+
+def test_a_student_file_from_before_familiarity_still_loads(tmp_path: Path):
+    import joblib
+
+    x, y = blobs(40, spread=0.3)
+    student = train_student(x, y, target_accuracy=0.9)
+    path = tmp_path / "old.joblib"
+    student.save(path)
+    state = joblib.load(path)
+    for key in ("similarity_threshold", "reference", "background"):
+        del state[key]
+    state["heldout"] = {k: state["heldout"][k] for k in ("n", "accuracy", "coverage")} | {
+        "answered_accuracy": 1.0
+    }
+    joblib.dump(state, path)
+    old = TinyClassifier.load(path)
+    assert old.reference is None and old.similarity_threshold == float("-inf")
+    [far] = old.predict_vectors(unit([0.0, 0.0, 0.0, 0.0, 1.0]))
+    assert far.similarity == 1.0 and far.reason in ("", "unsure")  # familiar: nothing to compare
