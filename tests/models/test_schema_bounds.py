@@ -70,3 +70,8 @@ def test_shared_and_recursive_definitions_terminate():
     }
     bounded = bounded_schema(schema, 100)
     assert bounded["$defs"]["Node"]["properties"]["label"]["maxLength"] > 0
+
+
+def test_an_invalid_schema_is_left_for_the_grammar_converter_to_refuse():
+    broken = {"type": "object", "properties": 5}
+    assert bounded_schema(broken, 50) == broken

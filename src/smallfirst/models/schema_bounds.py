@@ -50,7 +50,7 @@ class _Bounder:
         if "$ref" in schema:
             self._visit_ref(schema["$ref"], budget)
         for key in ("anyOf", "oneOf"):
-            for option in schema.get(key, []):
+            for option in schema.get(key) or []:
                 self._visit(option, budget)
         kind = schema.get("type")
         if kind == "object" or (kind is None and "properties" in schema):
@@ -71,7 +71,9 @@ class _Bounder:
             self._visit(self.defs[name], budget)
 
     def _visit_object(self, schema: Schema, budget: float) -> None:
-        properties: dict[str, Any] = schema.get("properties", {})
+        properties = schema.get("properties", {})
+        if not isinstance(properties, dict):
+            return  # not a valid schema: the grammar converter says what is wrong
         overhead = 2 + sum(_tokens_of_text(key) + 3 for key in properties)
         fixed = {key: self.cost(prop) for key, prop in properties.items()}
         open_keys = [key for key, cost in fixed.items() if cost == UNBOUNDED]
@@ -122,7 +124,7 @@ class _Bounder:
             return UNBOUNDED if _open_string(schema) else _string_cost(schema)
         if kind == "array" and "maxItems" in schema and isinstance(schema.get("items"), dict):
             return 2 + schema["maxItems"] * (self.cost(schema["items"], refs) + 1)
-        if kind == "object" and "properties" in schema:
+        if kind == "object" and isinstance(schema.get("properties"), dict):
             props = schema["properties"]
             parts = [_tokens_of_text(k) + 3 + self.cost(p, refs) for k, p in props.items()]
             return 2 + sum(parts)
