@@ -31,7 +31,13 @@ def conn(request: pytest.FixtureRequest, tmp_path) -> Iterator[Connection]:
             yield connection
     finally:
         with store.engine.begin() as connection:
-            for table in ("requests", "api_keys", "_smallfirst_migrations"):
+            for table in (
+                "requests",
+                "rollups",
+                "ledger_meta",
+                "api_keys",
+                "_smallfirst_migrations",
+            ):
                 connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
         store.close()
 

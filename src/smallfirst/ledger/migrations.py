@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     inspect,
     select,
 )
@@ -86,6 +88,49 @@ def m002_api_keys(conn: Connection) -> None:
         Column("tpm", Integer),
         Column("created_at", Float, nullable=False),
         Column("revoked_at", Float),
+    )
+    table.create(conn)
+
+
+@migration
+def m003_rollups(conn: Connection) -> None:
+    """Per-minute and per-hour aggregates of the request rows (see `rollups.py`), built from
+    the rows already in the ledger, in the same transaction."""
+    from smallfirst.ledger import rollups
+
+    dims = [Column(name, String(200), nullable=False) for name in rollups.DIMENSIONS[:-1]]
+    counts = [Column(name, BigInteger, nullable=False) for name in rollups.COUNTS]
+    amounts = [Column(name, Float, nullable=False) for name in rollups.AMOUNTS]
+    histograms = [
+        Column(name, Integer, nullable=False) for name in (*rollups.LATENCY, *rollups.TTFT)
+    ]
+    metadata = MetaData()
+    table = Table(
+        "rollups",
+        metadata,
+        Column("bucket_s", Integer, nullable=False),
+        Column("bucket", BigInteger, nullable=False),
+        *dims,
+        Column("status_class", Integer, nullable=False),
+        *counts,
+        *amounts,
+        *histograms,
+        UniqueConstraint(*rollups.KEY_COLUMNS, name="rollups_group"),
+    )
+    table.create(conn)
+    requests = Table("requests", MetaData(), autoload_with=conn)
+    rollups.rebuild(conn, requests, table)
+
+
+@migration
+def m004_ledger_meta(conn: Connection) -> None:
+    """Small named values the ledger keeps about itself (e.g. how far retention got)."""
+    metadata = MetaData()
+    table = Table(
+        "ledger_meta",
+        metadata,
+        Column("name", String(200), primary_key=True),
+        Column("value", Float, nullable=False),
     )
     table.create(conn)
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, event, func, sele
 
 from smallfirst.config import state_dir
 from smallfirst.errors import ConfigError
+from smallfirst.ledger import rollups
 from smallfirst.ledger.migrations import migrate
 
 LEDGER_FILE = "ledger.db"
@@ -32,7 +33,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class LedgerStore:
-    """The database behind the ledger: `requests` and `api_keys` tables."""
+    """The database behind the ledger: `requests` (raw rows), `rollups` (their aggregates,
+    kept in step by `insert`), `api_keys` and `ledger_meta` tables."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_ledger_url()
@@ -47,12 +49,15 @@ class LedgerStore:
         metadata = MetaData()
         self.requests = Table("requests", metadata, autoload_with=self.engine)
         self.api_keys = Table("api_keys", metadata, autoload_with=self.engine)
+        self.rollups = Table("rollups", metadata, autoload_with=self.engine)
+        self.meta = Table("ledger_meta", metadata, autoload_with=self.engine)
 
     def insert(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Store raw rows and add them to the rollups, in one transaction."""
         rows = list(rows)
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(self.requests.insert(), rows)
+                rollups.apply_batch(conn, self.requests, self.rollups, rows)
         return len(rows)
 
     def rows(self, since: float | None = None, kind: str | None = None) -> list[dict[str, Any]]:
@@ -66,11 +71,12 @@ class LedgerStore:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def spend_by_key(self) -> dict[str, float]:
-        """$ spent per key id over all time (request rows only): the budgets' starting point."""
-        table = self.requests
+        """$ spent per key id over all time: the budgets' starting point. Read from the hourly
+        rollups, so pruning raw rows never changes it."""
+        table = self.rollups
         query = (
             select(table.c.key_id, func.sum(table.c.cost_usd))
-            .where(table.c.kind == "request", table.c.key_id.is_not(None))
+            .where(table.c.bucket_s == rollups.GRANULARITIES[-1], table.c.key_id != "")
             .group_by(table.c.key_id)
         )
         with self.engine.connect() as conn:

@@ -1,11 +1,10 @@
-"""What the dashboard shows, computed from the ledger with SQLAlchemy core.
+"""What the dashboard shows, computed from the ledger's rollups with SQLAlchemy core.
 
-Works on any database the ledger runs on (SQLite, Postgres): sums, counts and time buckets are
-computed in SQL (one small dialect shim for `floor`); percentiles are computed in Python over
-the latency column, because SQLite has no `percentile_cont`.
-
-Only `request` rows count towards totals (they already hold the sum of their hops); `hop` rows
-are read to tell which requests escalated and to show a request's path.
+Totals, breakdowns, the time series and latency percentiles come from the rollups
+(`smallfirst.ledger.rollup_read`), so a panel costs the same at 10k or 10M requests; the raw
+rows are read only for "recent requests" (with each one's hops) and, for windows of at most
+EXACT_LATENCY_ROWS successful requests, for exact percentiles. Works on any database the
+ledger runs on (SQLite, Postgres).
 """
 
 from __future__ import annotations
@@ -13,22 +12,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Integer,
-    and_,
-    case,
-    column,
-    func,
-    select,
-    table,
-)
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy import ColumnElement, Connection, and_, column, func, select, table
 
+from smallfirst.ledger import rollup_read
+from smallfirst.ledger.rollups import Totals, hist_percentile
 from smallfirst.server.dashboard.timerange import TimeRange, iso
 
 LEDGER = table(
@@ -102,18 +92,41 @@ def _covers_most(conn: Connection, span: TimeRange) -> bool:
     return covered / (high - low) > WIDE_WINDOW_SHARE
 
 
-def _escalations(conn: Connection, span: TimeRange) -> dict[str, int]:
-    """Escalated requests per route: those with at least one `escalate` hop. Read from the
-    (few) escalate hops joined to their request row, not by joining every request to hops."""
-    hops = LEDGER.alias("hops")
-    route = func.coalesce(C.router, DIRECT_ROUTE)
-    rows = conn.execute(
-        select(route, func.count(func.distinct(C.request_id)))
-        .select_from(hops.join(LEDGER, C.request_id == hops.c.request_id))
-        .where(hops.c.kind == "hop", hops.c.step == "escalate", _window(conn, span))
-        .group_by(route)
-    ).all()
-    return {name: count for name, count in rows}
+EXACT_LATENCY_ROWS = 2000
+"""Windows with at most this many successful requests get exact percentiles from the raw
+rows; bigger ones are estimated from the rollups' latency histograms (within one bucket)."""
+GROUPS = ("model", "tier", "router", "key_id", "key_name")
+
+
+@dataclass(slots=True)
+class Cube:
+    """The window's rollup totals by model, tier, route, key and status class: every panel
+    but the time series and recent requests is a sum over it."""
+
+    groups: dict[rollup_read.GroupKey, Totals]
+    conn: Connection
+    span: TimeRange
+    _latencies: list[LatencyRow] | None = None
+
+    def by(self, *names: str) -> dict[tuple[Any, ...], Totals]:
+        """Totals merged by some of GROUPS (plus `ok`: status < 400) as the key."""
+        positions = [GROUPS.index(name) for name in names]
+        out: dict[tuple[Any, ...], Totals] = defaultdict(Totals)
+        for key, totals in self.groups.items():
+            out[(*(key[i] for i in positions), key[-1] < 4)].add(totals)
+        return dict(out)
+
+    def latencies(self, successful: int) -> list[LatencyRow] | None:
+        """The raw latency rows when there are few enough and all of them are still stored."""
+        if self._latencies is None and successful <= EXACT_LATENCY_ROWS:
+            self._latencies = latency_rows(self.conn, self.span, EXACT_LATENCY_ROWS + 1)
+        rows = self._latencies
+        return rows if rows is not None and len(rows) == successful else None
+
+
+def cube(conn: Connection, span: TimeRange) -> Cube:
+    groups = rollup_read.read(conn, span.since, span.until, GROUPS, key_id=span.key_id)
+    return Cube(groups, conn, span)
 
 
 def _savings(cost: float, baseline: float) -> dict[str, float | None]:
@@ -126,43 +139,42 @@ def _savings(cost: float, baseline: float) -> dict[str, float | None]:
     }
 
 
-def _latency_stats(latencies: list[float], ttfts: list[float]) -> dict[str, float | None]:
-    latencies, ttfts = sorted(latencies), sorted(ttfts)  # later sorts of sorted lists are O(n)
-    stats: dict[str, float | None] = {f"p{p}_ms": percentile(latencies, p) for p in PERCENTILES}
-    stats["ttft_p50_ms"] = percentile(ttfts, 50)
-    stats["ttft_p95_ms"] = percentile(ttfts, 95)
+def _latency_stats(totals: Totals, rows: list[LatencyRow] | None) -> dict[str, float | None]:
+    """Percentiles of successful requests: exact from `rows` when given, else from the
+    histograms in `totals` (which then must hold successful requests only)."""
+    if rows is not None:
+        latencies = sorted(r[2] for r in rows)  # later sorts of sorted lists are O(n)
+        ttfts = sorted(r[3] for r in rows if r[3] is not None)
+        stats = {f"p{p}_ms": percentile(latencies, p) for p in PERCENTILES}
+        stats["ttft_p50_ms"] = percentile(ttfts, 50)
+        stats["ttft_p95_ms"] = percentile(ttfts, 95)
+        return stats
+    stats = {f"p{p}_ms": hist_percentile(totals.latency, p) for p in PERCENTILES}
+    stats["ttft_p50_ms"] = hist_percentile(totals.ttft, 50)
+    stats["ttft_p95_ms"] = hist_percentile(totals.ttft, 95)
     return stats
 
 
-def summary(
-    conn: Connection, span: TimeRange, latencies: list[LatencyRow] | None = None
-) -> dict[str, Any]:
+def summary(conn: Connection, span: TimeRange, window: Cube | None = None) -> dict[str, Any]:
     """Headline numbers: traffic, spend vs the always-large baseline, escalations, latency.
-    `latencies`: `latency_rows(conn, span)` when the caller already has them."""
-    row = conn.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(C.cost_usd), 0.0),
-            func.coalesce(func.sum(C.baseline_cost_usd), 0.0),
-            func.coalesce(func.sum(C.input_tokens), 0),
-            func.coalesce(func.sum(C.output_tokens), 0),
-            func.coalesce(func.sum(case((C.status >= 400, 1), else_=0)), 0),
-        ).where(_window(conn, span))
-    ).one()
-    requests, cost, baseline, tokens_in, tokens_out, errors = row
-    escalated = sum(_escalations(conn, span).values())
-    rows = latency_rows(conn, span) if latencies is None else latencies
+    `window`: `cube(conn, span)` when the caller already has it."""
+    window = window or cube(conn, span)
+    split = window.by()
+    ok, failed = split.get((True,), Totals()), split.get((False,), Totals())
+    every = rollup_read.total(split)
+    requests = every.requests
+    successful = sum(ok.latency)
     return {
         "range": span.as_json(),
         "requests": requests,
-        "errors": errors,
-        "error_rate": errors / requests if requests else None,
-        "escalated": escalated,
-        "escalation_rate": escalated / requests if requests else None,
-        "input_tokens": int(tokens_in),
-        "output_tokens": int(tokens_out),
-        **_savings(float(cost), float(baseline)),
-        "latency": _latency_stats([r[2] for r in rows], [r[3] for r in rows if r[3] is not None]),
+        "errors": failed.requests,
+        "error_rate": failed.requests / requests if requests else None,
+        "escalated": every.escalated,
+        "escalation_rate": every.escalated / requests if requests else None,
+        "input_tokens": int(every.input_tokens),
+        "output_tokens": int(every.output_tokens),
+        **_savings(float(every.cost_usd), float(every.baseline_cost_usd)),
+        "latency": _latency_stats(ok, window.latencies(successful)),
     }
 
 
@@ -170,61 +182,39 @@ LatencyRow = tuple[str | None, str | None, float, float | None]
 """(model, tier, latency_ms, ttft_ms) of one successful request."""
 
 
-def latency_rows(conn: Connection, span: TimeRange) -> list[LatencyRow]:
+def latency_rows(conn: Connection, span: TimeRange, limit: int | None = None) -> list[LatencyRow]:
     """Latency and TTFT of successful requests (errors fail fast and would flatter p50)."""
     query = select(C.model, C.tier, C.latency_ms, C.ttft_ms).where(
         _window(conn, span), C.status < 400, C.latency_ms.is_not(None)
     )
-    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
-
-
-class _BucketIndex(FunctionElement[int]):
-    """floor(x) for a non-negative x: `CAST(x AS INTEGER)` truncates on SQLite (whose FLOOR
-    needs the optional math extension); Postgres rounds such a cast, so it gets FLOOR."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(_BucketIndex)
-def _floor(element: _BucketIndex, compiler: Any, **kw: Any) -> str:
-    return f"FLOOR({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_BucketIndex, "sqlite")
-def _truncate(element: _BucketIndex, compiler: Any, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
+    return [tuple(row) for row in conn.execute(query.limit(limit))]  # type: ignore[misc]
 
 
 def series(conn: Connection, span: TimeRange) -> dict[str, Any]:
     """Requests and $ per bucket, split by tier and by model, plus the baseline per bucket.
-    Grouped in SQL, so the rows read are (buckets x tiers x models), not requests."""
+    From the rollups: the rows read are (buckets x tiers x models), not requests."""
     step = span.bucket_s()
     origin = math.floor(span.since / step) * step
     count = max(1, math.ceil((span.until - origin) / step))
-    index = _BucketIndex((C.ts - origin) / float(step)).label("bucket")
-    rows = conn.execute(
-        select(
-            index,
-            C.tier,
-            C.model,
-            func.count(),
-            func.coalesce(func.sum(C.cost_usd), 0.0),
-            func.coalesce(func.sum(C.baseline_cost_usd), 0.0),
-        )
-        .where(_window(conn, span))
-        .group_by(index, C.tier, C.model)
-    ).all()
+    groups = rollup_read.read(
+        conn,
+        span.since,
+        span.until,
+        ("tier", "model"),
+        key_id=span.key_id,
+        series=rollup_read.Series(origin, step),
+        histograms=False,
+    )
     cost, baseline = [0.0] * count, [0.0] * count
     by: dict[str, dict[str, dict[str, list[float]]]] = {"tier": {}, "model": {}}
-    for bucket, tier, model, requests, row_cost, row_baseline in rows:
+    for (bucket, tier, model, _status), totals in groups.items():
         at = min(count - 1, int(bucket))
-        cost[at] += row_cost
-        baseline[at] += row_baseline
+        cost[at] += totals.cost_usd
+        baseline[at] += totals.baseline_cost_usd
         for group, name in (("tier", tier or "none"), ("model", model or "none")):
             slot = by[group].setdefault(name, {"requests": [0] * count, "cost_usd": [0.0] * count})
-            slot["requests"][at] += requests
-            slot["cost_usd"][at] += row_cost
+            slot["requests"][at] += totals.requests
+            slot["cost_usd"][at] += totals.cost_usd
     return {
         "range": span.as_json(),
         "bucket_s": step,
@@ -236,86 +226,74 @@ def series(conn: Connection, span: TimeRange) -> dict[str, Any]:
     }
 
 
-def routes(conn: Connection, span: TimeRange) -> list[dict[str, Any]]:
+def routes(conn: Connection, span: TimeRange, window: Cube | None = None) -> list[dict[str, Any]]:
     """Per route (router name, or `direct`): traffic, escalation rate and where it went."""
-    escalated_by_route = _escalations(conn, span)
-    route = func.coalesce(C.router, DIRECT_ROUTE).label("route")
-    rows = conn.execute(
-        select(
-            route,
-            C.tier,
-            func.count(),
-            func.coalesce(func.sum(C.cost_usd), 0.0),
-            func.coalesce(func.sum(C.baseline_cost_usd), 0.0),
-        )
-        .where(_window(conn, span))
-        .group_by(route, C.tier)
-    ).all()
+    window = window or cube(conn, span)
     merged: dict[str, dict[str, Any]] = {}
-    for name, tier, requests, cost, baseline in rows:
-        slot = merged.setdefault(
-            name,
-            {
-                "route": name,
-                "requests": 0,
-                "escalated": escalated_by_route.get(name, 0),
-                "cost": 0.0,
-                "base": 0.0,
-            },
-        )
-        slot["requests"] += requests
-        slot["cost"] += cost
-        slot["base"] += baseline
-        slot.setdefault("tiers", {})[tier or "none"] = requests
+    for (router, tier, _ok), totals in window.by("router", "tier").items():
+        name = router or DIRECT_ROUTE
+        slot = merged.setdefault(name, {"route": name, "totals": Totals(), "tiers": {}})
+        slot["totals"].add(totals)
+        tiers = slot["tiers"]
+        tiers[tier or "none"] = tiers.get(tier or "none", 0) + totals.requests
     result = []
-    for slot in sorted(merged.values(), key=lambda s: -s["requests"]):
-        cost, base = slot.pop("cost"), slot.pop("base")
-        slot["escalation_rate"] = slot["escalated"] / slot["requests"]
-        result.append({**slot, **_savings(cost, base)})
+    for slot in sorted(merged.values(), key=lambda s: -s["totals"].requests):
+        totals = slot["totals"]
+        result.append(
+            {
+                "route": slot["route"],
+                "requests": totals.requests,
+                "escalated": totals.escalated,
+                "tiers": slot["tiers"],
+                "escalation_rate": totals.escalated / totals.requests,
+                **_savings(totals.cost_usd, totals.baseline_cost_usd),
+            }
+        )
     return result
 
 
 def latency_by_model(
-    conn: Connection, span: TimeRange, latencies: list[LatencyRow] | None = None
+    conn: Connection, span: TimeRange, window: Cube | None = None
 ) -> list[dict[str, Any]]:
     """Latency and TTFT percentiles per serving model (successful requests only)."""
-    rows = latency_rows(conn, span) if latencies is None else latencies
-    grouped: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    for model, tier, latency, ttft in rows:
-        lat, first = grouped[(model or "none", tier or "none")]
-        lat.append(latency)
-        if ttft is not None:
-            first.append(ttft)
+    window = window or cube(conn, span)
+    ok = {
+        (model or "none", tier or "none"): totals
+        for (model, tier, success), totals in window.by("model", "tier").items()
+        if success and sum(totals.latency)
+    }
+    rows = window.latencies(sum(sum(t.latency) for t in ok.values()))
+    exact: dict[tuple[str, str], list[LatencyRow]] = defaultdict(list)
+    for row in rows or ():
+        exact[(row[0] or "none", row[1] or "none")].append(row)
     return [
-        {"model": model, "tier": tier, "requests": len(lat), **_latency_stats(lat, first)}
-        for (model, tier), (lat, first) in sorted(grouped.items(), key=lambda kv: -len(kv[1][0]))
+        {
+            "model": model,
+            "tier": tier,
+            "requests": sum(totals.latency),
+            **_latency_stats(totals, None if rows is None else exact[(model, tier)]),
+        }
+        for (model, tier), totals in sorted(ok.items(), key=lambda kv: -sum(kv[1].latency))
     ]
 
 
-def top_keys(conn: Connection, span: TimeRange, limit: int = 10) -> list[dict[str, Any]]:
+def top_keys(
+    conn: Connection, span: TimeRange, limit: int = 10, window: Cube | None = None
+) -> list[dict[str, Any]]:
     """API keys by spend (requests without a key are grouped as `(no key)`)."""
-    spend = func.coalesce(func.sum(C.cost_usd), 0.0)
-    rows = conn.execute(
-        select(
-            C.key_id,
-            C.key_name,
-            func.count(),
-            spend,
-            func.coalesce(func.sum(C.baseline_cost_usd), 0.0),
-        )
-        .where(_window(conn, span))
-        .group_by(C.key_id, C.key_name)
-        .order_by(spend.desc(), func.count().desc())
-        .limit(limit)
-    ).all()
+    window = window or cube(conn, span)
+    keys: dict[tuple[Any, Any], Totals] = defaultdict(Totals)
+    for (key_id, name, _ok), totals in window.by("key_id", "key_name").items():
+        keys[(key_id, name)].add(totals)
+    ranked = sorted(keys.items(), key=lambda kv: (-kv[1].cost_usd, -kv[1].requests))
     return [
         {
             "key_id": key_id,
             "key_name": name or key_id or "(no key)",
-            "requests": requests,
-            **_savings(float(cost), float(baseline)),
+            "requests": totals.requests,
+            **_savings(float(totals.cost_usd), float(totals.baseline_cost_usd)),
         }
-        for key_id, name, requests, cost, baseline in rows
+        for (key_id, name), totals in ranked[:limit]
     ]
 
 
@@ -383,5 +361,10 @@ def _hops(conn: Connection, request_ids: Iterable[str]) -> dict[str, list[dict[s
 
 
 def earliest(conn: Connection) -> float | None:
-    """Time of the first request in the ledger (for `since=all`)."""
-    return conn.execute(select(func.min(C.ts)).where(C.kind == "request")).scalar()
+    """Time of the first request in the ledger (for `since=all`): the oldest raw row, or the
+    oldest rollup minute when older rows were pruned."""
+    first_row = conn.execute(select(func.min(C.ts)).where(C.kind == "request")).scalar()
+    first_bucket = rollup_read.earliest_bucket(conn)
+    if first_row is None or (first_bucket is not None and first_bucket < first_row // 60 * 60):
+        return first_bucket
+    return first_row

@@ -3,7 +3,7 @@
 `mount_dashboard(app, engine, check_key)` adds everything under `/dashboard` to any Starlette or
 FastAPI app; `mount_gateway_dashboard(app, gateway)` does it for the gateway, whose ledger and
 authenticator only exist once its lifespan has started. Every endpoint reads the ledger live
-for the window in `since` / `until`.
+for the window in `since` / `until` (from its rollups; raw rows for recent requests).
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ def _limit(request: Request, default: int, name: str = "limit") -> int:
 
 
 def _everything(conn: Connection, span: TimeRange, request: Request) -> dict[str, Any]:
-    latencies = data.latency_rows(conn, span)
+    window = data.cube(conn, span)  # one rollup read for every panel but series and recent
     return {
-        "summary": data.summary(conn, span, latencies),
+        "summary": data.summary(conn, span, window),
         "series": data.series(conn, span),
-        "routes": data.routes(conn, span),
-        "latency": data.latency_by_model(conn, span, latencies),
-        "keys": data.top_keys(conn, span, _limit(request, 10, "keys_limit")),
+        "routes": data.routes(conn, span, window),
+        "latency": data.latency_by_model(conn, span, window),
+        "keys": data.top_keys(conn, span, _limit(request, 10, "keys_limit"), window),
         "recent": data.recent(conn, span, _limit(request, 50)),
     }
 

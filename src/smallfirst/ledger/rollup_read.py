@@ -1,0 +1,216 @@
+"""Totals over a time window, read from the rollups (raw rows only at partial-minute edges).
+
+A window [since, until) is split into whole hours (hourly rollups), whole minutes around them
+(minute rollups) and the seconds before the first / after the last whole minute (raw request
+rows and their hops, aggregated in Python exactly as the writer does). The answer is the same
+as aggregating every raw row of the window, at a cost that depends on the window's length and
+the number of groups, not on the traffic. Once raw rows are pruned the edges of a window that
+old have nothing left to read; the whole minutes and hours still count.
+
+Works with only an engine (the dashboard's case): the tables are named, not reflected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Float,
+    Integer,
+    String,
+    and_,
+    column,
+    func,
+    or_,
+    select,
+    table,
+)
+
+from smallfirst.ledger.rollups import (
+    AMOUNTS,
+    COUNTS,
+    DIMENSIONS,
+    GRANULARITIES,
+    LATENCY,
+    LOOKUP_CHUNK,
+    MEASURES,
+    ROW_COLUMNS,
+    TTFT,
+    Totals,
+    hop_totals,
+    request_totals,
+)
+
+MINUTE, HOUR = GRANULARITIES
+ROLLUPS = table(
+    "rollups",
+    column("bucket_s", Integer),
+    column("bucket", Integer),
+    *(column(name, String) for name in DIMENSIONS[:-1]),
+    column("status_class", Integer),
+    *(column(name, Integer) for name in (*COUNTS, *LATENCY, *TTFT)),
+    *(column(name, Float) for name in AMOUNTS),
+)
+REQUESTS = table("requests", *(column(name) for name in ROW_COLUMNS), column("id"))
+R, Q = ROLLUPS.c, REQUESTS.c
+Span = tuple[float | None, float | None]
+"""[low, high) in unix seconds; None is unbounded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Bucket results by `(bucket start - origin) // step` (a chart's x axis)."""
+
+    origin: int
+    step: int
+
+
+GroupKey = tuple[Any, ...]
+"""(series index if asked for, *the `by` dimensions, status class)."""
+
+
+def read(
+    conn: Connection,
+    since: float | None,
+    until: float | None,
+    by: Sequence[str] = (),
+    *,
+    key_id: str | None = None,
+    series: Series | None = None,
+    histograms: bool = True,
+) -> dict[GroupKey, Totals]:
+    """Totals of the request rows with `since <= ts < until` (and of `key_id`), grouped by
+    the `by` dimensions and the status class (2, 4, 5 for 2xx, 4xx, 5xx)."""
+    hours_ok = series is None or (series.step % HOUR == 0 and series.origin % HOUR == 0)
+    raw, minutes, hours = _plan(since, until, hours_ok)
+    out: dict[GroupKey, Totals] = defaultdict(Totals)
+    for step, spans in ((HOUR, hours), (MINUTE, minutes)):
+        if spans:
+            for key, totals in _rollups(conn, step, spans, by, key_id, series, histograms):
+                out[key].add(totals)
+    for low, high in raw:
+        for key, totals in _raw(conn, low, high, by, key_id, series):
+            out[key].add(totals)
+    return dict(out)
+
+
+def _plan(
+    since: float | None, until: float | None, hours_ok: bool
+) -> tuple[list[Span], list[Span], list[Span]]:
+    """(raw spans, minute spans, hour spans) that tile [since, until)."""
+    m0 = None if since is None else math.ceil(since / MINUTE) * MINUTE
+    m1 = None if until is None else math.floor(until / MINUTE) * MINUTE
+    if m0 is not None and m1 is not None and m0 >= m1:
+        return [(since, until)], [], []
+    raw: list[Span] = []
+    if since is not None and m0 is not None and since < m0:
+        raw.append((since, m0))
+    if until is not None and m1 is not None and m1 < until:
+        raw.append((m1, until))
+    if not hours_ok:
+        return raw, [(m0, m1)], []
+    h0 = None if m0 is None else math.ceil(m0 / HOUR) * HOUR
+    h1 = None if m1 is None else math.floor(m1 / HOUR) * HOUR
+    if h0 is not None and h1 is not None and h0 >= h1:
+        return raw, [(m0, m1)], []
+    minutes: list[Span] = []
+    if m0 is not None and h0 is not None and m0 < h0:
+        minutes.append((m0, h0))
+    if m1 is not None and h1 is not None and h1 < m1:
+        minutes.append((h1, m1))
+    return raw, minutes, [(h0, h1)]
+
+
+def _between(col: ColumnElement[Any], low: float | None, high: float | None) -> ColumnElement:
+    terms = []
+    if low is not None:
+        terms.append(col >= low)
+    if high is not None:
+        terms.append(col < high)
+    return and_(*terms) if terms else col.is_not(None)
+
+
+def _rollups(
+    conn: Connection,
+    step: int,
+    spans: list[Span],
+    by: Sequence[str],
+    key_id: str | None,
+    series: Series | None,
+    histograms: bool,
+) -> list[tuple[GroupKey, Totals]]:
+    groups: list[ColumnElement[Any]] = [R[name] for name in (*by, "status_class")]
+    if series is not None:
+        groups.insert(0, ((R.bucket - series.origin) // series.step).label("index"))
+    measures = MEASURES if histograms else (*COUNTS, *AMOUNTS)
+    where = [R.bucket_s == step, or_(*(_between(R.bucket, low, high) for low, high in spans))]
+    if key_id is not None:
+        where.append(R.key_id == key_id)
+    query = (
+        select(*groups, *(func.sum(R[name]).label(name) for name in measures))
+        .where(*where)
+        .group_by(*groups)
+    )
+    out = []
+    for row in conn.execute(query).mappings():
+        key = tuple(row[g.name] for g in groups)
+        key = tuple(None if value == "" else value for value in key)
+        out.append((key, Totals.from_values(row)))
+    return out
+
+
+def _raw(
+    conn: Connection,
+    low: float | None,
+    high: float | None,
+    by: Sequence[str],
+    key_id: str | None,
+    series: Series | None,
+) -> list[tuple[GroupKey, Totals]]:
+    """The request rows of a partial minute, with their hops, aggregated like the writer."""
+    where = [Q.kind == "request", _between(Q.ts, low, high)]
+    if key_id is not None:
+        where.append(Q.key_id == key_id)
+    requests = [dict(r) for r in conn.execute(select(REQUESTS).where(*where)).mappings()]
+    hops = _hops(conn, [r["request_id"] for r in requests])
+    out = []
+    for request in requests:
+        totals = request_totals(request)
+        totals.add(hop_totals(hops.get(request["request_id"], [])))
+        key: GroupKey = (*(request[name] for name in by), int(request["status"]) // 100)
+        if series is not None:
+            key = (int((request["ts"] - series.origin) // series.step), *key)
+        out.append((key, totals))
+    return out
+
+
+def _hops(conn: Connection, request_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for start in range(0, len(request_ids), LOOKUP_CHUNK):
+        chunk = request_ids[start : start + LOOKUP_CHUNK]
+        query = select(Q.request_id, Q.hop, Q.step, Q.cost_usd).where(
+            Q.kind == "hop", Q.request_id.in_(chunk)
+        )
+        for row in conn.execute(query).mappings():
+            grouped[row["request_id"]].append(dict(row))
+    return grouped
+
+
+def total(groups: dict[GroupKey, Totals]) -> Totals:
+    """Every group added up."""
+    out = Totals()
+    for totals in groups.values():
+        out.add(totals)
+    return out
+
+
+def earliest_bucket(conn: Connection) -> float | None:
+    """Start of the oldest minute in the rollups (older than any raw row once pruned)."""
+    value = conn.execute(select(func.min(R.bucket)).where(R.bucket_s == MINUTE)).scalar()
+    return None if value is None else float(value)
