@@ -1,6 +1,7 @@
 """Spend, savings against the baseline model, and traffic share per tier, from the ledger.
 
-Sums run in SQL over `request` rows (hops are details of a request, never counted twice).
+Read from the rollups (sums over `request` rows; hops never count twice), so the report takes
+the same time at any traffic and its totals survive the pruning of raw rows.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
-
 from smallfirst.errors import InvalidRequestError
+from smallfirst.ledger import rollup_read
+from smallfirst.ledger.rollups import Totals
 from smallfirst.ledger.store import LedgerStore
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -36,25 +37,19 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 
 def summarize(store: LedgerStore, since: float | None = None) -> dict[str, Any]:
-    table = store.requests
-    where = [table.c.kind == "request"]
-    if since is not None:
-        where.append(table.c.ts >= since)
-    columns = [
-        func.count().label("requests"),
-        func.sum(case((table.c.status >= 400, 1), else_=0)).label("errors"),
-        func.sum(table.c.input_tokens).label("input_tokens"),
-        func.sum(table.c.output_tokens).label("output_tokens"),
-        func.sum(table.c.cost_usd).label("cost_usd"),
-        func.sum(table.c.baseline_cost_usd).label("baseline_cost_usd"),
-    ]
-    by_tier = select(table.c.tier, *columns).where(*where).group_by(table.c.tier)
-    by_model = select(table.c.model, table.c.tier, *columns).where(*where)
-    by_model = by_model.group_by(table.c.model, table.c.tier)
     with store.engine.connect() as conn:
-        totals = _clean(conn.execute(select(*columns).where(*where)).one()._mapping)
-        tiers = [_clean(row._mapping) for row in conn.execute(by_tier)]
-        models = [_clean(row._mapping) for row in conn.execute(by_model)]
+        groups = rollup_read.read(conn, since, None, ("model", "tier"), histograms=False)
+    by_model: dict[tuple[Any, Any], dict[str, Any]] = {}
+    by_tier: dict[Any, dict[str, Any]] = {}
+    totals = _empty()
+    for (model, tier, status_class), measures in groups.items():
+        for row in (
+            by_model.setdefault((model, tier), _empty(model=model, tier=tier)),
+            by_tier.setdefault(tier, _empty(tier=tier)),
+            totals,
+        ):
+            _add(row, measures, errors=status_class >= 4)
+    tiers, models = list(by_tier.values()), list(by_model.values())
     served = sum(t["requests"] for t in tiers if t["tier"] is not None) or 1
     for row in (*tiers, *models):
         known = row.get("model", row["tier"]) is not None and row["tier"] is not None
@@ -70,11 +65,15 @@ def summarize(store: LedgerStore, since: float | None = None) -> dict[str, Any]:
     }
 
 
-def _clean(row: Any) -> dict[str, Any]:
-    """SQL sums are NULL over no rows; a report wants zeros."""
-    out = dict(row)
-    for key in ("requests", "errors", "input_tokens", "output_tokens"):
-        out[key] = int(out.get(key) or 0)
-    for key in ("cost_usd", "baseline_cost_usd"):
-        out[key] = float(out.get(key) or 0.0)
-    return out
+def _empty(**labels: Any) -> dict[str, Any]:
+    zeros = {"requests": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0}
+    return {**labels, **zeros, "cost_usd": 0.0, "baseline_cost_usd": 0.0}
+
+
+def _add(row: dict[str, Any], measures: Totals, errors: bool) -> None:
+    row["requests"] += measures.requests
+    row["errors"] += measures.requests if errors else 0
+    row["input_tokens"] += measures.input_tokens
+    row["output_tokens"] += measures.output_tokens
+    row["cost_usd"] += measures.cost_usd
+    row["baseline_cost_usd"] += measures.baseline_cost_usd
