@@ -85,7 +85,7 @@ def eval_command(
     Exit status 2 when no candidate's 95% lower bound reaches the threshold.
     """
     _check_outputs(json_out, html_out)
-    picked = _Subset(limit, sample, seed)
+    picked = _Subset(limit, sample)
     report = run(
         _eval(task, data, models, threshold, metric, picked, concurrency, judge, resamples, seed)
     )
@@ -113,7 +113,7 @@ async def _eval(
     registry = Registry(load_config())
     try:
         task = load_task(task_path)
-        examples = load_examples(data, picked.limit, picked.sample, picked.seed)
+        examples = load_examples(data, picked.limit, picked.sample, seed)
         names = _split(models) or registry.names()
         candidates = build_candidates(task, names, registry)
         if judge is not None:
@@ -136,9 +136,10 @@ async def _eval(
 
 @dataclass(frozen=True, slots=True)
 class _Subset:
+    """Which examples run: the first `limit`, or `sample` drawn at random (with --seed)."""
+
     limit: int | None
     sample: int | None
-    seed: int
 
 
 def _progress() -> Progress | LineProgress:
