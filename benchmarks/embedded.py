@@ -67,9 +67,10 @@ async def main() -> None:
     await provider.load()
     from llama_cpp import Llama
 
-    from smallfirst.models.llamacpp import default_model_path
+    from smallfirst.models.llamacpp import default_model_path, no_weight_repacking
 
-    raw = Llama(model_path=str(default_model_path()), n_ctx=2048, n_batch=512, verbose=False)
+    with no_weight_repacking():  # the same load as ours: AMX repacking crashes decoding
+        raw = Llama(model_path=str(default_model_path()), n_ctx=2048, n_batch=512, verbose=False)
     ours_rows, raw_rows = [], []
     for prompt in PROMPTS[:1]:  # warm both
         raw_llama_run(raw, prompt, 8)

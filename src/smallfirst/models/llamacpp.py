@@ -80,7 +80,7 @@ def closing_emitter(emit: Callable[[Any], None], schema: dict[str, Any]) -> Call
 
 
 @contextmanager
-def _no_weight_repacking() -> Iterator[None]:
+def no_weight_repacking() -> Iterator[None]:
     """Load without llama.cpp's extra weight buffers: its AMX repacking (chosen on Xeons that
     report AMX) crashed every decode in `ggml_backend_amx_mul_mat` (llama-cpp-python 0.3.36),
     and `Llama()` has no argument for `use_extra_bufts`."""
@@ -126,7 +126,7 @@ class LlamaCppProvider(StreamingProvider):
             path = resolve_model_path(self.config)
             options = {"n_batch": 512, **self.config.options}
             try:
-                with _no_weight_repacking():
+                with no_weight_repacking():
                     self._llama = Llama(
                         model_path=str(path),
                         n_ctx=self.config.context,
