@@ -165,6 +165,22 @@ class CascadeConfig(Strict):
     """Run the checks on the last rung too (its answer is returned either way)."""
 
 
+class RetentionConfig(Strict):
+    """How long the ledger keeps raw rows; the rollups (spend, budgets, savings) stay."""
+
+    prompts_days: float | None = Field(default=30, gt=0)
+    """Prompt and answer text older than this is blanked (None: kept)."""
+    rows_days: float | None = Field(default=400, gt=0)
+    """Raw request and hop rows older than this are deleted (None: kept)."""
+    interval_s: float = Field(default=3600, gt=0)
+    """How often a running gateway prunes, in batches of `batch_rows`."""
+    batch_rows: int = Field(default=1000, ge=1)
+
+
+class LedgerConfig(Strict):
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+
 class Config(Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     default_model: str | None = None
@@ -175,6 +191,7 @@ class Config(Strict):
     routers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     cascades: dict[str, CascadeConfig] = Field(default_factory=dict)
     failover: FailoverConfig = Field(default_factory=FailoverConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     pipelines: dict[str, str] = Field(default_factory=dict)
     """Pipeline name -> pipeline YAML path (for `/v1/pipelines/{name}` and the CLI)."""
     tasks: dict[str, str] = Field(default_factory=dict)

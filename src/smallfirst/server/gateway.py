@@ -14,6 +14,7 @@ from starlette.datastructures import Headers
 
 from smallfirst.config import Config
 from smallfirst.ledger import Ledger, LedgerEntry
+from smallfirst.ledger.retention import keep_pruning
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import DefaultRouter, Router, resolve_router
 from smallfirst.routing.cascade import Cascades
@@ -71,6 +72,7 @@ class Gateway:
         self.auth = Authenticator(self.ledger.keys, self.auth_required)
         await self.auth.refresh()
         self.limiter.load_spend(await asyncio.to_thread(self.ledger.store.spend_by_key))
+        self._spawn(keep_pruning(self.ledger.store, self.config.ledger.retention))
         if self.preload:
             for entry in self.registry.entries.values():
                 if entry.config.backend == "llamacpp":
