@@ -35,11 +35,12 @@ def _register() -> None:
     from smallfirst.cli import distill_cmd, eval_cmd, kb_cmd, models_cmd
 
     models_cmd.register(app)
-    from smallfirst.cli import keys_cmd, report_cmd, serve_cmd
+    from smallfirst.cli import keys_cmd, ledger_cmd, report_cmd, serve_cmd
 
     serve_cmd.register(app)
     keys_cmd.register(app)
     report_cmd.register(app)
+    ledger_cmd.register(app)
     kb_cmd.register(app)
     distill_cmd.register(app)
     eval_cmd.register(app)
