@@ -7,11 +7,21 @@ the embedded Gemma 3 270M model alone is configured.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from smallfirst.errors import ConfigError
 from smallfirst.types import TIERS, Tier
@@ -32,9 +42,25 @@ class Price(Strict):
     output: float = Field(ge=0)
 
 
+class CapabilitiesConfig(Strict):
+    """Declared capabilities; a key left out keeps the backend's default
+    (see smallfirst.models.capabilities)."""
+
+    local: bool | None = None
+    """The data never leaves this network: personal data may go to this model."""
+    tools: bool | None = None
+    vision: bool | None = None
+    json_schema: bool | None = None
+    grammar: bool | None = None
+    logprobs: bool | None = None
+    embedded: bool | None = None
+
+
 class ModelConfig(Strict):
     name: str = Field(min_length=1)
-    backend: Literal["llamacpp", "openai", "anthropic", "replay", "student"]
+    backend: str
+    """A built-in backend (`llamacpp`, `openai`, `anthropic`, `replay`, `student`) or one
+    added with `smallfirst.models.register_backend` before the config is loaded."""
     tier: Tier = "small"
     upstream_model: str | None = None
     """The model's name at its provider; defaults to `name`."""
@@ -54,6 +80,21 @@ class ModelConfig(Strict):
     threads: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
     """Extra backend arguments (e.g. llama.cpp `n_batch`, replay `outcomes`)."""
+    capabilities: CapabilitiesConfig = Field(default_factory=CapabilitiesConfig)
+    """Overrides of the backend's default capabilities (`local`, `tools`, `vision`, ...)."""
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, backend: str) -> str:
+        # Imported here: the backend table lives with the providers, which import this module.
+        from smallfirst.models.registry import BACKENDS
+
+        if backend not in BACKENDS:
+            raise ValueError(
+                f"unknown backend {backend!r}; known: {', '.join(BACKENDS)} "
+                "(a plugin adds one with smallfirst.models.register_backend before loading)"
+            )
+        return backend
 
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelConfig:
@@ -165,6 +206,127 @@ class CascadeConfig(Strict):
     """Run the checks on the last rung too (its answer is returned either way)."""
 
 
+TaskKind = Literal["code", "math", "summarize", "translate", "extract", "classify", "chat"]
+
+
+class RuleConfig(Strict):
+    """One rule of a `rules` router: every condition given must hold; then `model` answers."""
+
+    model: str = Field(min_length=1)
+    min_chars: int | None = Field(default=None, ge=0)
+    max_chars: int | None = Field(default=None, ge=0)
+    task: TaskKind | list[TaskKind] | None = None
+    keywords: list[str] | None = None
+    regex: str | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, regex: str | None) -> str | None:
+        if regex is not None:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return regex
+
+
+class RulesRouterConfig(Strict):
+    """PII to a `local` model first, then the rules in order, then `default`."""
+
+    kind: Literal["rules"]
+    rules: list[RuleConfig] = Field(default_factory=list)
+    local_model: str | None = None
+    """Where personal data goes; must be declared `local`. Default: the default model when it
+    is local, else the first local model by tier."""
+    pii_to_local: bool = True
+    """false: personal data is routed like anything else (it may reach a cloud model)."""
+    default: str | None = None
+    """A model, or another entry under `routers:`; default: the default model."""
+
+
+class RatingRouterConfig(Strict):
+    """The embedded model rates difficulty 1-5; from `threshold` up the large model answers."""
+
+    kind: Literal["rating"]
+    rater: str | None = None
+    """An `embedded` model; default: the first one by tier."""
+    small: str | None = None
+    large: str | None = None
+    threshold: float = Field(default=3.0, ge=1, le=5)
+    """The difficulty (1-5) at and above which `large` answers."""
+
+
+LEARNED_KINDS = ("knn", "linear", "mlp", "learned")
+
+
+class LearnedRouterConfig(Strict):
+    """A trained router file. Its threshold is the calibrated one, or recalibrated here on
+    `calibrate_on` prompts to `large_share` or `quality_target`; `threshold` overrides both."""
+
+    kind: Literal["knn", "linear", "mlp", "learned"]
+    path: str = Field(min_length=1)
+    """The router file from `smallfirst router train`."""
+    models: dict[str, str] = Field(default_factory=dict)
+    """Outcome model names in the file -> configured model names."""
+    large_share: float | None = Field(default=None, gt=0, lt=1)
+    """About this share of `calibrate_on` prompts goes to the top-price model(s)."""
+    quality_target: float | None = Field(default=None, gt=0, le=1)
+    """The cheapest routing keeping predicted quality >= this x the best single model's."""
+    calibrate_on: str | None = None
+    """Prompt file (.jsonl, .csv, .txt) that `large_share` / `quality_target` are met on."""
+    threshold: float | None = None
+    """Raw override of the price of quality (the `0.3` in `router-knn-0.3`)."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> LearnedRouterConfig:
+        given = [
+            k
+            for k in ("large_share", "quality_target", "threshold")
+            if getattr(self, k) is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(f"give one of large_share, quality_target, threshold, not {given}")
+        if given and given != ["threshold"] and not self.calibrate_on:
+            raise ValueError(
+                "large_share / quality_target need `calibrate_on`: a file of your prompts"
+            )
+        return self
+
+
+class PluginRouterConfig(BaseModel):
+    """A kind added with `smallfirst.routing.register_router_kind`: its keys are its own."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+
+BUILTIN_ROUTER_KINDS = ("rules", "rating", *LEARNED_KINDS)
+PLUGIN_ROUTER_KINDS: set[str] = set()
+"""Filled by `register_router_kind`, so a plugin's kind is accepted when the config loads."""
+
+
+def _router_tag(value: Any) -> str | None:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    if kind in LEARNED_KINDS:
+        return "learned"
+    if kind in ("rules", "rating"):
+        return kind
+    return "plugin" if kind in PLUGIN_ROUTER_KINDS else kind
+
+
+ROUTER_TAGS = ("rules", "rating", "learned", "plugin")
+RouterConfig = Annotated[
+    Annotated[RulesRouterConfig, Tag("rules")]
+    | Annotated[RatingRouterConfig, Tag("rating")]
+    | Annotated[LearnedRouterConfig, Tag("learned")]
+    | Annotated[PluginRouterConfig, Tag("plugin")],
+    Discriminator(_router_tag),
+]
+
+
 class RetentionConfig(Strict):
     """How long the ledger keeps raw rows; the rollups (spend, budgets, savings) stay."""
 
@@ -188,7 +350,8 @@ class Config(Strict):
     baseline_model: str | None = None
     """The always-large model savings are measured against; default the priciest model."""
     server: ServerConfig = Field(default_factory=ServerConfig)
-    routers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    routers: dict[str, RouterConfig] = Field(default_factory=dict)
+    """Router name -> its config, one type per `kind` (`auto` answers `model: "auto"`)."""
     cascades: dict[str, CascadeConfig] = Field(default_factory=dict)
     failover: FailoverConfig = Field(default_factory=FailoverConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
@@ -222,14 +385,72 @@ class Config(Strict):
     def _cascade_refs(self) -> Config:
         names = {m.name for m in self.models}
         for cascade_name, cascade in self.cascades.items():
-            refs = list(cascade.rungs) + [c.model for c in cascade.checks if c.model]
-            for ref in refs:
-                if ref not in names and ref not in TIERS:
-                    raise ValueError(
+            refs = [(("rungs", i), rung) for i, rung in enumerate(cascade.rungs)]
+            refs += [(("checks", i, "model"), c.model) for i, c in enumerate(cascade.checks)]
+            for loc, ref in refs:
+                if ref is not None and ref not in names and ref not in TIERS:
+                    raise AtKey(
+                        ("cascades", cascade_name, *loc),
                         f"cascade {cascade_name!r}: {ref!r} is neither a model "
-                        f"({sorted(names)}) nor a tier ({', '.join(TIERS)})"
+                        f"({sorted(names)}) nor a tier ({', '.join(TIERS)})",
                     )
         return self
+
+    @model_validator(mode="after")
+    def _router_refs(self) -> Config:
+        names = {m.name for m in self.models}
+        for router_name, router in self.routers.items():
+            for loc, ref in _model_refs(router):
+                is_default = loc == ("default",)
+                if ref not in names and not (is_default and ref in self.routers):
+                    raise AtKey(
+                        ("routers", router_name, *loc),
+                        f"{ref!r} is not a configured model{' nor a router' if is_default else ''}"
+                        f" (models: {', '.join(sorted(names))})",
+                    )
+            if isinstance(router, RulesRouterConfig) and router.local_model:
+                _check_local(router_name, router.local_model, self.models)
+        for cascade_name, cascade in self.cascades.items():
+            ref = cascade.router
+            if ref and ref != "auto" and ref not in self.routers and not ref.startswith("router-"):
+                raise AtKey(
+                    ("cascades", cascade_name, "router"),
+                    f"{ref!r} is neither `auto`, a `router-<kind>` name nor one of the routers: "
+                    f"{sorted(self.routers)}",
+                )
+        return self
+
+
+class AtKey(ValueError):
+    """A whole-config check that failed at one key: the error names that key and its line."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def _model_refs(router: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location in the router's config, model name) for each model the router names."""
+    if isinstance(router, RulesRouterConfig):
+        refs = [(("rules", i, "model"), r.model) for i, r in enumerate(router.rules)]
+        refs += [((k,), v) for k in ("local_model", "default") if (v := getattr(router, k))]
+        return refs
+    if isinstance(router, RatingRouterConfig):
+        return [((k,), v) for k in ("rater", "small", "large") if (v := getattr(router, k))]
+    return []
+
+
+def _check_local(router_name: str, model_name: str, models: list[ModelConfig]) -> None:
+    """Personal data may go only to a model declared (or known by its backend to be) local."""
+    from smallfirst.models.capabilities import capabilities_of  # it imports this module
+
+    model = next(m for m in models if m.name == model_name)
+    if not capabilities_of(model).local:
+        raise AtKey(
+            ("routers", router_name, "local_model"),
+            f"model {model_name!r} is not declared local, so personal data would leave this "
+            "network; if it is self-hosted, add `capabilities: {local: true}` to it",
+        )
 
 
 def embedded_model() -> ModelConfig:
@@ -314,14 +535,29 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
     lines = []
     for error in exc.errors():
         loc = [part for part in error["loc"] if not isinstance(part, str) or part[0] != "_"]
+        if len(loc) > 2 and loc[0] == "routers" and loc[2] in ROUTER_TAGS:
+            del loc[2]  # the union's tag, not a key in the file
+        message = error["msg"].removeprefix("Value error, ")
+        at_key = error.get("ctx", {}).get("error")
+        if isinstance(at_key, AtKey):
+            loc = list(at_key.loc)
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc.append("kind")
+            message = _kind_message(error.get("ctx", {}).get("tag"))
         key = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(root, loc)
         where = f"{source}:{line}" if line else source
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r}"
         lines.append(f"{where}: {key}: {message}")
     return "invalid config\n  " + "\n  ".join(lines)
+
+
+def _kind_message(tag: str | None) -> str:
+    known = ", ".join((*BUILTIN_ROUTER_KINDS, *sorted(PLUGIN_ROUTER_KINDS)))
+    if not tag:
+        return f"a router needs a `kind`: one of {known}"
+    return f"unknown router kind {tag!r}; known: {known}"
 
 
 def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:

@@ -6,12 +6,18 @@ from pathlib import Path
 
 import openai
 import pytest
+from pydantic import TypeAdapter
 
+from smallfirst.config import RouterConfig
 from smallfirst.routing.learned import train_router
 from smallfirst.routing.outcomes import load_outcomes
 from smallfirst.testing import Script
 from tests.routing.synthetic import synthetic_rows, write_csv
 from tests.server.gateway_helpers import running_gateway, scripted_config
+
+
+def routers_config(raw: dict) -> dict[str, RouterConfig]:
+    return TypeAdapter(dict[str, RouterConfig]).validate_python(raw)
 
 
 @pytest.fixture
@@ -23,10 +29,12 @@ def gw(scripted, tmp_path: Path):
     renamed = train_router(outcomes, "linear", "minilm")
     renamed.models = ["mixtral", "gpt-4"]
     config = scripted_config(base_url)
-    config.routers = {
-        "auto": {"kind": "knn", "path": str(good.save(tmp_path / "knn.json"))},
-        "linear": {"kind": "linear", "path": str(renamed.save(tmp_path / "lin.json"))},
-    }
+    config.routers = routers_config(
+        {
+            "auto": {"kind": "knn", "path": str(good.save(tmp_path / "knn.json"))},
+            "linear": {"kind": "linear", "path": str(renamed.save(tmp_path / "lin.json"))},
+        }
+    )
     with running_gateway(config) as running:
         running.upstream = upstream
         yield running

@@ -79,7 +79,6 @@ def test_unconfigured_router_model_is_a_404_naming_the_fix(router_file: Path) ->
             "router-knn-abc",
             "not a number",
         ),
-        ("routers:\n  knn: {kind: knn}\n", "router-knn-0.3", "needs `path"),
         (
             "routers:\n  lin: {kind: linear, path: {file}, " + MAP + "}\n",
             "router-linear-0.1",

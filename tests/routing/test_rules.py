@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from smallfirst.config import parse_config
-from smallfirst.errors import ConfigError, ModelNotFoundError
+from smallfirst.errors import ConfigError
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import resolve_router
 from smallfirst.routing.rules import detect_task, find_pii
@@ -101,25 +103,25 @@ def test_task_detection() -> None:
 
 
 @pytest.mark.parametrize(
-    ("routers", "error", "message"),
+    ("routers", "message"),
     [
-        ("routers:\n  auto: {kind: rules, default: nosuch}\n", ModelNotFoundError, "'nosuch'"),
         (
-            "routers:\n  auto: {kind: rules, rules: [{max_chars: 3}]}\n",
-            ConfigError,
-            "needs a `model`",
+            "routers:\n  auto: {kind: rules, default: nosuch}\n",
+            ":7: routers.auto.default: 'nosuch'",
         ),
+        ("routers:\n  auto: {kind: rules, rules: [{max_chars: 3}]}\n", "rules.0.model: Field req"),
         (
             "routers:\n  auto: {kind: rules, rules: [{model: big, colour: red}]}\n",
-            ConfigError,
-            "unknown key",
+            "rules.0.colour: unknown key",
         ),
-        ("routers:\n  auto: {kind: rules, rules: [{model: huge}]}\n", ModelNotFoundError, "'huge'"),
+        ("routers:\n  auto: {kind: rules, rules: [{model: huge}]}\n", "rules.0.model: 'huge'"),
+        ("routers:\n  auto: {kind: rules, rules: [{model: big, task: poems}]}\n", "rules.0.task"),
+        ("routers:\n  auto: {kind: rules, rules: [{model: big, regex: '('}]}\n", "not a valid"),
     ],
 )
-def test_bad_rules_config(routers: str, error: type, message: str) -> None:
-    with pytest.raises(error, match=message):
-        _router(routers)
+def test_bad_rules_config_fails_when_the_config_loads(routers: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(MODELS + routers)
 
 
 def test_router_rules_name_finds_a_rules_entry_by_kind() -> None:

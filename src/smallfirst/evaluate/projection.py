@@ -65,7 +65,7 @@ def project(
 def _project(entry: ModelEntry, workload: Workload, measured: float | None) -> Projection:
     per_request = entry.price.cost(Usage(workload.input_tokens, workload.output_tokens))
     config = entry.config
-    self_hosted = config.hourly_usd is not None or config.backend in ("llamacpp", "student")
+    self_hosted = config.hourly_usd is not None or entry.capabilities.local
     tps = (config.tokens_per_second or measured) if self_hosted else None
     hours = workload.total_tokens / tps / 3600 if tps else None
     return Projection(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from smallfirst.config import ModelConfig
+from smallfirst.models.capabilities import capabilities_of
 from smallfirst.types import Usage
 
 MILLION = 1_000_000
@@ -33,7 +34,7 @@ def price_of(model: ModelConfig, measured_tokens_per_s: float | None = None) -> 
             per_mtok = model.hourly_usd / (tps * 3600) * MILLION
             return ModelPrice(per_mtok, per_mtok, "hourly")
         return ModelPrice(0.0, 0.0, "unknown")
-    if model.backend in ("llamacpp", "student"):
+    if capabilities_of(model).local:  # self-hosted with no $/hour given: free
         return ModelPrice(0.0, 0.0, "local")
     looked_up = lookup_price(model.upstream_model or model.name)
     return looked_up or ModelPrice(0.0, 0.0, "unknown")

@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING
 
 from smallfirst.config import Config, ModelConfig, load_config, state_dir
 from smallfirst.errors import ModelNotFoundError
+from smallfirst.models.capabilities import (
+    BackendDefaults,
+    Capabilities,
+    capabilities_of,
+    set_backend_defaults,
+)
 from smallfirst.models.pricing import ModelPrice, price_of
 from smallfirst.types import TIERS
 
@@ -31,9 +37,16 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def register_backend(name: str, target: str | ProviderFactory) -> None:
-    """Add a backend: an import path `module:Class` or a factory taking a ModelConfig."""
+def register_backend(
+    name: str, target: str | ProviderFactory, capabilities: BackendDefaults | None = None
+) -> None:
+    """Add a backend: an import path `module:Class` or a factory taking a ModelConfig.
+
+    `capabilities` are its models' defaults (a Capabilities, or a function of the model's
+    config); without them a model declares its own, and is not `local` unless it says so.
+    """
     BACKENDS[name] = target  # type: ignore[assignment]
+    set_backend_defaults(name, capabilities)
 
 
 def _factory(backend: str) -> ProviderFactory:
@@ -56,6 +69,10 @@ class ModelEntry:
     @property
     def tier(self) -> str:
         return self.config.tier
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_of(self.config)
 
 
 class Registry:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from smallfirst.config import BUILTIN_ROUTER_KINDS, PLUGIN_ROUTER_KINDS
 from smallfirst.errors import ModelNotFoundError
 from smallfirst.models.registry import Registry
 from smallfirst.types import Message
@@ -42,7 +43,11 @@ ROUTER_KINDS: dict[str, RouterFactory] = {}
 
 
 def register_router_kind(kind: str, factory: RouterFactory) -> None:
+    """Add a router kind; register it before the config loads, so `kind: <it>` is accepted
+    there (its entry's keys are then the plugin's own, read with `spec.get(key)`)."""
     ROUTER_KINDS[kind] = factory
+    if kind not in BUILTIN_ROUTER_KINDS:
+        PLUGIN_ROUTER_KINDS.add(kind)
 
 
 class DefaultRouter:
@@ -72,8 +77,7 @@ def resolve_router(name: str, registry: Registry) -> Router | None:
         spec = registry.config.routers.get("auto")
         if spec is None:
             return DefaultRouter(registry)
-        kind = str(spec.get("kind", ""))
-        return _build(kind, "auto", spec.get("threshold"), registry)
+        return _build(spec.kind, "auto", getattr(spec, "threshold", None), registry)
     if name.startswith("router-"):
         kind, _, threshold = name.removeprefix("router-").partition("-")
         return _build(kind, name, threshold or None, registry)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from smallfirst.config import ModelConfig
+from smallfirst.config import ModelConfig, RatingRouterConfig
 from smallfirst.errors import ModelLoadError, ModelNotFoundError
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import RouteDecision, register_router_kind
@@ -25,7 +25,6 @@ from smallfirst.routing.features import user_turns
 from smallfirst.routing.specs import find_spec
 from smallfirst.types import Message
 
-DEFAULT_THRESHOLD = 3.0
 MAX_REQUEST_CHARS = 1200
 PROMPT = """Rate how difficult each request is for an AI assistant, from 1 (trivial) to 5 (expert).
 
@@ -146,25 +145,28 @@ class RatingRouter:
 
 
 def build_rating(name: str, threshold: str | None, registry: Registry) -> RatingRouter:
-    spec = find_spec(name, "rating", registry) or {}
-    rater_name = spec.get("rater") or next(
-        (e.name for e in registry.by_tier() if e.config.backend == "llamacpp"), None
+    spec = find_spec(name, "rating", registry)
+    if not isinstance(spec, RatingRouterConfig):
+        spec = RatingRouterConfig(kind="rating")
+    rater_name = spec.rater or next(
+        (e.name for e in registry.by_tier() if e.capabilities.embedded), None
     )
-    if rater_name is None or registry.get(str(rater_name)).config.backend != "llamacpp":
+    if rater_name is None or not registry.get(rater_name).capabilities.embedded:
         raise ModelNotFoundError(
-            f"router {name!r}: the rating router needs a local llama.cpp model as `rater`",
+            f"router {name!r}: the rating router needs a local llama.cpp model (one whose "
+            "capabilities say `embedded`) as `rater`",
             param="model",
         )
-    small = registry.get(str(spec.get("small") or registry.default_model)).name
-    large = registry.get(str(spec.get("large") or registry.baseline_model)).name
-    text = threshold if threshold is not None else spec.get("threshold", DEFAULT_THRESHOLD)
+    small = registry.get(spec.small or registry.default_model).name
+    large = registry.get(spec.large or registry.baseline_model).name
+    text = threshold if threshold is not None else spec.threshold
     try:
         value = float(text)
     except (TypeError, ValueError):
         raise ModelNotFoundError(
             f"{name!r}: threshold {text!r} is not a number (e.g. router-rating-3)", param="model"
         ) from None
-    rater = _rater(registry.get(str(rater_name)).config.model_dump_json())
+    rater = _rater(registry.get(rater_name).config.model_dump_json())
     return RatingRouter(name, rater, small, large, value)
 
 

@@ -3,7 +3,7 @@
     routers:
       auto:
         kind: rules
-        local_model: gemma-3-270m      # where PII goes; default: the first llama.cpp model
+        local_model: gemma-3-270m      # where PII goes; default: the first `local` model
         rules:
           - {max_chars: 300, model: gemma-3-270m}
           - {task: [code, math], model: gpt-4o}
@@ -11,8 +11,9 @@
           - {regex: "(?i)step by step", model: gpt-4o}
         default: learned               # a model, or another entry under `routers:`
 
-Prompts with personal data (e-mail, phone, card, IBAN, SSN) always stay on the local model,
-before any rule, unless `pii_to_local: false`.
+Prompts with personal data (e-mail, phone, card, IBAN, SSN) always stay on a model declared
+`local` (its capabilities), before any rule, unless `pii_to_local: false`. With no local model
+they are refused with a 403 naming the fix: personal data never falls through to a cloud model.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from smallfirst.errors import ConfigError, ModelNotFoundError
+from smallfirst.config import RulesRouterConfig
+from smallfirst.errors import PermissionDeniedError
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import RouteDecision, Router, build_router, register_router_kind
 from smallfirst.routing.specs import find_spec
@@ -36,6 +38,14 @@ PII_PATTERNS: dict[str, re.Pattern[str]] = {
         r"(?<![\w.+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,4}"
         r"(?![ .-]?\d)"
     ),
+}
+
+PII_NAMES = {
+    "email": "e-mail address",
+    "card": "card number",
+    "iban": "IBAN",
+    "ssn": "social security number",
+    "phone": "phone number",
 }
 
 TASK_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -121,9 +131,6 @@ def _word(keyword: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.IGNORECASE)
 
 
-RULE_KEYS = {"model", "min_chars", "max_chars", "task", "keywords", "regex"}
-
-
 class RulesRouter:
     def __init__(
         self,
@@ -137,15 +144,29 @@ class RulesRouter:
         self.rules = rules
         self.default = default
         self.local_model = local_model
+        """None: no model is declared local, so personal data is refused (fails closed)."""
         self.pii_to_local = pii_to_local
 
     def decide(self, messages: list[Message]) -> RouteDecision:
         text = "\n".join(m.content for m in messages if m.role in ("system", "user"))
-        if self.pii_to_local and self.local_model:
+        if self.pii_to_local:
             pii = find_pii(text)
+            if pii and self.local_model is None:
+                raise PermissionDeniedError(
+                    f"this request contains personal data ({PII_NAMES[pii]}) and no model is "
+                    "declared local, so it is not sent anywhere: add `capabilities: {local: "
+                    "true}` to a self-hosted model in smallfirst.yaml (or set the router's "
+                    "`local_model`)",
+                    code="personal_data_needs_local_model",
+                    param="messages",
+                )
             if pii:
                 return RouteDecision(
-                    self.local_model, self.name, f"rule: pii ({pii}) -> local only", 1.0
+                    self.local_model,
+                    self.name,
+                    f"rule: pii ({pii}) -> local only",
+                    1.0,
+                    {"pii": pii, "local_only": True},
                 )
         last = next((m.content for m in reversed(messages) if m.role == "user"), text)
         task = detect_task(last)
@@ -161,52 +182,42 @@ class RulesRouter:
         return decision
 
 
+def local_model_for(spec: RulesRouterConfig, registry: Registry) -> str | None:
+    """The configured `local_model` (checked local when the config loaded), else the default
+    model when it is local, else the first local model by tier, else None."""
+    if spec.local_model:
+        return spec.local_model
+    default = registry.get(registry.default_model)
+    candidates = [default, *registry.by_tier()]
+    return next((e.name for e in candidates if e.capabilities.local), None)
+
+
 def build_rules(name: str, threshold: str | None, registry: Registry) -> RulesRouter:
-    spec = find_spec(name, "rules", registry) or {}
-    rules = [_rule(name, i, raw, registry) for i, raw in enumerate(spec.get("rules") or [], 1)]
-    local = spec.get("local_model") or next(
-        (e.name for e in registry.by_tier() if e.config.backend == "llamacpp"), None
-    )
-    if local is not None:
-        _configured(name, str(local), registry)
+    spec = find_spec(name, "rules", registry)
+    if not isinstance(spec, RulesRouterConfig):
+        spec = RulesRouterConfig(kind="rules")
+    rules = [
+        Rule(rule.model, rule.model_dump(exclude={"model"}, exclude_none=True))
+        for rule in spec.rules
+    ]
     return RulesRouter(
-        name, rules, _default(name, spec, registry), local, bool(spec.get("pii_to_local", True))
+        name,
+        rules,
+        _default(name, spec, registry),
+        local_model_for(spec, registry),
+        spec.pii_to_local,
     )
 
 
-def _rule(name: str, i: int, raw: Any, registry: Registry) -> Rule:
-    if not isinstance(raw, dict) or "model" not in raw:
-        raise ConfigError(f"routers.{name}.rules[{i}]: each rule needs a `model` and conditions")
-    unknown = set(raw) - RULE_KEYS
-    if unknown:
-        raise ConfigError(
-            f"routers.{name}.rules[{i}]: unknown key(s) {sorted(unknown)}; known: "
-            f"{sorted(RULE_KEYS)}"
-        )
-    return Rule(
-        _configured(name, str(raw["model"]), registry), {k: raw[k] for k in raw if k != "model"}
-    )
-
-
-def _default(name: str, spec: dict[str, Any], registry: Registry) -> str | Router:
-    target = spec.get("default")
+def _default(name: str, spec: RulesRouterConfig, registry: Registry) -> str | Router:
+    """Model and router names were checked when the config loaded."""
+    target = spec.default
     if target is None:
         return registry.default_model
-    target = str(target)
     other = registry.config.routers.get(target)
     if other is not None and target != name:
-        return build_router(str(other.get("kind", "")), target, other.get("threshold"), registry)
-    return _configured(name, target, registry)
-
-
-def _configured(name: str, model: str, registry: Registry) -> str:
-    if model not in registry.entries:
-        raise ModelNotFoundError(
-            f"router {name!r} names model {model!r}, which is not configured "
-            f"(configured: {', '.join(registry.entries)})",
-            param="model",
-        )
-    return model
+        return build_router(other.kind, target, getattr(other, "threshold", None), registry)
+    return target
 
 
 register_router_kind("rules", build_rules)

@@ -75,7 +75,7 @@ class Gateway:
         self._spawn(keep_pruning(self.ledger.store, self.config.ledger.retention))
         if self.preload:
             for entry in self.registry.entries.values():
-                if entry.config.backend == "llamacpp":
+                if entry.capabilities.embedded:
                     self._spawn(self._load(entry.name))
 
     async def stop(self) -> None:

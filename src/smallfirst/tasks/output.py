@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from smallfirst.config import ModelConfig
 from smallfirst.errors import UpstreamError
+from smallfirst.models.capabilities import capabilities_of
 from smallfirst.types import TokenLogprob, Usage
 
 Constraint = Literal["grammar", "response_format", "none"]
@@ -53,9 +54,10 @@ class OutputInvalid(ValueError):
 
 def constraint_for(config: ModelConfig) -> Constraint:
     """How this model can be held to an output space."""
-    if config.backend == "llamacpp":
+    capabilities = capabilities_of(config)
+    if capabilities.grammar:
         return "grammar"
-    if config.backend == "openai" and config.style == "chat":
+    if capabilities.json_schema:
         return "response_format"
     return "none"
 
