@@ -1,11 +1,12 @@
 """Totals over a time window, read from the rollups (raw rows only at partial-minute edges).
 
-A window [since, until) is split into whole hours (hourly rollups), whole minutes around them
-(minute rollups) and the seconds before the first / after the last whole minute (raw request
-rows and their hops, aggregated in Python exactly as the writer does). The answer is the same
-as aggregating every raw row of the window, at a cost that depends on the window's length and
-the number of groups, not on the traffic. Once raw rows are pruned the edges of a window that
-old have nothing left to read; the whole minutes and hours still count.
+A window [since, until) is split into whole hours (hourly rollups), whole quarter hours and
+minutes towards its edges, and the seconds before the first / after the last whole minute
+(raw request rows and their hops, aggregated in Python exactly as the writer does). The
+answer is the same as aggregating every raw row of the window, at a cost that depends on the
+window's length and the number of groups, not on the traffic. Once raw rows are pruned, the
+partial minutes at the edges of a window that old have nothing left to read; whole minutes
+and hours still count.
 
 Works with only an engine (the dashboard's case): the tables are named, not reflected.
 """
@@ -47,7 +48,7 @@ from smallfirst.ledger.rollups import (
     request_totals,
 )
 
-MINUTE, HOUR = GRANULARITIES
+MINUTE = GRANULARITIES[0]
 ROLLUPS = table(
     "rollups",
     column("bucket_s", Integer),
@@ -87,44 +88,45 @@ def read(
 ) -> dict[GroupKey, Totals]:
     """Totals of the request rows with `since <= ts < until` (and of `key_id`), grouped by
     the `by` dimensions and the status class (2, 4, 5 for 2xx, 4xx, 5xx)."""
-    hours_ok = series is None or (series.step % HOUR == 0 and series.origin % HOUR == 0)
-    raw, minutes, hours = _plan(since, until, hours_ok)
+    grains = [
+        step
+        for step in GRANULARITIES
+        if series is None or (series.step % step == 0 and series.origin % step == 0)
+    ]
     out: dict[GroupKey, Totals] = defaultdict(Totals)
-    for step, spans in ((HOUR, hours), (MINUTE, minutes)):
-        if spans:
-            for key, totals in _rollups(conn, step, spans, by, key_id, series, histograms):
-                out[key].add(totals)
-    for low, high in raw:
-        for key, totals in _raw(conn, low, high, by, key_id, series):
+    spans: dict[int | None, list[Span]] = defaultdict(list)
+    for step, low, high in _tile(since, until, grains):
+        spans[step].append((low, high))
+    for step, parts in spans.items():
+        if step is None:
+            for low, high in parts:
+                for key, totals in _raw(conn, low, high, by, key_id, series):
+                    out[key].add(totals)
+            continue
+        for key, totals in _rollups(conn, step, parts, by, key_id, series, histograms):
             out[key].add(totals)
     return dict(out)
 
 
-def _plan(
-    since: float | None, until: float | None, hours_ok: bool
-) -> tuple[list[Span], list[Span], list[Span]]:
-    """(raw spans, minute spans, hour spans) that tile [since, until)."""
-    m0 = None if since is None else math.ceil(since / MINUTE) * MINUTE
-    m1 = None if until is None else math.floor(until / MINUTE) * MINUTE
-    if m0 is not None and m1 is not None and m0 >= m1:
-        return [(since, until)], [], []
-    raw: list[Span] = []
-    if since is not None and m0 is not None and since < m0:
-        raw.append((since, m0))
-    if until is not None and m1 is not None and m1 < until:
-        raw.append((m1, until))
-    if not hours_ok:
-        return raw, [(m0, m1)], []
-    h0 = None if m0 is None else math.ceil(m0 / HOUR) * HOUR
-    h1 = None if m1 is None else math.floor(m1 / HOUR) * HOUR
-    if h0 is not None and h1 is not None and h0 >= h1:
-        return raw, [(m0, m1)], []
-    minutes: list[Span] = []
-    if m0 is not None and h0 is not None and m0 < h0:
-        minutes.append((m0, h0))
-    if m1 is not None and h1 is not None and h1 < m1:
-        minutes.append((h1, m1))
-    return raw, minutes, [(h0, h1)]
+def _tile(
+    since: float | None, until: float | None, grains: list[int]
+) -> list[tuple[int | None, float | None, float | None]]:
+    """(granularity, low, high) pieces that tile [since, until): whole buckets of the coarsest
+    granularity in the middle, finer ones towards the edges, raw rows (None) for the seconds
+    before the first / after the last whole minute."""
+    if not grains:
+        return [(None, since, until)] if since is None or until is None or since < until else []
+    step, finer = grains[-1], grains[:-1]
+    low = None if since is None else math.ceil(since / step) * step
+    high = None if until is None else math.floor(until / step) * step
+    if low is not None and high is not None and low >= high:
+        return _tile(since, until, finer)
+    pieces: list[tuple[int | None, float | None, float | None]] = [(step, low, high)]
+    if since is not None and low is not None and since < low:
+        pieces += _tile(since, low, finer)
+    if until is not None and high is not None and high < until:
+        pieces += _tile(high, until, finer)
+    return pieces
 
 
 def _between(col: ColumnElement[Any], low: float | None, high: float | None) -> ColumnElement:

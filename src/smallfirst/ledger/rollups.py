@@ -24,10 +24,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, select, update
 
-GRANULARITIES = (60, 3600)
-"""Bucket sizes kept: minutes for exact window edges and short charts, hours for the rest."""
+GRANULARITIES = (60, 900, 3600)
+MINUTE = GRANULARITIES[0]
+"""Bucket sizes kept, finest first: minutes for window edges and short charts, quarter hours
+for a day's chart (96 points), hours for everything longer."""
 DIMENSIONS = ("endpoint", "key_id", "key_name", "model", "tier", "router", "status_class")
 KEY_COLUMNS = ("bucket_s", "bucket", *DIMENSIONS)
 COUNTS = ("requests", "input_tokens", "output_tokens", "escalated", "hops")
@@ -58,9 +60,10 @@ def bucket_bounds(index: int) -> tuple[float, float]:
     return (low, low) if index == HIST_BUCKETS - 1 else (low, 10 ** (index / PER_DECADE))
 
 
-def hist_percentile(counts: Sequence[int], pct: float) -> float | None:
+def hist_percentile(histogram: dict[int, int], pct: float) -> float | None:
     """A percentile estimated from bucket counts: the rank is placed inside its bucket,
     geometrically between the bucket's bounds (at most one bucket, ~21%, off)."""
+    counts = [histogram.get(i, 0) for i in range(HIST_BUCKETS)]
     total = sum(counts)
     if total == 0:
         return None
@@ -77,6 +80,10 @@ def hist_percentile(counts: Sequence[int], pct: float) -> float | None:
     return bucket_bounds(HIST_BUCKETS - 1)[0]
 
 
+Histogram = dict[int, int]
+"""Bucket index -> count, only the non-empty buckets (most are, per group)."""
+
+
 @dataclass(slots=True)
 class Totals:
     """The measures of one group: what a rollup row holds."""
@@ -89,25 +96,45 @@ class Totals:
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
     escalation_cost_usd: float = 0.0
-    latency: list[int] = field(default_factory=lambda: [0] * HIST_BUCKETS)
-    ttft: list[int] = field(default_factory=lambda: [0] * HIST_BUCKETS)
+    latency: Histogram = field(default_factory=dict)
+    ttft: Histogram = field(default_factory=dict)
+
+    @property
+    def timed(self) -> int:
+        """How many requests the latency histogram holds."""
+        return sum(self.latency.values())
 
     def add(self, other: Totals) -> None:
-        for name in (*COUNTS, *AMOUNTS):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.latency = [a + b for a, b in zip(self.latency, other.latency, strict=True)]
-        self.ttft = [a + b for a, b in zip(self.ttft, other.ttft, strict=True)]
+        self.requests += other.requests
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.escalated += other.escalated
+        self.hops += other.hops
+        self.cost_usd += other.cost_usd
+        self.baseline_cost_usd += other.baseline_cost_usd
+        self.escalation_cost_usd += other.escalation_cost_usd
+        for mine, theirs in ((self.latency, other.latency), (self.ttft, other.ttft)):
+            for index, count in theirs.items():
+                mine[index] = mine.get(index, 0) + count
 
     def is_zero(self) -> bool:
-        return not any(getattr(self, name) for name in (*COUNTS, *AMOUNTS)) and not any(
-            self.latency
-        )
+        measures = (getattr(self, name) for name in (*COUNTS, *AMOUNTS))
+        return not any(measures) and not self.latency and not self.ttft
 
-    def as_values(self) -> dict[str, Any]:
-        values: dict[str, Any] = {name: getattr(self, name) for name in (*COUNTS, *AMOUNTS)}
-        values.update(zip(LATENCY, self.latency, strict=True))
-        values.update(zip(TTFT, self.ttft, strict=True))
-        return values
+    def count_request(self, request: dict[str, Any]) -> None:
+        """Add one request row (in place: this runs once per row the writer stores)."""
+        self.requests += 1
+        self.input_tokens += request["input_tokens"] or 0
+        self.output_tokens += request["output_tokens"] or 0
+        self.cost_usd += request["cost_usd"] or 0.0
+        self.baseline_cost_usd += request["baseline_cost_usd"] or 0.0
+        for value, histogram in (
+            (request["latency_ms"], self.latency),
+            (request["ttft_ms"], self.ttft),
+        ):
+            if value is not None:
+                index = hist_index(value)
+                histogram[index] = histogram.get(index, 0) + 1
 
     @classmethod
     def from_values(cls, row: Any) -> Totals:
@@ -117,8 +144,10 @@ class Totals:
         amounts = {name: float(row.get(name) or 0.0) for name in AMOUNTS}
         totals = cls(**counts, **amounts)
         if LATENCY[0] in row:
-            totals.latency = [int(row[name] or 0) for name in LATENCY]
-            totals.ttft = [int(row[name] or 0) for name in TTFT]
+            for histogram, names in ((totals.latency, LATENCY), (totals.ttft, TTFT)):
+                for index, name in enumerate(names):
+                    if row[name]:
+                        histogram[index] = int(row[name])
         return totals
 
 
@@ -127,23 +156,22 @@ Dims = tuple[Any, ...]
 
 
 def dims_of(request: dict[str, Any]) -> Dims:
-    values = [request.get(name) for name in DIMENSIONS[:-1]]
-    return (*values, int(request["status"]) // 100)
+    get = request.get
+    return (
+        get("endpoint"),
+        get("key_id"),
+        get("key_name"),
+        get("model"),
+        get("tier"),
+        get("router"),
+        int(request["status"]) // 100,
+    )
 
 
 def request_totals(request: dict[str, Any]) -> Totals:
     """What one request row adds, before its hops."""
-    totals = Totals(
-        requests=1,
-        input_tokens=int(request.get("input_tokens") or 0),
-        output_tokens=int(request.get("output_tokens") or 0),
-        cost_usd=float(request.get("cost_usd") or 0.0),
-        baseline_cost_usd=float(request.get("baseline_cost_usd") or 0.0),
-    )
-    if request.get("latency_ms") is not None:
-        totals.latency[hist_index(request["latency_ms"])] = 1
-    if request.get("ttft_ms") is not None:
-        totals.ttft[hist_index(request["ttft_ms"])] = 1
+    totals = Totals()
+    totals.count_request(request)
     return totals
 
 
@@ -169,41 +197,61 @@ def _hop_delta(before: Totals, after: Totals) -> Totals:
 Groups = dict[tuple[int, int, *tuple[Any, ...]], Totals]  # type: ignore[misc]
 
 
-def _add(groups: Groups, request: dict[str, Any], totals: Totals) -> None:
-    dims = dims_of(request)
-    for step in GRANULARITIES:
-        bucket = math.floor(request["ts"] / step) * step
-        slot = groups.get((step, bucket, *dims))
-        if slot is None:
-            groups[(step, bucket, *dims)] = slot = Totals()
-        slot.add(totals)
+def _slot(groups: Groups, request: dict[str, Any]) -> Totals:
+    """The request's minute; `_coarsen` then adds minutes up into the coarser buckets."""
+    key = (MINUTE, math.floor(request["ts"] / MINUTE) * MINUTE, *dims_of(request))
+    slot = groups.get(key)
+    if slot is None:
+        groups[key] = slot = Totals()
+    return slot
+
+
+def _coarsen(minutes: Groups) -> Groups:
+    groups = dict(minutes)
+    for (_, bucket, *dims), totals in minutes.items():
+        for step in GRANULARITIES[1:]:
+            key = (step, bucket // step * step, *dims)
+            slot = groups.get(key)
+            if slot is None:
+                groups[key] = slot = Totals()
+            slot.add(totals)
+    return groups
 
 
 def aggregate(rows: Iterable[dict[str, Any]], stored: Iterable[dict[str, Any]] = ()) -> Groups:
     """What `rows` (new) add to the rollups, given the rows of the same request ids that are
     already `stored`. Returns the increments per (granularity, bucket, *dims)."""
-    new_by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    new_requests: list[dict[str, Any]] = []
+    new_hops: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        new_by_id[row["request_id"]].append(row)
-    old_by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if row["kind"] == "request":
+            new_requests.append(row)
+        else:
+            new_hops[row["request_id"]].append(row)
+    old_requests: dict[str, dict[str, Any]] = {}
+    old_hops: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in stored:
-        old_by_id[row["request_id"]].append(row)
+        if row["kind"] == "request":
+            old_requests[row["request_id"]] = row
+        else:
+            old_hops[row["request_id"]].append(row)
     groups: Groups = {}
-    for request_id, new in new_by_id.items():
-        old = old_by_id.get(request_id, [])
-        new_request = next((r for r in new if r["kind"] == "request"), None)
-        old_request = next((r for r in old if r["kind"] == "request"), None)
-        new_hops = [r for r in new if r["kind"] == "hop"]
-        old_hops = [r for r in old if r["kind"] == "hop"]
-        if new_request is not None:  # first sight of the request: all of it, hops so far incl.
-            totals = request_totals(new_request)
-            totals.add(hop_totals(old_hops + new_hops))
-            _add(groups, new_request, totals)
-        elif old_request is not None and new_hops:  # late hops: only what they change
-            delta = _hop_delta(hop_totals(old_hops), hop_totals(old_hops + new_hops))
-            if not delta.is_zero():
-                _add(groups, old_request, delta)
-    return groups
+    for request in new_requests:  # first sight of a request: all of it, its hops so far incl.
+        slot = _slot(groups, request)
+        slot.count_request(request)
+        hops = old_hops.get(request["request_id"], []) + new_hops.get(request["request_id"], [])
+        if hops:
+            slot.add(hop_totals(hops))
+    seen = {request["request_id"] for request in new_requests}
+    for request_id, hops in new_hops.items():  # late hops: only what they change
+        request = old_requests.get(request_id)
+        if request is None or request_id in seen:
+            continue
+        before = old_hops.get(request_id, [])
+        delta = _hop_delta(hop_totals(before), hop_totals(before + hops))
+        if not delta.is_zero():
+            _slot(groups, request).add(delta)
+    return _coarsen(groups)
 
 
 STORED_COLUMNS = (
@@ -243,32 +291,65 @@ def upsert(conn: Connection, rollups: Table, groups: Groups) -> None:
     """Add each group's totals to its rollup row, creating it if needed (one statement)."""
     if not groups:
         return
-    rows = [
-        {**dict(zip(KEY_COLUMNS, _stored_key(key), strict=True)), **totals.as_values()}
-        for key, totals in groups.items()
-    ]
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        statement = insert(rollups)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(KEY_COLUMNS),
-            set_={name: rollups.c[name] + statement.excluded[name] for name in MEASURES},
-        )
-        conn.execute(statement, rows)
+    values = [_values(key, totals) for key, totals in groups.items()]
+    cache = f"upsert.{conn.dialect.name}"
+    if cache not in rollups.info:
+        rollups.info[cache] = _upsert_statement(conn, rollups)
+    compiled = rollups.info[cache]
+    if compiled is None:  # other databases: update, else insert
+        for row in (dict(zip(COLUMNS, v, strict=True)) for v in values):
+            match = and_(*(rollups.c[name] == row[name] for name in KEY_COLUMNS))
+            changes = {name: rollups.c[name] + row[name] for name in MEASURES}
+            if conn.execute(update(rollups).where(match).values(changes)).rowcount == 0:
+                conn.execute(rollups.insert().values(row))
         return
-    for row in rows:  # other databases: update, else insert
-        match = and_(*(rollups.c[name] == row[name] for name in KEY_COLUMNS))
-        changes = {name: rollups.c[name] + row[name] for name in MEASURES}
-        if conn.execute(update(rollups).where(match).values(changes)).rowcount == 0:
-            conn.execute(rollups.insert().values(row))
+    sql, order = compiled  # the driver's executemany: no per-row SQLAlchemy bind work
+    if order is None:
+        conn.exec_driver_sql(sql, [dict(zip(COLUMNS, v, strict=True)) for v in values])
+    elif order == list(range(len(COLUMNS))):
+        conn.exec_driver_sql(sql, [tuple(v) for v in values])
+    else:
+        conn.exec_driver_sql(sql, [tuple(v[i] for i in order) for v in values])
 
 
-def _stored_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple("" if value is None else value for value in key)
+def _values(key: tuple[Any, ...], totals: Totals) -> list[Any]:
+    """One rollup row's values in COLUMNS order."""
+    histograms = [0] * (2 * HIST_BUCKETS)
+    for index, count in totals.latency.items():
+        histograms[index] = count
+    for index, count in totals.ttft.items():
+        histograms[HIST_BUCKETS + index] = count
+    return [
+        *("" if value is None else value for value in key),
+        *(getattr(totals, name) for name in (*COUNTS, *AMOUNTS)),
+        *histograms,
+    ]
+
+
+def _upsert_statement(conn: Connection, rollups: Table) -> tuple[str, list[int] | None] | None:
+    """`INSERT ... ON CONFLICT (group) DO UPDATE SET m = m + excluded.m`, compiled once per
+    table and kept in `Table.info` (its 160-odd columns make building and binding it per
+    batch the writer's main cost): the SQL and, for positional drivers, the COLUMNS index of
+    each of its parameters. None where the dialect has no such upsert."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        return None
+    statement = insert(rollups).values({name: bindparam(name) for name in COLUMNS})
+    statement = statement.on_conflict_do_update(
+        index_elements=list(KEY_COLUMNS),
+        set_={name: rollups.c[name] + statement.excluded[name] for name in MEASURES},
+    )
+    compiled = statement.compile(dialect=conn.dialect)
+    if not compiled.positional:
+        return str(compiled), None
+    return str(compiled), [COLUMNS.index(name) for name in compiled.positiontup or ()]
+
+
+COLUMNS = (*KEY_COLUMNS, *MEASURES)
 
 
 REBUILD_CHUNK = 20_000

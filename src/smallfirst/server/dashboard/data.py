@@ -163,7 +163,7 @@ def summary(conn: Connection, span: TimeRange, window: Cube | None = None) -> di
     ok, failed = split.get((True,), Totals()), split.get((False,), Totals())
     every = rollup_read.total(split)
     requests = every.requests
-    successful = sum(ok.latency)
+    successful = ok.timed
     return {
         "range": span.as_json(),
         "requests": requests,
@@ -260,9 +260,9 @@ def latency_by_model(
     ok = {
         (model or "none", tier or "none"): totals
         for (model, tier, success), totals in window.by("model", "tier").items()
-        if success and sum(totals.latency)
+        if success and totals.timed
     }
-    rows = window.latencies(sum(sum(t.latency) for t in ok.values()))
+    rows = window.latencies(sum(t.timed for t in ok.values()))
     exact: dict[tuple[str, str], list[LatencyRow]] = defaultdict(list)
     for row in rows or ():
         exact[(row[0] or "none", row[1] or "none")].append(row)
@@ -270,10 +270,10 @@ def latency_by_model(
         {
             "model": model,
             "tier": tier,
-            "requests": sum(totals.latency),
+            "requests": totals.timed,
             **_latency_stats(totals, None if rows is None else exact[(model, tier)]),
         }
-        for (model, tier), totals in sorted(ok.items(), key=lambda kv: -sum(kv[1].latency))
+        for (model, tier), totals in sorted(ok.items(), key=lambda kv: -kv[1].timed)
     ]
 
 
