@@ -85,8 +85,8 @@ class ModelProcessor:
         name = self.model
         if self.router is not None:
             name = self.router.decide(request.messages).model
-        entry = self.registry.get(name)
-        answer = await self.registry.provider(entry.name).chat(request)
+        answer = await self.registry.provider(name).chat(request)
+        entry = self.registry.get(answer.model)  # a fallback may have answered
         output = {"output": answer.text, "finish_reason": answer.finish_reason}
         return Processed(output, answer.usage, entry.price.cost(answer.usage), entry.name)
 

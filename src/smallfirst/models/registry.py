@@ -10,7 +10,7 @@ import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from smallfirst.config import Config, ModelConfig, load_config, state_dir
 from smallfirst.errors import ModelNotFoundError
@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 ProviderFactory = Callable[[ModelConfig], "Provider"]
 
+
+class ProviderWrapper(Protocol):
+    def wrap(self, name: str, provider: Provider) -> Provider: ...
+
+
 BACKENDS: dict[str, str] = {
     "llamacpp": "smallfirst.models.llamacpp:LlamaCppProvider",
     "openai": "smallfirst.models.openai:OpenAIProvider",
@@ -35,6 +40,10 @@ BACKENDS: dict[str, str] = {
     "replay": "smallfirst.models.replay:ReplayProvider",
     "student": "smallfirst.distill.provider:StudentProvider",
 }
+
+WRAPPER = "smallfirst.routing.resilience:Resilience"
+"""What every provider is seen through: retries, fallbacks, circuit and deadline (`failover:`).
+Named by import path like the backends, so nothing under models/ imports routing."""
 
 
 def register_backend(
@@ -85,6 +94,8 @@ class Registry:
             m.name: ModelEntry(m, price_of(m, measured.get(m.name))) for m in self.config.models
         }
         self._providers: dict[str, Provider] = {}
+        self._wrapped: dict[str, Provider] = {}
+        self._wrapper: ProviderWrapper | None = None
 
     @classmethod
     def from_file(cls, path: str | None = None) -> Registry:
@@ -105,10 +116,28 @@ class Registry:
             ) from None
 
     def provider(self, name: str) -> Provider:
+        """The model's provider behind its failover policy (what every caller should use)."""
+        entry = self.get(name)
+        wrapped = self._wrapped.get(entry.name)
+        if wrapped is None:
+            wrapped = self.wrapper.wrap(entry.name, self.raw_provider(entry.name))
+            self._wrapped[entry.name] = wrapped
+        return wrapped
+
+    def raw_provider(self, name: str) -> Provider:
+        """The backend itself, one attempt per call (for the failover policy's own attempts)."""
         entry = self.get(name)
         if entry.name not in self._providers:
             self._providers[entry.name] = _factory(entry.config.backend)(entry.config)
         return self._providers[entry.name]
+
+    @property
+    def wrapper(self) -> ProviderWrapper:
+        """Made on first use from `WRAPPER`; one per registry, so its cooldowns are shared."""
+        if self._wrapper is None:
+            module_name, _, attr = WRAPPER.partition(":")
+            self._wrapper = getattr(importlib.import_module(module_name), attr)(self)
+        return self._wrapper
 
     def by_tier(self) -> list[ModelEntry]:
         """Cheapest rung first: by tier, then by output price."""
@@ -136,6 +165,7 @@ class Registry:
         for provider in self._providers.values():
             await provider.aclose()
         self._providers.clear()
+        self._wrapped.clear()
 
 
 def throughput_file():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from smallfirst.models.registry import Registry
 from smallfirst.pipeline.conditions import holds
 from smallfirst.pipeline.results import PipelineResult, StepResult, text_of
 from smallfirst.pipeline.spec import PipelineSpec, StepSpec, load_pipeline, order_levels
+from smallfirst.routing.hops import Hop, HopLog
+from smallfirst.routing.resilience import failover_scope
 from smallfirst.tasks import Task, TaskOutputError, parse_spec
 from smallfirst.tasks.escalation import tier_above
 from smallfirst.tasks.results import Attempt, attempt_on
@@ -56,17 +59,19 @@ class Pipeline:
         started = time.time()
         clock = time.perf_counter()
         done: dict[str, StepResult] = {}
-        for level in self.levels:
-            results = await asyncio.gather(*(self._step(s, text, done, registry) for s in level))
-            done.update({r.name: r for r in results})
+        failover = HopLog(request_id or f"pipe-{uuid.uuid4().hex[:16]}")
+        with failover_scope(failover):  # the providers' retries and fallbacks, as hops
+            for level in self.levels:
+                steps = (self._step(s, text, done, registry) for s in level)
+                done.update({r.name: r for r in await asyncio.gather(*steps)})
         result = PipelineResult(
             self.name,
-            request_id or f"pipe-{uuid.uuid4().hex[:16]}",
+            failover.request_id,
             {s.name: done[s.name] for s in self.spec.steps},
             time.perf_counter() - clock,
         )
         if ledger is not None:
-            record(ledger, result, registry, started, key_id)
+            record(ledger, result, registry, started, key_id, failover.hops)
         return result
 
     def run_sync(self, text: str, **kwargs: Any) -> PipelineResult:
@@ -159,6 +164,7 @@ class Pipeline:
                 escalating = f"{piece.failure}; escalating to {entry.name!r} failed: "
                 piece.failure = (escalating if piece.tries else "") + error.message
                 return piece
+            entry = registry.get(answer.model)  # a fallback may have answered
             if answer.text.strip():
                 piece.tries.append(
                     attempt_on(entry, answer.usage, started, "ok", None, answer.finish_reason)
@@ -248,9 +254,16 @@ def split(text: str, size: int) -> list[str]:
 
 
 def record(
-    ledger: Ledger, result: PipelineResult, registry: Registry, started: float, key_id: str | None
+    ledger: Ledger,
+    result: PipelineResult,
+    registry: Registry,
+    started: float,
+    key_id: str | None,
+    failover: Sequence[Hop] = (),
 ) -> None:
-    """One request row with the totals, then one hop row per step, under one request id."""
+    """One request row with the totals, then one hop row per step, then one per retry or
+    fallback the providers made (`failover`; its tokens and cost are the steps'), under one
+    request id."""
     usage = result.usage
     top = priciest_step(result)
     failed = [s.name for s in result.steps.values() if s.status == "failed"]
@@ -273,8 +286,24 @@ def record(
         error=f"steps failed: {failed}" if failed else None,
     )
     ledger.record(parent)
-    for hop in step_hops(parent, result, registry):
-        ledger.record(hop)
+    rows = step_hops(parent, result, registry)
+    for hop in failover:
+        rows.append(
+            LedgerEntry.for_hop(
+                parent,
+                len(rows) + 1,
+                hop.kind,
+                outcome=hop.outcome,
+                ts=hop.at,
+                model=hop.model,
+                tier=hop.tier,
+                route_reason=hop.detail,
+                status=hop.error_status or 200,
+                error=f"{hop.error_type}: {hop.detail}" if hop.error_type else None,
+            )
+        )
+    for row in rows:
+        ledger.record(row)
 
 
 def priciest_step(result: PipelineResult) -> StepResult | None:

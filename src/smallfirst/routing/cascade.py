@@ -29,6 +29,7 @@ from smallfirst.routing.fallback import (
     is_fatal,
 )
 from smallfirst.routing.hops import CascadeResult, HopLog
+from smallfirst.routing.resilience import failover_caller
 from smallfirst.types import TIERS, ChatRequest, Delta, Generation, Message
 
 CASCADE_PREFIX = "cascade-"
@@ -46,7 +47,7 @@ class Cascade:
         self.name = name
         self.config = config
         self.registry = registry
-        self.caller = caller or FailoverCaller(registry)
+        self.caller = caller or failover_caller(registry)
         self.rungs = _dedupe(resolve_model(registry, ref) for ref in config.rungs)
         self.checks: list[Check] = [build_check(c, registry) for c in config.checks]
         self.router = router
@@ -240,7 +241,7 @@ class Cascades:
 
     def __init__(self, registry: Registry, caller: FailoverCaller | None = None) -> None:
         self.registry = registry
-        self.caller = caller or FailoverCaller(registry)
+        self.caller = caller or failover_caller(registry)
         self._built: dict[str, Cascade] = {}
 
     def cascade_name(self, model: str) -> str | None:

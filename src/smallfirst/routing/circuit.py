@@ -19,6 +19,12 @@ class CircuitBreaker(Protocol):
         """False while the model cools down after too many consecutive failures."""
         ...
 
+    def closed(self, model: str) -> bool:
+        """True when the model is known to be healthy, without I/O: the caller may skip
+        `available` (and `record_success`), which keeps the happy path free of breaker work.
+        False means "ask `available`", not "open"."""
+        ...
+
     async def record_success(self, model: str) -> None: ...
 
     async def record_failure(self, model: str) -> None: ...
@@ -59,6 +65,10 @@ class InMemoryCircuitBreaker:
                 return False
             state.probing = True  # half-open: let exactly one trial through
             return True
+
+    def closed(self, model: str) -> bool:
+        state = self._states.get(model)
+        return state is None or state.failures == 0
 
     async def record_success(self, model: str) -> None:
         async with self._lock:

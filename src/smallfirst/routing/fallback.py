@@ -14,7 +14,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from smallfirst.config import FailoverConfig
 from smallfirst.errors import (
@@ -33,6 +36,7 @@ from smallfirst.types import TIERS, ChatRequest, CompletionRequest, Delta, Gener
 
 AnyRequest = ChatRequest | CompletionRequest
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -174,53 +178,129 @@ class FailoverCaller:
 
         Each failed attempt is appended to `failures` as (model, error) when a list is given,
         so a cascade can name every model of every rung when none answered."""
+
+        async def once(name: str) -> Generation:
+            return await self._once(request, name, deadline)
+
+        name, generation = await self.run(candidates, once, log, deadline, rung, failures)
+        self._note_answer(log, name, generation, rung)
+        return generation
+
+    async def answer(
+        self,
+        request: AnyRequest,
+        candidates: list[str],
+        log: HopLog,
+        deadline: Deadline,
+        allow: Callable[[str], bool] | None = None,
+    ) -> tuple[str, Generation]:
+        """`generate` for a wrapped provider: (model, answer), and hops only when it took more
+        than one try (then the answer's hop too, so the ledger says who answered)."""
+
+        async def once(name: str) -> Generation:
+            return await self._once(request, name, deadline)
+
+        before = len(log.hops)
+        name, generation = await self.run(candidates, once, log, deadline, allow=allow)
+        if len(log.hops) > before:
+            self._note_answer(log, name, generation, None)
+        return name, generation
+
+    async def run(
+        self,
+        candidates: list[str],
+        once: Callable[[str], Awaitable[T]],
+        log: HopLog,
+        deadline: Deadline,
+        rung: int | None = None,
+        failures: list[tuple[str, SmallfirstError]] | None = None,
+        *,
+        first_error: SmallfirstError | None = None,
+        allow: Callable[[str], bool] | None = None,
+    ) -> tuple[str, T]:
+        """(model, answer) from the first candidate whose `once(model)` succeeds, each tried
+        with retries; raises one error naming every failure when none does.
+
+        `first_error`: the first candidate's first attempt already failed so (the gateway's
+        fast path makes that attempt itself). `allow`: whether a fallback may be tried at all
+        (the gateway's budget check); the first candidate always is."""
         failures = [] if failures is None else failures
         first = len(failures)
         for position, name in enumerate(candidates):
             if position > 0:
+                first_error = None
+                if allow is not None and not allow(name):
+                    self._note_skip(log, name, rung)
+                    continue
                 self._note_fallback(log, candidates[position - 1], name, rung)
-            if not await self.breaker.available(name):
+            if first_error is None and not await self.available(name):
                 self._note_open(log, name, rung)
                 continue
             try:
-                return await self._attempts(request, name, log, deadline, rung, failures)
+                answer = await self._attempts(
+                    name, once, log, deadline, rung, failures, first_error
+                )
             except _GiveUp:
                 break
             except _NextModel:
                 continue
+            return name, answer
         raise exhausted_error(log.request_id, failures[first:])
+
+    async def available(self, name: str) -> bool:
+        """May `name` be tried now? Known-healthy models cost no breaker call."""
+        return self.breaker.closed(name) or await self.breaker.available(name)
+
+    def retrying(self) -> AsyncRetrying:
+        """The retry policy (tenacity): up to `retries` more attempts, each after the wait
+        its failure asked for (`_retry_wait`: backoff, or a 429's Retry-After)."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.config.retries + 1),
+            wait=_asked_wait,
+            retry=retry_if_exception_type(_Retry),
+            sleep=self.sleep,
+            reraise=True,
+        )
 
     async def _attempts(
         self,
-        request: AnyRequest,
         name: str,
+        once: Callable[[str], Awaitable[T]],
         log: HopLog,
         deadline: Deadline,
         rung: int | None,
         failures: list[tuple[str, SmallfirstError]],
-    ) -> Generation:
-        for attempt in range(self.config.retries + 1):
-            if deadline.expired():
-                failures.append((name, self.deadline_error(deadline)))
-                raise _GiveUp
-            if attempt > 0 and not await self.breaker.available(name):
-                raise _NextModel
-            try:
-                generation = await self._once(request, name, deadline)
-            except SmallfirstError as exc:
-                failures.append((name, exc))
-                wait = await self._failed(exc, name, log, deadline, rung, attempt)
-                if wait is None:
-                    raise _NextModel from None
-                await self.sleep(wait)
-                continue
-            await self.breaker.record_success(name)
-            self._note_answer(log, name, generation, rung)
-            return generation
+        pending: SmallfirstError | None,
+    ) -> T:
+        try:
+            async for attempt in self.retrying():
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    if deadline.expired():
+                        failures.append((name, self.deadline_error(deadline)))
+                        raise _GiveUp
+                    if number > 1 and not await self.available(name):
+                        raise _NextModel
+                    try:
+                        if pending is not None:
+                            failed, pending = pending, None
+                            raise failed
+                        answer = await once(name)
+                    except SmallfirstError as exc:
+                        failures.append((name, exc))
+                        wait = await self._failed(exc, name, log, deadline, rung, number - 1)
+                        if wait is None:
+                            raise _NextModel from None
+                        raise _Retry(wait) from exc
+                    if number > 1 or not self.breaker.closed(name):
+                        await self.breaker.record_success(name)
+                    return answer
+        except _Retry:
+            pass  # the policy's attempts are spent
         raise _NextModel
 
     async def _once(self, request: AnyRequest, name: str, deadline: Deadline) -> Generation:
-        provider = self.registry.provider(name)
+        provider = self.registry.raw_provider(name)
         call = (
             provider.chat(request)
             if isinstance(request, ChatRequest)
@@ -323,67 +403,111 @@ class FailoverCaller:
             detail=f"{previous} gave no answer; trying {name}",
         )
 
+    def _note_skip(self, log: HopLog, name: str, rung: int | None) -> None:
+        log.add(
+            "failure",
+            model=name,
+            tier=self._tier(name),
+            rung=rung,
+            outcome="skipped",
+            detail="skipped: its worst case exceeds what the request was admitted for",
+        )
+
     # -- streaming ------------------------------------------------------------------------------
     async def stream(
-        self, request: AnyRequest, candidates: list[str], log: HopLog, deadline: Deadline
+        self,
+        request: AnyRequest,
+        candidates: list[str],
+        log: HopLog,
+        deadline: Deadline,
+        allow: Callable[[str], bool] | None = None,
+        on_model: Callable[[str], None] | None = None,
     ) -> AsyncIterator[Delta]:
-        """Deltas from the first candidate that starts answering; after the first byte has been
-        yielded a failure ends the stream with that error (the caller already sent bytes)."""
-        failures: list[tuple[str, SmallfirstError]] = []
-        for position, name in enumerate(candidates):
-            if position > 0:
-                self._note_fallback(log, candidates[position - 1], name, None)
-            if not await self.breaker.available(name):
-                self._note_open(log, name, None)
-                continue
-            for attempt in range(self.config.retries + 1):
-                outcome = _StreamOutcome()
-                async for delta in self._stream_once(request, name, deadline, outcome):
-                    yield delta
-                if outcome.error is None:
-                    await self.breaker.record_success(name)
-                    self._note_answer(log, name, outcome.generation(name), None)
-                    return
-                failures.append((name, outcome.error))
-                if outcome.started:
-                    self._note_failure(log, name, outcome.error, None, "stream already started")
-                    await self.breaker.record_failure(name)
-                    raise outcome.error
-                wait = await self._failed(outcome.error, name, log, deadline, None, attempt)
-                if wait is None:
-                    break
-                await self.sleep(wait)
-        raise exhausted_error(log.request_id, failures)
+        """Deltas from the first candidate that starts answering: a stream is opened (retried,
+        or handed to the next candidate) until its first text arrives; after that a failure
+        ends the stream with that error, since the caller already sent bytes. `on_model` hears
+        which model answers before its first delta is yielded. Hops are added only when it
+        took more than one try."""
 
-    async def _stream_once(
-        self, request: AnyRequest, name: str, deadline: Deadline, outcome: _StreamOutcome
-    ) -> AsyncIterator[Delta]:
-        provider = self.registry.provider(name)
+        async def open_stream(name: str) -> _OpenStream:
+            return await self._open(request, name, deadline)
+
+        before = len(log.hops)
+        name, opened = await self.run(candidates, open_stream, log, deadline, allow=allow)
+        if on_model is not None:
+            on_model(name)
+        outcome = opened.outcome
+        try:
+            for delta in opened.head:
+                yield delta
+            async for delta in self._rest(opened, deadline):
+                yield delta
+        finally:
+            await _close(opened.iterator)
+        if outcome.error is not None:
+            self._note_failure(log, name, outcome.error, None, "stream already started")
+            await self.breaker.record_failure(name)
+            raise outcome.error
+        if len(log.hops) > before:  # only a stream that took more than one try has hops
+            self._note_answer(log, name, outcome.generation(name), None)
+
+    async def _open(self, request: AnyRequest, name: str, deadline: Deadline) -> _OpenStream:
+        """Start `name`'s stream and read it up to its first text (or its end): everything
+        that can still fail over happens here."""
+        provider = self.registry.raw_provider(name)
         deltas = (
             provider.stream_chat(request)
             if isinstance(request, ChatRequest)
             else provider.stream_complete(request)
         )
-        iterator = aiter(deltas)
+        opened = _OpenStream(aiter(deltas))
         try:
-            while True:
-                timeout = max(deadline.remaining(), 0.001)
-                try:
-                    delta = await asyncio.wait_for(anext(iterator), timeout=timeout)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise self.deadline_error(deadline) from None
-                outcome.add(delta)
+            while not opened.outcome.started:
+                delta = await self._next(opened, deadline)
+                if delta is None:
+                    break
+                opened.head.append(delta)
+        except BaseException:
+            await _close(opened.iterator)
+            raise
+        return opened
+
+    async def _rest(self, opened: _OpenStream, deadline: Deadline) -> AsyncIterator[Delta]:
+        if opened.ended:
+            return
+        try:
+            while (delta := await self._next(opened, deadline)) is not None:
                 yield delta
         except SmallfirstError as exc:
-            outcome.error = exc
-        finally:
-            await _close(iterator)
+            opened.outcome.error = exc
+
+    async def _next(self, opened: _OpenStream, deadline: Deadline) -> Delta | None:
+        """The next delta, None at the end; a deadline passed is an error."""
+        try:
+            delta = await asyncio.wait_for(
+                anext(opened.iterator), timeout=max(deadline.remaining(), 0.001)
+            )
+        except StopAsyncIteration:
+            opened.ended = True
+            return None
+        except TimeoutError:
+            raise self.deadline_error(deadline) from None
+        opened.outcome.add(delta)
+        return delta
+
+
+@dataclass(slots=True)
+class _OpenStream:
+    """A stream that has started answering: what it sent so far and the rest to come."""
+
+    iterator: AsyncIterator[Delta]
+    head: list[Delta] = field(default_factory=list)
+    outcome: _StreamOutcome = field(default_factory=lambda: _StreamOutcome())
+    ended: bool = False
 
 
 class _StreamOutcome:
-    """What one streamed attempt produced, so the caller can decide whether to fall back."""
+    """What one streamed answer produced: its text, usage and finish, or its error."""
 
     def __init__(self) -> None:
         self.started = False
@@ -416,6 +540,21 @@ async def _close(iterator: AsyncIterator[Delta]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+def _asked_wait(state: RetryCallState) -> float:
+    """The wait the failed attempt asked for (carried on its `_Retry`)."""
+    outcome = state.outcome
+    failure = outcome.exception() if outcome is not None else None
+    return failure.wait if isinstance(failure, _Retry) else 0.0
+
+
+class _Retry(Exception):
+    """This attempt failed and is worth another on the same model after `wait` seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(wait)
+        self.wait = wait
 
 
 class _NextModel(Exception):

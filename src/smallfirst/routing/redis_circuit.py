@@ -8,6 +8,7 @@ crash cannot keep a model closed off for good.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 _CLOCK = """
@@ -21,6 +22,7 @@ _AVAILABLE = (
 local threshold, cooldown = tonumber(ARGV[1]), tonumber(ARGV[2])
 local state = redis.call('HMGET', KEYS[1], 'failures', 'open_until', 'probe_at')
 local failures = tonumber(state[1] or '0')
+if failures == 0 then return 2 end
 if failures < threshold then return 1 end
 if now < tonumber(state[2] or '0') then return 0 end
 local probe = tonumber(state[3] or '0')
@@ -70,6 +72,9 @@ class RedisCircuitBreaker:
         self.prefix = prefix
         self.ttl_s = int(max(3600.0, 10 * cooldown_s))
         """Forget a model's failures after this long without a new one."""
+        self.trust_s = 1.0
+        """How long a replica trusts "no failures" before asking Redis again."""
+        self._healthy_until: dict[str, float] = {}
         self._available = client.register_script(_AVAILABLE)
         self._failure = client.register_script(_FAILURE)
         self._is_open = client.register_script(_IS_OPEN)
@@ -79,12 +84,22 @@ class RedisCircuitBreaker:
 
     async def available(self, model: str) -> bool:
         args = [self.failure_threshold, self.cooldown_s]
-        return bool(await self._available(keys=[self._key(model)], args=args))
+        answer = await self._available(keys=[self._key(model)], args=args)
+        if answer == 2:  # no failures at all: trust that for a moment without asking again
+            self._healthy_until[model] = time.monotonic() + self.trust_s
+        return bool(answer)
+
+    def closed(self, model: str) -> bool:
+        """Healthy when Redis said so less than `trust_s` ago and this replica saw no failure
+        since: at most one round trip per model per `trust_s` on the happy path."""
+        return time.monotonic() < self._healthy_until.get(model, 0.0)
 
     async def record_success(self, model: str) -> None:
         await self.client.delete(self._key(model))
+        self._healthy_until[model] = time.monotonic() + self.trust_s
 
     async def record_failure(self, model: str) -> None:
+        self._healthy_until.pop(model, None)
         args = [self.failure_threshold, self.cooldown_s, self.ttl_s]
         await self._failure(keys=[self._key(model)], args=args)
 

@@ -124,6 +124,17 @@ class Call:
             self.key, estimate.tokens, estimate.cost_usd
         )
 
+    def fits(self, model: ModelEntry) -> bool:
+        """May a fallback run on `model` within what this request was admitted for? A key's
+        reservation is made once, before any byte; a fallback whose worst case exceeds it
+        would break the budget promise (or need a second admission that could refuse the
+        request halfway), so it is not tried. Without a reservation any model fits."""
+        estimate = self.estimate
+        if self.reservation is None or estimate is None:
+            return True
+        worst = Usage(estimate.prompt_tokens, estimate.output_tokens)
+        return model.price.cost(worst) <= estimate.cost_usd
+
     def first_token(self) -> None:
         if self.entry.ttft_ms is None:
             self.entry.ttft_ms = (time.perf_counter() - self.started) * 1000

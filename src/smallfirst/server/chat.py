@@ -2,11 +2,13 @@
 
 One path for both: authenticate, read and validate the body, route, reserve the key's limits,
 then either forward to an OpenAI-compatible upstream as bytes or run a provider and render an
-OpenAI answer. Every outcome, error included, finishes the `Call` and so becomes a ledger row.
+OpenAI answer; both retry and fail over by `failover:`, each retry and fallback a hop row.
+Every outcome, error included, finishes the `Call` and so becomes a ledger row.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -15,15 +17,17 @@ from starlette.responses import Response
 
 from smallfirst.errors import PayloadTooLargeError
 from smallfirst.models.openai import OpenAIProvider
+from smallfirst.routing.hops import HopLog
+from smallfirst.routing.resilience import failover_scope
 from smallfirst.server import admission, passthrough
 from smallfirst.server.call import Call
-from smallfirst.server.cascade_call import run_cascade
+from smallfirst.server.cascade_call import record_hops, run_cascade
 from smallfirst.server.edge_limits import ClientClosedError
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.render import completion_json
 from smallfirst.server.schemas import ChatBody, CompletionBody, parse_json, validate
 from smallfirst.server.streaming import stream_deltas
-from smallfirst.types import ChatRequest, CompletionRequest, Message
+from smallfirst.types import ChatRequest, CompletionRequest, Delta, Message
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -75,21 +79,14 @@ async def chat_completions(request: Request) -> Response:
         )
     await gateway.route(call, body.model, messages)
     admit(call, prompt_tokens, body.output_limit)
-    provider = gateway.registry.provider(call.entry.model or "")
+    provider = gateway.registry.raw_provider(call.entry.model or "")
     if isinstance(provider, OpenAIProvider):
-        upstream = {**data, "model": provider.upstream_model}
         if body.stream:
             return await passthrough.forward_stream(
-                call, provider, "/chat/completions", upstream, body.include_usage
+                call, provider, "/chat/completions", data, body.include_usage
             )
-        return await passthrough.forward(call, provider, "/chat/completions", upstream)
-    chat = ChatRequest(messages, body.params())
-    if body.stream:
-        return await stream_deltas(call, provider.stream_chat(chat), True, body.include_usage)
-    generation = await provider.chat(chat)
-    call.entry.ttft_ms = None if generation.ttft_s is None else generation.ttft_s * 1000
-    call.succeed(generation.usage, generation.text)
-    return json_response(completion_json(generation, call.request_id, chat=True), call)
+        return await passthrough.forward(call, provider, "/chat/completions", data)
+    return await run_provider(call, ChatRequest(messages, body.params()), body)
 
 
 async def completions(request: Request) -> Response:
@@ -107,22 +104,64 @@ async def completions(request: Request) -> Response:
         )
     await gateway.route(call, body.model, [Message("user", prompt)])
     admit(call, prompt_tokens, body.output_limit)
-    provider = gateway.registry.provider(call.entry.model or "")
+    provider = gateway.registry.raw_provider(call.entry.model or "")
     if isinstance(provider, OpenAIProvider):
-        upstream = {**data, "model": provider.upstream_model}
         if body.stream:
             return await passthrough.forward_stream(
-                call, provider, "/completions", upstream, body.include_usage
+                call, provider, "/completions", data, body.include_usage
             )
-        return await passthrough.forward(call, provider, "/completions", upstream)
-    completion = CompletionRequest(prompt, body.params())
-    if body.stream:
-        return await stream_deltas(
-            call, provider.stream_complete(completion), False, body.include_usage
-        )
-    generation = await provider.complete(completion)
+        return await passthrough.forward(call, provider, "/completions", data)
+    return await run_provider(call, CompletionRequest(prompt, body.params()), body)
+
+
+async def run_provider(
+    call: Call, request: ChatRequest | CompletionRequest, body: ChatBody | CompletionBody
+) -> Response:
+    """Any other backend, through its failover policy (`Registry.provider`): each retry and
+    fallback is a hop row, a fallback is tried only if it fits the admitted budget, and the
+    request row names (and is priced at) the model that answered."""
+    registry = call.gateway.registry
+    provider = registry.provider(call.entry.model or "")
+    chat = isinstance(request, ChatRequest)
+    log = HopLog(call.request_id)
+
+    def fits(name: str) -> bool:
+        return call.fits(registry.get(name))
+
+    def answered_by(name: str) -> None:
+        call.routed(registry.get(name), None)
+
+    with failover_scope(log, fits, answered_by):
+        if body.stream:
+            deltas = (
+                provider.stream_chat(request)
+                if isinstance(request, ChatRequest)
+                else provider.stream_complete(request)
+            )
+            return await stream_deltas(
+                call, _hops_kept(call, log, deltas), chat, body.include_usage
+            )
+        try:
+            generation = await (
+                provider.chat(request)
+                if isinstance(request, ChatRequest)
+                else provider.complete(request)
+            )
+        finally:
+            record_hops(call.gateway, call.entry, log.hops)
+    if chat:
+        call.entry.ttft_ms = None if generation.ttft_s is None else generation.ttft_s * 1000
     call.succeed(generation.usage, generation.text)
-    return json_response(completion_json(generation, call.request_id, chat=False), call)
+    return json_response(completion_json(generation, call.request_id, chat=chat), call)
+
+
+async def _hops_kept(call: Call, log: HopLog, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+    """The stream, and its hops recorded once it ended (answered, failed or cut off)."""
+    try:
+        async for delta in deltas:
+            yield delta
+    finally:
+        record_hops(call.gateway, call.entry, log.hops)
 
 
 def admit(call: Call, prompt_tokens: int, max_tokens: int | None) -> None:

@@ -20,6 +20,7 @@ from smallfirst.routing.base import DefaultRouter, Router, resolve_router
 from smallfirst.routing.cascade import Cascades
 from smallfirst.routing.fallback import FailoverCaller
 from smallfirst.routing.redis_circuit import RedisCircuitBreaker
+from smallfirst.routing.resilience import use_caller
 from smallfirst.server.auth import Authenticator
 from smallfirst.server.call import Call
 from smallfirst.server.limits import InMemoryLimiter, Limiter
@@ -167,4 +168,6 @@ def _failover(registry: Registry, redis_url: str | None) -> FailoverCaller | Non
         failover.failure_threshold,
         failover.cooldown_s,
     )
-    return FailoverCaller(registry, breaker=breaker)
+    caller = FailoverCaller(registry, breaker=breaker)
+    use_caller(registry, caller)  # every path's providers share these cooldowns too
+    return caller

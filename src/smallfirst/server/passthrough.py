@@ -5,12 +5,17 @@ keep working); the upstream's bytes come back unchanged. Streams are relayed eve
 each event is parsed once (orjson) for usage, text and errors, and never rebuilt. Upstream is
 always asked for usage so the ledger has tokens; the usage-only event is dropped when the client
 did not ask for it. A client that leaves mid-stream is charged for what was relayed to it.
+
+A failed first attempt (5xx, 429, reset, timeout, malformed reply) is retried and failed over
+by the registry's failover policy (`recover`), a stream only until its first bytes arrived;
+the happy path does nothing more than one POST.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -18,19 +23,76 @@ from starlette.responses import Response, StreamingResponse
 
 from smallfirst.errors import SmallfirstError, UpstreamError
 from smallfirst.models.openai import OpenAIProvider, parse_usage
+from smallfirst.routing.fallback import Deadline
+from smallfirst.routing.hops import HopLog
+from smallfirst.routing.resilience import failover_caller
 from smallfirst.server.admission import delivered_usage
 from smallfirst.server.call import Call
+from smallfirst.server.cascade_call import record_hops
 from smallfirst.server.render import DONE, error_event
 from smallfirst.server.streaming import SSE_HEADERS
-from smallfirst.server.upstream import transport_error
+from smallfirst.server.upstream import UpstreamPool, transport_error
 from smallfirst.types import Usage
+
+T = TypeVar("T")
 
 
 async def forward(
-    call: Call, provider: OpenAIProvider, path: str, body: dict[str, Any]
+    call: Call, provider: OpenAIProvider, path: str, data: dict[str, Any]
 ) -> Response:
+    """`data` is the client's body; it goes upstream with only `model` rewritten."""
     pool = call.gateway.upstreams
-    response = await pool.post(provider, path, orjson.dumps(body))
+    if healthy(call, provider):
+        try:
+            content, answer = await _exchange(pool, provider, path, data)
+        except SmallfirstError as exc:
+            content, answer = await _forward_again(call, provider, path, data, exc)
+    else:
+        content, answer = await _forward_again(call, provider, path, data, None)
+    call.succeed(parse_usage(answer.get("usage")), _text(answer["choices"][0]))
+    return Response(content, media_type="application/json", headers=call.headers())
+
+
+def healthy(call: Call, provider: OpenAIProvider) -> bool:
+    """No recent failure on this model: the fast path makes its one POST without any more
+    policy work; otherwise the failover policy runs from the first attempt."""
+    return failover_caller(call.gateway.registry).breaker.closed(provider.name)
+
+
+async def _forward_again(
+    call: Call,
+    provider: OpenAIProvider,
+    path: str,
+    data: dict[str, Any],
+    error: SmallfirstError | None,
+) -> tuple[bytes, dict[str, Any]]:
+    pool = call.gateway.upstreams
+
+    async def again(other: OpenAIProvider) -> tuple[bytes, dict[str, Any]]:
+        return await _exchange(pool, other, path, data)
+
+    log = HopLog(call.request_id)
+    try:
+        name, (content, answer) = await recover(call, provider, error, again, log)
+        if log.hops:
+            usage = parse_usage(answer.get("usage"))
+            model = call.gateway.registry.get(name)
+            cost = model.price.cost(usage)
+            detail = "answered after a retry or fallback"
+            log.add_usage("answer", usage, cost, model=name, tier=model.tier, outcome="ok",
+                          detail=detail)  # fmt: skip
+    finally:
+        record_hops(call.gateway, call.entry, log.hops)
+    return content, answer
+
+
+async def _exchange(
+    pool: UpstreamPool, provider: OpenAIProvider, path: str, data: dict[str, Any]
+) -> tuple[bytes, dict[str, Any]]:
+    """One attempt: the upstream's bytes and their parsed JSON, or the error it amounts to."""
+    response = await pool.post(
+        provider, path, orjson.dumps({**data, "model": provider.upstream_model})
+    )
     try:
         content = await response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -38,16 +100,51 @@ async def forward(
     finally:
         response.release()
     try:
-        data = orjson.loads(content)
+        answer = orjson.loads(content)
     except orjson.JSONDecodeError:
         raise UpstreamError(
             f"upstream model {provider.name!r} returned malformed JSON: {content[:200]!r}"
         ) from None
-    choices = data.get("choices") if isinstance(data, dict) else None
+    choices = answer.get("choices") if isinstance(answer, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise UpstreamError(f"upstream model {provider.name!r} returned no choices")
-    call.succeed(parse_usage(data.get("usage")), _text(choices[0]))
-    return Response(content, media_type="application/json", headers=call.headers())
+    return content, answer
+
+
+async def recover(
+    call: Call,
+    failed: OpenAIProvider,
+    error: SmallfirstError | None,
+    again: Callable[[OpenAIProvider], Awaitable[T]],
+    log: HopLog,
+) -> tuple[str, T]:
+    """The fast path's first attempt failed (`error`; None: it was not made, the model had
+    failed lately): retry and fall back by the registry's failover policy, each hop in `log`.
+
+    Only OpenAI-compatible fallbacks are tried (the client's bytes go on unchanged, so the
+    request keeps its meaning), and only those whose worst case fits what the key was
+    admitted for (`Call.fits`). The request row names the model that answered, so it is
+    charged that model's price."""
+    registry = call.gateway.registry
+    caller = failover_caller(registry)
+
+    def forwardable(name: str) -> bool:
+        return isinstance(registry.raw_provider(name), OpenAIProvider) and call.fits(
+            registry.get(name)
+        )
+
+    async def once(name: str) -> T:
+        return await again(registry.raw_provider(name))  # type: ignore[arg-type]
+
+    spent = time.perf_counter() - call.started
+    deadline = Deadline.after(max(caller.config.deadline_s - spent, 0.001))
+    chain = caller.chain(failed.name)
+    name, answer = await caller.run(
+        chain, once, log, deadline, first_error=error, allow=forwardable
+    )
+    if name != failed.name:
+        call.routed(registry.get(name), None)
+    return name, answer
 
 
 def _text(choice: dict[str, Any]) -> str:
@@ -58,21 +155,71 @@ def _text(choice: dict[str, Any]) -> str:
 
 
 async def forward_stream(
-    call: Call, provider: OpenAIProvider, path: str, body: dict[str, Any], include_usage: bool
+    call: Call, provider: OpenAIProvider, path: str, data: dict[str, Any], include_usage: bool
 ) -> StreamingResponse:
-    body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-    response = await call.gateway.upstreams.post(provider, path, orjson.dumps(body))
+    """Retried and failed over until the upstream's first bytes arrive, never after: the
+    response starts only once they are here."""
+    options = {**(data.get("stream_options") or {}), "include_usage": True}
+    data = {**data, "stream_options": options}
+    pool = call.gateway.upstreams
+    if healthy(call, provider):
+        try:
+            response, head = await _open_stream(pool, provider, path, data)
+        except SmallfirstError as exc:
+            provider, response, head = await _stream_again(call, provider, path, data, exc)
+    else:
+        provider, response, head = await _stream_again(call, provider, path, data, None)
     return StreamingResponse(
-        _relay(call, provider.name, response, SseRelay(call, include_usage)),
+        _relay(call, provider.name, response, SseRelay(call, include_usage), head),
         media_type="text/event-stream",
         headers={**call.headers(), **SSE_HEADERS},
     )
 
 
+async def _stream_again(
+    call: Call,
+    provider: OpenAIProvider,
+    path: str,
+    data: dict[str, Any],
+    error: SmallfirstError | None,
+) -> tuple[OpenAIProvider, aiohttp.ClientResponse, bytes]:
+    pool = call.gateway.upstreams
+
+    async def again(other: OpenAIProvider) -> tuple[aiohttp.ClientResponse, bytes]:
+        return await _open_stream(pool, other, path, data)
+
+    log = HopLog(call.request_id)
+    try:
+        name, (response, head) = await recover(call, provider, error, again, log)
+        if log.hops:
+            tier = call.gateway.registry.get(name).tier
+            detail = "streaming after a retry or fallback"
+            log.add("answer", model=name, tier=tier, outcome="ok", detail=detail)
+    finally:
+        record_hops(call.gateway, call.entry, log.hops)
+    return call.gateway.registry.raw_provider(name), response, head  # type: ignore[return-value]
+
+
+async def _open_stream(
+    pool: UpstreamPool, provider: OpenAIProvider, path: str, data: dict[str, Any]
+) -> tuple[aiohttp.ClientResponse, bytes]:
+    """One attempt: the upstream's response and its first bytes (b"" if it ended at once)."""
+    body = orjson.dumps({**data, "model": provider.upstream_model})
+    response = await pool.post(provider, path, body)
+    try:
+        return response, await response.content.readany()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        response.release()
+        raise transport_error(provider.name, exc) from exc
+
+
 async def _relay(
-    call: Call, name: str, response: aiohttp.ClientResponse, relay: SseRelay
+    call: Call, name: str, response: aiohttp.ClientResponse, relay: SseRelay, head: bytes
 ) -> AsyncIterator[bytes]:
     try:
+        out = relay.feed(head)
+        if out:
+            yield out
         async for raw in response.content.iter_any():
             out = relay.feed(raw)
             if out:
