@@ -141,7 +141,8 @@ class ServerConfig(Strict):
 
 
 class FailoverConfig(Strict):
-    """Retries, fallbacks and cooldowns for every routed call (cascade rungs included)."""
+    """Retries, fallbacks and cooldowns for every call of every model: direct and routed
+    requests, batch items, tasks, pipeline steps and cascade rungs (`routing/resilience.py`)."""
 
     retries: int = Field(default=2, ge=0, le=10)
     """Extra attempts on the same model after a 429, 5xx, reset or timeout."""

@@ -1,6 +1,7 @@
-"""Faults under concurrent load: upstream 5xx, hangs and resets, and the gateway process itself
-stopped or killed while streams are open. Every client gets an answer or a clear error, and the
-ledger holds exactly one row per finished request."""
+"""Faults under concurrent load: upstream 5xx, hangs and resets (retried until an answer comes,
+each try a hop row), and the gateway process itself stopped or killed while streams are open.
+Every client gets an answer or a clear error, and the ledger holds exactly one row per finished
+request."""
 
 from __future__ import annotations
 
@@ -13,40 +14,65 @@ from pathlib import Path
 import httpx
 import pytest
 
+from smallfirst.config import FailoverConfig
 from smallfirst.testing import Script
 from smallfirst.testing.processes import gateway_config, gateway_process, start_upstream
 from tests.server.gateway_helpers import running_gateway, scripted_config
 
 pytestmark = pytest.mark.slow
-FAULTS = {
-    "error": (Script("error", status=503), 502),
-    "reset": (Script("reset"), 502),
-    "hang": (Script("hang", delay_s=30), 504),
-    "reply": (Script("reply", text="fine"), 200),
-}
+FAULTS = (
+    Script("error", status=503),
+    Script("reset"),
+    Script("hang", delay_s=30),
+    Script("reply", text="fine"),
+)
+PATIENT = FailoverConfig(retries=10, backoff_s=0.0, max_backoff_s=0.0, failure_threshold=1000)
+"""Eleven tries a model, and no cooldown: more than all the queued faults, so every request
+must end in an answer, whichever faults it happens to draw."""
 
 
-def test_upstream_5xx_hangs_and_resets_under_load(scripted) -> None:
+def test_upstream_5xx_hangs_and_resets_under_load_are_retried(scripted) -> None:
     upstream, base_url = scripted
     for _ in range(6):
-        upstream.enqueue(*(script for script, _status in FAULTS.values()))
-    with running_gateway(scripted_config(base_url)) as gw:
+        upstream.enqueue(*FAULTS)
+    config = scripted_config(base_url).model_copy(update={"failover": PATIENT})
+    with running_gateway(config) as gw:
 
         def one(i: int) -> tuple[int, dict]:
             body = {"model": "small", "messages": [{"role": "user", "content": f"q{i}"}]}
-            response = httpx.post(gw.url + "/v1/chat/completions", json=body, timeout=30)
+            response = httpx.post(gw.url + "/v1/chat/completions", json=body, timeout=60)
             return response.status_code, response.json()
 
         with ThreadPoolExecutor(24) as pool:
             answers = list(pool.map(one, range(24)))
         rows = gw.rows()
-    statuses = Counter(status for status, _body in answers)
-    assert statuses == Counter(status for _script, status in FAULTS.values() for _ in range(6))
-    for status, body in answers:
-        if status != 200:
-            assert body["error"]["type"] in ("upstream_error", "timeout_error")
-            assert body["error"]["message"]
-    assert Counter(row["status"] for row in rows) == statuses
+    assert [status for status, _body in answers] == [200] * 24
+    requests = [row for row in rows if row["kind"] == "request"]
+    assert [row["status"] for row in requests] == [200] * 24  # one row per request
+    failures = [row for row in rows if row["kind"] == "hop" and row["step"] == "failure"]
+    assert len(failures) == 18  # every fault drawn once, each a hop row under its request
+    assert Counter(row["status"] for row in failures) == Counter({502: 12, 504: 6})
+    assert {row["request_id"] for row in failures} <= {row["request_id"] for row in requests}
+
+
+def test_retries_exhausted_is_a_502_naming_the_model(scripted) -> None:
+    upstream, base_url = scripted
+    upstream.default = Script("error", status=503)
+    failover = FailoverConfig(retries=1, backoff_s=0.0, fallbacks={"small": []})
+    config = scripted_config(base_url).model_copy(update={"failover": failover})
+    with running_gateway(config) as gw:
+        body = {"model": "small", "messages": [{"role": "user", "content": "q"}]}
+        response = httpx.post(gw.url + "/v1/chat/completions", json=body, timeout=30)
+        rows = gw.rows()
+    assert response.status_code == 502
+    message = response.json()["error"]["message"]
+    assert "small" in message and "503" in message and "2 attempts" in message
+    assert len(upstream.received) == 2  # one retry, no fallback
+    assert [(row["kind"], row["status"]) for row in rows] == [
+        ("hop", 502),
+        ("hop", 502),
+        ("request", 502),
+    ]
 
 
 def read_stream(url: str, started: threading.Barrier) -> str:
