@@ -132,3 +132,92 @@ models:
     assert models["gguf"].path == "/models/absolute.gguf"
     registry = Registry(config)
     assert registry.provider("replayed").book is not None  # the CSV was found from elsewhere
+
+
+ROUTER_MODELS = """models:
+  - {name: gemma, backend: llamacpp}
+  - {name: gpt-4o, backend: openai, base_url: https://api.openai.com/v1, tier: large}
+routers:
+"""
+
+
+@pytest.mark.parametrize(
+    ("routers", "where"),
+    [
+        (
+            "  auto:\n    kind: rulez\n",
+            "x.yaml:6: routers.auto.kind: unknown router kind 'rulez'; known: rules, rating, knn",
+        ),
+        ("  auto:\n    default: gemma\n", "x.yaml:5: routers.auto.kind: a router needs a `kind`"),
+        ("  auto:\n    kind: knn\n", "x.yaml:5: routers.auto.path: Field required"),
+        (
+            "  auto:\n    kind: rules\n    pii_to_locale: false\n",
+            "x.yaml:7: routers.auto.pii_to_locale: unknown key",
+        ),
+        (
+            "  auto:\n    kind: rules\n    default: gpt-5\n",
+            "x.yaml:7: routers.auto.default: 'gpt-5' is not a configured model nor a router",
+        ),
+        (
+            "  hard:\n    kind: rating\n    threshold: 7\n",
+            "x.yaml:7: routers.hard.threshold: Input should be less than or equal to 5",
+        ),
+        (
+            "  auto:\n    kind: knn\n    path: r.json\n    large_share: 0.2\n",
+            "x.yaml:5: routers.auto: large_share / quality_target need `calibrate_on`",
+        ),
+        (
+            "  auto:\n    kind: knn\n    path: r.json\n    large_share: 1.5\n",
+            "x.yaml:8: routers.auto.large_share: Input should be less than 1",
+        ),
+        (
+            "  auto: {kind: knn, path: r.json, threshold: 0.2, quality_target: 0.9,"
+            " calibrate_on: p.txt}\n",
+            "give one of large_share, quality_target, threshold",
+        ),
+    ],
+)
+def test_typed_router_config_fails_at_load_with_file_line_and_key(routers, where):
+    with pytest.raises(ConfigError) as err:
+        parse_config(ROUTER_MODELS + routers, source="x.yaml")
+    assert where in str(err.value)
+
+
+def test_router_config_with_meaningful_targets_loads():
+    config = parse_config(
+        ROUTER_MODELS
+        + "  auto: {kind: knn, path: r.json, large_share: 0.2, calibrate_on: prompts.txt}\n"
+        + "  guard: {kind: rules, rules: [{task: [code, math], model: gpt-4o}], default: auto}\n"
+    )
+    assert config.routers["auto"].large_share == 0.2
+    assert config.routers["guard"].rules[0].task == ["code", "math"]
+
+
+def test_cascade_router_typo_fails_at_load():
+    text = (
+        ROUTER_MODELS
+        + "  auto: {kind: rules}\ncascades:\n  c:\n    rungs: [gemma]\n    router: atuo\n"
+    )
+    with pytest.raises(ConfigError, match=r"x\.yaml:9: cascades\.c\.router: 'atuo'"):
+        parse_config(text, source="x.yaml")
+
+
+def test_a_registered_router_kind_is_accepted_at_load(monkeypatch, request):
+    from smallfirst.config import PLUGIN_ROUTER_KINDS
+    from smallfirst.routing import base
+
+    monkeypatch.setattr(base, "ROUTER_KINDS", dict(base.ROUTER_KINDS))
+    request.addfinalizer(lambda: PLUGIN_ROUTER_KINDS.discard("coin"))
+    with pytest.raises(ConfigError, match="unknown router kind 'coin'"):
+        parse_config(ROUTER_MODELS + "  auto: {kind: coin, bias: 0.5}\n")
+
+    class Coin:
+        def __init__(self, name, registry, bias):
+            self.name, self.model, self.bias = name, registry.default_model, bias
+
+    base.register_router_kind(
+        "coin", lambda name, _t, reg: Coin(name, reg, reg.config.routers["auto"].get("bias"))
+    )
+    registry = Registry(parse_config(ROUTER_MODELS + "  auto: {kind: coin, bias: 0.5}\n"))
+    router = base.resolve_router("auto", registry)
+    assert isinstance(router, Coin) and router.bias == 0.5

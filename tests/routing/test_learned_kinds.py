@@ -63,6 +63,18 @@ def test_named_threshold_overrides_the_file(router_file: Path) -> None:
     )
 
 
+def test_large_share_is_met_on_the_calibration_prompts(router_file: Path, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(str(r["prompt"]) for r in synthetic_rows(3, offset=20)))
+    spec = f"{{kind: knn, path: {router_file}, {MAP}, large_share: 0.5, calibrate_on: {prompts}}}"
+    registry = _registry(f"routers:\n  auto: {spec}\n")
+    router = resolve_router("auto", registry)
+    decisions = [router.decide([Message("user", line)]) for line in prompts.read_text().split("\n")]
+    large = sum(d.model == "gpt-4o" for d in decisions) / len(decisions)
+    assert large <= 0.5 and router.threshold != 0.3  # recalibrated, not the file's 0.3
+    assert resolve_router("router-knn-0.3", registry).threshold == 0.3  # a bare float overrides
+
+
 def test_unconfigured_router_model_is_a_404_naming_the_fix(router_file: Path) -> None:
     registry = _registry(f"routers:\n  auto: {{kind: knn, path: {router_file}}}\n")
     with pytest.raises(ModelNotFoundError, match="not configured models") as err:
