@@ -10,7 +10,7 @@ as the gateway keeps them. Then measures, in one run:
 - `smallfirst report --since 30d` (in process, without interpreter start-up);
 - ledger bytes per request with prompt text, then after `ledger prune` blanked it (VACUUMed);
 - the writer's sustained rows/s with rollups and without them (raw insert only), alternating
-  runs on a fresh ledger.
+  runs on a fresh ledger, for traffic arriving at 1,000 requests/s.
 
     nice .venv/bin/python benchmarks/dashboard.py --requests 1000000
 """
@@ -50,11 +50,22 @@ PROMPT = "Classify the sentiment of this product review: " + "great value, works
 ANSWER = "positive"
 
 
+def ages(count: int, seed: int) -> Iterator[float]:
+    """`count` sorted uniform draws, generated lazily (normalised sums of exponential gaps), so
+    rows come in time order as a gateway writes them, without holding them all."""
+    first = random.Random(seed)
+    total = sum(first.expovariate(1.0) for _ in range(count + 1))
+    rng, running = random.Random(seed), 0.0
+    for _ in range(count):
+        running += rng.expovariate(1.0)
+        yield running / total
+
+
 def traffic(count: int, now: float, days: float = 30.0, seed: int = 7) -> Iterator[LedgerEntry]:
-    """Requests (busier recently) and cascade hops, generated lazily."""
+    """Requests (busier recently), newest first, and cascade hops, generated lazily."""
     rng = random.Random(seed)
-    for n in range(count):
-        ts = now - rng.random() ** 1.6 * days * 86400
+    for n, share in enumerate(ages(count, seed + 1)):
+        ts = now - share**1.6 * days * 86400
         router, _, picks = rng.choices(ROUTES, weights=[r[1] for r in ROUTES])[0]
         model = rng.choices(list(picks), weights=list(picks.values()))[0]
         key = rng.choices(KEYS, weights=[5, 3, 2, 1])[0]
@@ -153,7 +164,8 @@ def writer_rows_per_s(store: LedgerStore, entries: list[LedgerEntry]) -> float:
 
 def writer_benchmark(tmp: Path, rows: int, rounds: int) -> tuple[float, float]:
     """Median rows/s (with rollups, without), alternating fresh ledgers to share the noise."""
-    entries = list(traffic(rows, time.time(), seed=11))[:rows]
+    live = rows / 1000 / 86400  # as a gateway serving 1,000 requests/s writes them
+    entries = list(traffic(rows, time.time(), days=live, seed=11))[:rows]
     with_rollups, without = [], []
     for n in range(rounds):
         for kind, results in ((LedgerStore, with_rollups), (RawOnlyStore, without)):

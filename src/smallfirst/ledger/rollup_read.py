@@ -1,12 +1,12 @@
 """Totals over a time window, read from the rollups (raw rows only at partial-minute edges).
 
-A window [since, until) is split into whole hours (hourly rollups), whole quarter hours and
-minutes towards its edges, and the seconds before the first / after the last whole minute
+A window [since, until) is split into whole UTC days (daily rollups), then whole hours, quarter
+hours and minutes towards its edges, and the seconds before the first / after the last whole minute
 (raw request rows and their hops, aggregated in Python exactly as the writer does). The
 answer is the same as aggregating every raw row of the window, at a cost that depends on the
 window's length and the number of groups, not on the traffic. Once raw rows are pruned, the
 partial minutes at the edges of a window that old have nothing left to read; whole minutes
-and hours still count.
+and longer buckets still count.
 
 Works with only an engine (the dashboard's case): the tables are named, not reflected.
 """
@@ -94,17 +94,13 @@ def read(
         if series is None or (series.step % step == 0 and series.origin % step == 0)
     ]
     out: dict[GroupKey, Totals] = defaultdict(Totals)
-    spans: dict[int | None, list[Span]] = defaultdict(list)
-    for step, low, high in _tile(since, until, grains):
-        spans[step].append((low, high))
-    for step, parts in spans.items():
-        if step is None:
-            for low, high in parts:
-                for key, totals in _raw(conn, low, high, by, key_id, series):
-                    out[key].add(totals)
-            continue
-        for key, totals in _rollups(conn, step, parts, by, key_id, series, histograms):
-            out[key].add(totals)
+    tiles = _tile(since, until, grains)
+    buckets = [(step, low, high) for step, low, high in tiles if step is not None]
+    pieces = _rollups(conn, buckets, by, key_id, series, histograms) if buckets else []
+    for _, low, high in (tile for tile in tiles if tile[0] is None):
+        pieces += _raw(conn, low, high, by, key_id, series)
+    for key, totals in pieces:
+        out[key].add(totals)
     return dict(out)
 
 
@@ -140,18 +136,20 @@ def _between(col: ColumnElement[Any], low: float | None, high: float | None) -> 
 
 def _rollups(
     conn: Connection,
-    step: int,
-    spans: list[Span],
+    buckets: list[tuple[int, float | None, float | None]],
     by: Sequence[str],
     key_id: str | None,
     series: Series | None,
     histograms: bool,
 ) -> list[tuple[GroupKey, Totals]]:
+    """One query for every (granularity, low, high) piece: an OR of index range scans."""
     groups: list[ColumnElement[Any]] = [R[name] for name in (*by, "status_class")]
     if series is not None:
         groups.insert(0, ((R.bucket - series.origin) // series.step).label("index"))
     measures = MEASURES if histograms else (*COUNTS, *AMOUNTS)
-    where = [R.bucket_s == step, or_(*(_between(R.bucket, low, high) for low, high in spans))]
+    where = [
+        or_(*(and_(R.bucket_s == step, _between(R.bucket, lo, hi)) for step, lo, hi in buckets))
+    ]
     if key_id is not None:
         where.append(R.key_id == key_id)
     query = (

@@ -1,4 +1,4 @@
-"""Rollups: the ledger's request rows pre-aggregated per minute and per hour.
+"""Rollups: the ledger's request rows pre-aggregated per minute, quarter hour, hour and day.
 
 One rollup row per (granularity, bucket start, endpoint, key, model, tier, route, status class)
 holds counts (requests, tokens, escalated requests, hops), sums ($, baseline $, $ spent after
@@ -26,10 +26,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, select, update
 
-GRANULARITIES = (60, 900, 3600)
-MINUTE = GRANULARITIES[0]
+GRANULARITIES = (60, 900, 3600, 86400)
 """Bucket sizes kept, finest first: minutes for window edges and short charts, quarter hours
-for a day's chart (96 points), hours for everything longer."""
+for a day's chart (96 points), hours for longer charts and days for long windows' totals."""
+MINUTE = GRANULARITIES[0]
 DIMENSIONS = ("endpoint", "key_id", "key_name", "model", "tier", "router", "status_class")
 KEY_COLUMNS = ("bucket_s", "bucket", *DIMENSIONS)
 COUNTS = ("requests", "input_tokens", "output_tokens", "escalated", "hops")

@@ -71,8 +71,8 @@ class LedgerStore:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def spend_by_key(self) -> dict[str, float]:
-        """$ spent per key id over all time: the budgets' starting point. Read from the hourly
-        rollups, so pruning raw rows never changes it."""
+        """$ spent per key id over all time: the budgets' starting point. Read from the daily
+        rollups (the fewest rows), so pruning raw rows never changes it."""
         table = self.rollups
         query = (
             select(table.c.key_id, func.sum(table.c.cost_usd))
