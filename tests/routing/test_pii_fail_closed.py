@@ -13,7 +13,7 @@ import pytest
 
 from smallfirst.config import parse_config
 from smallfirst.errors import ConfigError
-from smallfirst.testing import BackgroundServer, ScriptedUpstream
+from smallfirst.testing import BackgroundServer, Script, ScriptedUpstream
 from tests.server.gateway_helpers import running_gateway
 
 CARD = "My card is 4111 1111 1111 1111, why was the payment declined?"
@@ -95,3 +95,55 @@ def test_switching_pii_routing_off_is_explicit(upstreams) -> None:
     config = parse_config(_models(upstreams, with_local=False) + router)
     with running_gateway(config) as gw:
         assert _ask(gw, CARD).headers["x-smallfirst-model"] == "cloud"
+
+
+def test_pii_never_falls_back_to_a_cloud_model_when_the_local_one_fails(upstreams) -> None:
+    ollama = upstreams["ollama"][0]
+    ollama.default = Script(behaviour="error", status=503)
+    fallbacks = (
+        "failover: {retries: 1, backoff_s: 0, failure_threshold: 10,"
+        " fallbacks: {ollama: [cloud]}}\n"
+    )
+    config = parse_config(_models(upstreams, with_local=True) + ROUTER + fallbacks)
+    with running_gateway(config) as gw:
+        for stream in (False, True):
+            with pytest.raises(openai.APIStatusError) as failed:
+                response = gw.client().chat.completions.create(
+                    model="auto", messages=[{"role": "user", "content": CARD}], stream=stream
+                )
+                list(response) if stream else None
+            assert failed.value.status_code >= 500
+        assert upstreams["cloud"][0].received == []
+        assert len(ollama.received) == 4  # two tries per request, both on the local model
+
+
+CASCADE = "cascades:\n  c: {rungs: [ollama, cloud], router: auto}\n"
+
+
+def test_a_cascade_keeps_personal_data_on_its_local_rungs(upstreams) -> None:
+    ollama = upstreams["ollama"][0]
+    ollama.enqueue(Script(text="local answer"))
+    config = parse_config(_models(upstreams, with_local=True) + ROUTER + CASCADE)
+    with running_gateway(config) as gw:
+        answered = _ask_model(gw, "cascade-c", CARD)
+        assert answered.choices[0].message.content == "local answer"
+        ollama.default = Script(behaviour="error", status=503)
+        with pytest.raises(openai.APIStatusError) as failed:
+            _ask_model(gw, "cascade-c", CARD)
+        assert failed.value.status_code >= 500
+        assert upstreams["cloud"][0].received == []
+
+
+def test_a_cascade_refuses_personal_data_with_no_local_model(upstreams) -> None:
+    cascade = CASCADE.replace("[ollama, cloud]", "[cloud]")
+    config = parse_config(_models(upstreams, with_local=False) + ROUTER + cascade)
+    with running_gateway(config) as gw:
+        with pytest.raises(openai.PermissionDeniedError, match="no model is declared local"):
+            _ask_model(gw, "cascade-c", CARD)
+        assert upstreams["cloud"][0].received == []
+
+
+def _ask_model(gw, model: str, content: str):
+    return gw.client().chat.completions.create(
+        model=model, messages=[{"role": "user", "content": content}]
+    )

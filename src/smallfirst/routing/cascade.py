@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 
 from smallfirst.config import CascadeConfig
-from smallfirst.errors import ModelNotFoundError, SmallfirstError
+from smallfirst.errors import ModelNotFoundError, PermissionDeniedError, SmallfirstError
 from smallfirst.models.registry import Registry
 from smallfirst.routing.base import Router, resolve_router
 from smallfirst.routing.checks import Check, CheckContext, build_check, passes, resolve_model
@@ -79,16 +79,21 @@ class Cascade:
         deadline = Deadline.after(seconds)
         if any(c.name == "logprob" for c in self.checks):
             request = replace(request, params=replace(request.params, logprobs=True))
-        start = self._start_rung(request, log)
+        start, local_only = self._start_rung(request, log)
         best: tuple[Generation, int] | None = None
         failures: list[tuple[str, SmallfirstError]] = []
         for rung in range(start, len(self.rungs)):
             if deadline.expired():
                 failures.append((self.rungs[rung], self.caller.deadline_error(deadline)))
                 break
+            candidates = self.candidates(rung)
+            if local_only:  # personal data: never climbs to (or falls back on) a cloud model
+                candidates = [m for m in candidates if self.registry.get(m).capabilities.local]
+                if not candidates:
+                    continue
             try:
                 generation = await self.caller.generate(
-                    request, self.candidates(rung), log, deadline, rung, failures
+                    request, candidates, log, deadline, rung, failures
                 )
             except SmallfirstError as exc:
                 if is_fatal(exc):
@@ -104,9 +109,10 @@ class Cascade:
             self._escalate(log, rung, "the answer failed its checks")
         return self._give_up(log, best, failures)
 
-    def _start_rung(self, request: AnyRequest, log: HopLog) -> int:
+    def _start_rung(self, request: AnyRequest, log: HopLog) -> tuple[int, bool]:
+        """The rung to start on, and whether only `local` models may answer (personal data)."""
         if self.router is None:
-            return 0
+            return 0, False
         messages = (
             request.messages
             if isinstance(request, ChatRequest)
@@ -115,9 +121,11 @@ class Cascade:
         try:
             decision = self.router.decide(messages)
             start = self._rung_for(decision.model)
+        except PermissionDeniedError:  # personal data and no local model: refused, not routed
+            raise
         except Exception as exc:  # an advisory router must never lose the request
             log.add("route", outcome="error", detail=f"router failed ({exc}); first rung")
-            return 0
+            return 0, False
         skipped = ", ".join(self.rungs[:start]) or "none"
         log.add(
             "route",
@@ -128,7 +136,7 @@ class Cascade:
             detail=f"{decision.router}: {decision.reason}; skipped rungs: {skipped}",
             score=decision.score,
         )
-        return start
+        return start, bool(decision.details.get("local_only"))
 
     def _rung_for(self, model: str) -> int:
         """The chosen model's rung, else the first rung of at least its tier."""

@@ -68,6 +68,7 @@ class Call:
         "finished",
         "gateway",
         "key",
+        "local_only",
         "model",
         "reservation",
         "spent_usd",
@@ -85,6 +86,8 @@ class Call:
         """The request's worst case, priced at admission (server/admission.py)."""
         self.spent_usd: float | None = None
         """What the request spent when it is more than one call (a cascade's hops)."""
+        self.local_only = False
+        """The router found personal data: only models declared `local` may answer it."""
         self.finished = False
 
     @property
@@ -100,6 +103,7 @@ class Call:
         self.model = model
         self.entry.model, self.entry.tier = model.name, model.tier
         if decision is not None:
+            self.local_only = bool(decision.details.get("local_only"))
             self.entry.router = decision.router
             self.entry.route_reason = decision.reason
             self.entry.route_score = decision.score
@@ -128,7 +132,10 @@ class Call:
         """May a fallback run on `model` within what this request was admitted for? A key's
         reservation is made once, before any byte; a fallback whose worst case exceeds it
         would break the budget promise (or need a second admission that could refuse the
-        request halfway), so it is not tried. Without a reservation any model fits."""
+        request halfway), so it is not tried. Without a reservation any model fits. A request
+        with personal data falls back only to `local` models."""
+        if self.local_only and not model.capabilities.local:
+            return False
         estimate = self.estimate
         if self.reservation is None or estimate is None:
             return True
