@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 from collections import defaultdict
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from smallfirst.ledger import LedgerEntry, LedgerStore, LedgerWriter, rollup_read, rollups
 from smallfirst.ledger.migrations import MIGRATIONS, MIGRATIONS_TABLE
+from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
 
 T0 = 1_795_000_000.0
 STEPS = ["answer", "check", "escalate", "fallback"]
@@ -230,3 +232,21 @@ def test_histogram_percentiles_land_in_the_right_bucket() -> None:
         assert rollups.hist_percentile(counts, pct) == pytest.approx(exact, rel=0.22)
     assert rollups.hist_percentile({}, 50) is None
     assert rollups.hist_index(0.2) == 0 and rollups.hist_index(1e9) == rollups.HIST_BUCKETS - 1
+
+
+@pytest.mark.slow
+def test_rollups_on_postgres_in_any_flush_order(postgres_url: str) -> None:  # noqa: F811
+    name = f"rollups_{secrets.token_hex(4)}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    store = LedgerStore(postgres_url.rsplit("/", 1)[0] + "/" + name)
+    rng = random.Random(4)
+    entries = _traffic(rng, 150)
+    rng.shuffle(entries)
+    for start in range(0, len(entries), 37):
+        store.insert(entry.as_row() for entry in entries[start : start + 37])
+    assert_same(store)
+    window_matches_raw(store, rng)
+    store.close()
