@@ -147,3 +147,17 @@ def _ask_model(gw, model: str, content: str):
     return gw.client().chat.completions.create(
         model=model, messages=[{"role": "user", "content": content}]
     )
+
+
+def test_a_cloud_judge_never_sees_personal_data(upstreams) -> None:
+    ollama = upstreams["ollama"][0]
+    ollama.enqueue(Script(text="local answer"))
+    cascade = (
+        "cascades:\n  c:\n    rungs: [ollama, cloud]\n    router: auto\n"
+        "    checks: [{kind: judge, model: cloud}]\n"
+    )
+    config = parse_config(_models(upstreams, with_local=True) + ROUTER + cascade)
+    with running_gateway(config) as gw:
+        answered = _ask_model(gw, "cascade-c", CARD)
+        assert answered.choices[0].message.content == "local answer"
+        assert upstreams["cloud"][0].received == []

@@ -102,7 +102,7 @@ class Cascade:
                 self._escalate(log, rung, f"{why} ({exc.message})")
                 continue
             best = (generation, rung)
-            if await self._accepted(request, generation, rung, log, deadline):
+            if await self._accepted(request, generation, rung, log, deadline, local_only):
                 return self._result(log, generation, rung, verified=True)
             if rung == len(self.rungs) - 1:
                 return self._result(log, generation, rung, verified=False)
@@ -155,12 +155,15 @@ class Cascade:
         rung: int,
         log: HopLog,
         deadline: Deadline,
+        local_only: bool = False,
     ) -> bool:
         """Run the checks in order (cheap ones first, as configured); stop at the first miss."""
         last = rung == len(self.rungs) - 1
         if last and not self.config.check_last_rung:
             return True
-        ctx = CheckContext(request, generation, generation.model, self.caller, log, deadline, rung)
+        ctx = CheckContext(
+            request, generation, generation.model, self.caller, log, deadline, rung, local_only
+        )
         for check in self.checks:
             outcome = await check.evaluate(ctx)
             ok = passes(check, outcome)

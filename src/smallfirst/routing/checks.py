@@ -43,6 +43,8 @@ class CheckContext:
     log: HopLog
     deadline: Deadline
     rung: int | None = None
+    local_only: bool = False
+    """The request holds personal data: extra calls go to `local` models only."""
 
 
 @dataclass(slots=True)
@@ -137,7 +139,10 @@ class ConstraintCheck:
 
 
 async def side_call(ctx: CheckContext, model: str, request: AnyRequest) -> Generation | None:
-    """An extra call on behalf of a check; its failures join the request's hops."""
+    """An extra call on behalf of a check; its failures join the request's hops. With
+    personal data in the request a model not declared `local` is never called (None)."""
+    if ctx.local_only and not ctx.caller.registry.get(model).capabilities.local:
+        return None
     scratch = HopLog(ctx.log.request_id)
     try:
         return await ctx.caller.generate(request, [model], scratch, ctx.deadline, ctx.rung)
