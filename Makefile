@@ -14,6 +14,8 @@ TORCH_WHEELS ?= /opt/wheels
 TOOLS := .venv-lock
 FLOORS_VENV := .venv-floors
 FLOORS_TESTS ?= tests
+# llama-cpp-python builds from source (no wheel for it on PyPI): compile on every core.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
 # A stamp per lock, named by the checksum of what it installs: a changed lock re-installs.
 stamp = $(VENV)/.installed-$(1)-$(shell cat requirements/pip.txt requirements/build.txt requirements/$(1).txt pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
