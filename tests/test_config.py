@@ -206,6 +206,7 @@ def test_a_registered_router_kind_is_accepted_at_load(monkeypatch, request):
     from smallfirst.config import PLUGIN_ROUTER_KINDS
     from smallfirst.routing import base
 
+    base._load_builtin_kinds()  # registered into the real table, which the copy then restores
     monkeypatch.setattr(base, "ROUTER_KINDS", dict(base.ROUTER_KINDS))
     request.addfinalizer(lambda: PLUGIN_ROUTER_KINDS.discard("coin"))
     with pytest.raises(ConfigError, match="unknown router kind 'coin'"):
@@ -221,3 +222,14 @@ def test_a_registered_router_kind_is_accepted_at_load(monkeypatch, request):
     registry = Registry(parse_config(ROUTER_MODELS + "  auto: {kind: coin, bias: 0.5}\n"))
     router = base.resolve_router("auto", registry)
     assert isinstance(router, Coin) and router.bias == 0.5
+
+
+def test_a_check_key_of_another_kind_is_named_with_its_line():
+    text = (
+        "models:\n  - {name: gemma, backend: llamacpp}\n"
+        "cascades:\n  c:\n    rungs: [gemma]\n    checks:\n"
+        "      - {kind: constraint, labels: [a, b]}\n"
+        "      - kind: judge\n        model: gemma\n        samples: 5\n"
+    )
+    with pytest.raises(ConfigError, match=r"x\.yaml:10: cascades\.c\.checks\.1\.samples: a judge"):
+        parse_config(text, source="x.yaml")

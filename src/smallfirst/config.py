@@ -186,11 +186,28 @@ class CheckConfig(Strict):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> CheckConfig:
+        foreign = sorted(self.model_fields_set - CHECK_KEYS[self.kind] - {"kind", "threshold"})
+        if foreign:
+            raise AtKey(
+                (foreign[0],),
+                f"a {self.kind} check has no key {foreign[0]!r} "
+                f"(its keys: {', '.join(sorted(CHECK_KEYS[self.kind] | {'threshold'}))})",
+            )
         if self.kind == "scorer" and not self.path:
             raise ValueError("a scorer check needs `path` (see `smallfirst cascade train-scorer`)")
         if self.kind == "judge" and not self.model:
             raise ValueError("a judge check needs `model`: the model that judges the answer")
         return self
+
+
+CHECK_KEYS: dict[str, set[str]] = {
+    "logprob": set(),
+    "agreement": {"samples", "temperature"},
+    "constraint": {"labels", "json_schema", "allow_refusal"},
+    "scorer": {"path"},
+    "judge": {"model"},
+}
+"""The keys each check kind reads besides `kind` and `threshold`; any other is refused."""
 
 
 class CascadeConfig(Strict):
@@ -423,7 +440,8 @@ class Config(Strict):
 
 
 class AtKey(ValueError):
-    """A whole-config check that failed at one key: the error names that key and its line."""
+    """A check across keys that failed at one of them: the error names that key (relative
+    to the model whose validator raised it) and its line."""
 
     def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
         super().__init__(message)
@@ -540,8 +558,8 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
             del loc[2]  # the union's tag, not a key in the file
         message = error["msg"].removeprefix("Value error, ")
         at_key = error.get("ctx", {}).get("error")
-        if isinstance(at_key, AtKey):
-            loc = list(at_key.loc)
+        if isinstance(at_key, AtKey):  # relative to where the failing validator ran
+            loc += list(at_key.loc)
         if error["type"] == "extra_forbidden":
             message = f"unknown key {loc[-1]!r}"
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
