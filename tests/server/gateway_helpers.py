@@ -10,7 +10,7 @@ from typing import Any
 import openai
 from starlette.applications import Starlette
 
-from smallfirst.config import Config, ModelConfig, Price
+from smallfirst.config import Config, FailoverConfig, ModelConfig, Price
 from smallfirst.ledger import ApiKey, Ledger
 from smallfirst.server import Gateway, create_app
 from smallfirst.testing import BackgroundServer
@@ -19,9 +19,16 @@ SMALL_PRICE = Price(input=1.0, output=2.0)
 LARGE_PRICE = Price(input=10.0, output=30.0)
 
 
+ONE_ATTEMPT = FailoverConfig(retries=0, fallbacks={"small": [], "large": []})
+"""These tests check what one failure becomes; retries and fallbacks are tested in
+tests/hardening/test_resilience_paths.py and test_faults.py."""
+
+
 def scripted_config(base_url: str, **server: Any) -> Config:
-    """Two models on the scripted upstream: a cheap small one and a pricey large baseline."""
+    """Two models on the scripted upstream: a cheap small one and a pricey large baseline,
+    each tried once (`ONE_ATTEMPT`)."""
     return Config(
+        failover=ONE_ATTEMPT,
         models=[
             ModelConfig(
                 name="small",

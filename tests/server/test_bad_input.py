@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from smallfirst.config import FailoverConfig
 from smallfirst.testing import free_port
 from tests.server.gateway_helpers import RunningGateway, running_gateway, scripted_config
 
@@ -144,7 +145,8 @@ def test_with_auth_on_health_says_only_ok(authed) -> None:
 
 def test_a_502_names_the_model_not_the_internal_address(tmp_path) -> None:
     down = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    with running_gateway(scripted_config(down)) as gw:
+    failover = FailoverConfig(backoff_s=0.0, failure_threshold=100)  # every request tries
+    with running_gateway(scripted_config(down).model_copy(update={"failover": failover})) as gw:
         client = gw.client()
         calls = [
             lambda: client.chat.completions.create(model="small", messages=MESSAGES),
@@ -157,14 +159,16 @@ def test_a_502_names_the_model_not_the_internal_address(tmp_path) -> None:
                 call()
             assert caught.value.status_code == 502
             error = openai_error(caught.value)
-            assert error["message"] == "upstream model 'small' is unreachable"
+            assert "upstream model 'small' is unreachable" in error["message"]
             assert "127.0.0.1" not in caught.value.response.text
-        rows = gw.rows()
+        rows = gw.rows(kind="request")
+        hops = gw.rows(kind="hop")
     assert [row["status"] for row in rows] == [502] * 4
-    # The detail is for operators: the ledger row (and the log) say why.
-    prefix = "upstream_error: upstream model 'small' is unreachable ("
-    assert all(row["error"].startswith(prefix) for row in rows)
+    # The detail is for operators: the ledger row (and the log) say why; the retries' hop
+    # rows name the model only.
+    assert all("upstream model 'small' is unreachable" in row["error"] for row in rows)
     assert "Cannot connect to host 127.0.0.1" in rows[0]["error"]
+    assert hops and all("127.0.0.1" not in (row["error"] or "") for row in hops)
 
 
 def test_unknown_v1_paths_and_wrong_methods_are_ledger_rows(gw) -> None:

@@ -78,16 +78,28 @@ def is_deferral(exc: SmallfirstError) -> bool:
 
 
 def exhausted_error(
-    request_id: str, failures: list[tuple[str, SmallfirstError]]
+    request_id: str, failures: list[tuple[str, SmallfirstError]], cooling: list[str] = ()
 ) -> SmallfirstError:
     """One clear error naming every model that was tried and why it failed (its last error,
-    with the number of attempts when it was retried). Only deferrals: a 422 deferral."""
+    with the number of attempts when it was retried). Only deferrals: a 422 deferral.
+    `cooling`: the models skipped because their circuit was open."""
     if not failures:
+        names = f" ({', '.join(repr(name) for name in cooling)})" if cooling else ""
         return UpstreamError(
-            f"request {request_id}: no model could be tried (all are cooling down after "
-            "repeated failures)"
+            f"request {request_id}: no model could be tried: all{names} are cooling down "
+            "after repeated failures"
         )
-    message = f"request {request_id}: every candidate model failed: {_summary(failures)}"
+    if len(failures) == 1 and not is_deferral(failures[0][1]):
+        return failures[0][1]  # nothing else was tried: the error as it is, status and all
+    summary = _summary(failures)
+    error = _exhausted(f"request {request_id}: every candidate model failed: {summary}", failures)
+    details = {m: getattr(e, "detail", None) for m, e in failures if getattr(e, "detail", None)}
+    if details:  # why, for the ledger and the log only, never the client (see `Call.fail`)
+        error.detail = "; ".join(f"{m}: {detail}" for m, detail in details.items())  # type: ignore[attr-defined]
+    return error
+
+
+def _exhausted(message: str, failures: list[tuple[str, SmallfirstError]]) -> SmallfirstError:
     errors = [exc for _, exc in failures]
     if all(isinstance(e, DeferredError) for e in errors):
         last: DeferredError = errors[-1]  # type: ignore[assignment]
@@ -97,6 +109,8 @@ def exhausted_error(
             threshold=last.threshold,
             label=last.label,
         )
+    if all(isinstance(e, ContextLengthError) for e in errors):
+        return ContextLengthError(message)  # still the client's to fix: a 400
     if all(isinstance(e, RateLimitError) for e in errors):
         waits = [e.retry_after for e in errors if e.retry_after is not None]  # type: ignore[attr-defined]
         return RateLimitError(message, retry_after=min(waits) if waits else None)
@@ -226,6 +240,7 @@ class FailoverCaller:
         (the gateway's budget check); the first candidate always is."""
         failures = [] if failures is None else failures
         first = len(failures)
+        cooling: list[str] = []
         for position, name in enumerate(candidates):
             if position > 0:
                 first_error = None
@@ -235,6 +250,7 @@ class FailoverCaller:
                 self._note_fallback(log, candidates[position - 1], name, rung)
             if first_error is None and not await self.available(name):
                 self._note_open(log, name, rung)
+                cooling.append(name)
                 continue
             try:
                 answer = await self._attempts(
@@ -245,7 +261,7 @@ class FailoverCaller:
             except _NextModel:
                 continue
             return name, answer
-        raise exhausted_error(log.request_id, failures[first:])
+        raise exhausted_error(log.request_id, failures[first:], cooling)
 
     async def available(self, name: str) -> bool:
         """May `name` be tried now? Known-healthy models cost no breaker call."""

@@ -21,7 +21,7 @@ from smallfirst.routing.hops import HopLog
 from smallfirst.routing.resilience import failover_scope
 from smallfirst.server import admission, passthrough
 from smallfirst.server.call import Call
-from smallfirst.server.cascade_call import record_hops, run_cascade
+from smallfirst.server.cascade_call import run_cascade
 from smallfirst.server.edge_limits import ClientClosedError
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.render import completion_json
@@ -148,7 +148,7 @@ async def run_provider(
                 else provider.complete(request)
             )
         finally:
-            record_hops(call.gateway, call.entry, log.hops)
+            passthrough.record_retries(call, log)
     if chat:
         call.entry.ttft_ms = None if generation.ttft_s is None else generation.ttft_s * 1000
     call.succeed(generation.usage, generation.text)
@@ -161,7 +161,7 @@ async def _hops_kept(call: Call, log: HopLog, deltas: AsyncIterator[Delta]) -> A
         async for delta in deltas:
             yield delta
     finally:
-        record_hops(call.gateway, call.entry, log.hops)
+        passthrough.record_retries(call, log)
 
 
 def admit(call: Call, prompt_tokens: int, max_tokens: int | None) -> None:

@@ -82,7 +82,7 @@ async def _forward_again(
             log.add_usage("answer", usage, cost, model=name, tier=model.tier, outcome="ok",
                           detail=detail)  # fmt: skip
     finally:
-        record_hops(call.gateway, call.entry, log.hops)
+        record_retries(call, log)
     return content, answer
 
 
@@ -147,6 +147,13 @@ async def recover(
     return name, answer
 
 
+def record_retries(call: Call, log: HopLog) -> None:
+    """The failover hops as rows, when the request took more than one step (a lone failed
+    attempt is already the request row's error)."""
+    if len(log.hops) > 1:
+        record_hops(call.gateway, call.entry, log.hops)
+
+
 def _text(choice: dict[str, Any]) -> str:
     message = choice.get("message")
     if isinstance(message, dict):
@@ -196,7 +203,7 @@ async def _stream_again(
             detail = "streaming after a retry or fallback"
             log.add("answer", model=name, tier=tier, outcome="ok", detail=detail)
     finally:
-        record_hops(call.gateway, call.entry, log.hops)
+        record_retries(call, log)
     return call.gateway.registry.raw_provider(name), response, head  # type: ignore[return-value]
 
 
