@@ -55,7 +55,6 @@ LEDGER = table(
 )
 C = LEDGER.c
 PERCENTILES = (50, 90, 95, 99)
-WIDE_WINDOW_SHARE = 0.15
 DIRECT_ROUTE = "direct"
 """Route label for requests that named a model themselves (no router involved)."""
 
@@ -70,26 +69,11 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def _window(conn: Connection, span: TimeRange) -> ColumnElement[bool]:
-    """Request rows in the window. SQLite walks the `ts` index even when the window holds
-    most of the ledger, which is several times slower than a plain scan; for such wide windows
-    `ts + 0` hides the index from it. (Postgres keeps statistics and chooses well itself.)"""
-    ts: ColumnElement[Any] = C.ts
-    if conn.dialect.name == "sqlite" and _covers_most(conn, span):
-        ts = C.ts + 0
-    window = and_(C.kind == "request", ts >= span.since, ts < span.until)
+def _window(span: TimeRange) -> ColumnElement[bool]:
+    """Request rows in the window (read only for recent requests and small windows' exact
+    percentiles, both of which walk the `ts` index)."""
+    window = and_(C.kind == "request", C.ts >= span.since, C.ts < span.until)
     return window if span.key_id is None else and_(window, C.key_id == span.key_id)
-
-
-def _covers_most(conn: Connection, span: TimeRange) -> bool:
-    """Whether the window spans more than WIDE_WINDOW_SHARE of the ledger's time range
-    (two index look-ups: SQLite answers a lone min() or max() from the index)."""
-    low = conn.execute(select(func.min(C.ts))).scalar()
-    high = conn.execute(select(func.max(C.ts))).scalar()
-    if low is None or high is None or high <= low:
-        return False
-    covered = min(span.until, high) - max(span.since, low)
-    return covered / (high - low) > WIDE_WINDOW_SHARE
 
 
 EXACT_LATENCY_ROWS = 2000
@@ -185,7 +169,7 @@ LatencyRow = tuple[str | None, str | None, float, float | None]
 def latency_rows(conn: Connection, span: TimeRange, limit: int | None = None) -> list[LatencyRow]:
     """Latency and TTFT of successful requests (errors fail fast and would flatter p50)."""
     query = select(C.model, C.tier, C.latency_ms, C.ttft_ms).where(
-        _window(conn, span), C.status < 400, C.latency_ms.is_not(None)
+        _window(span), C.status < 400, C.latency_ms.is_not(None)
     )
     return [tuple(row) for row in conn.execute(query.limit(limit))]  # type: ignore[misc]
 
@@ -323,7 +307,7 @@ def recent(conn: Connection, span: TimeRange, limit: int = 50) -> list[dict[str,
     """The latest requests with their route decision and, for cascades, each hop in order."""
     rows = conn.execute(
         select(*(C[name] for name in RECENT_COLUMNS))
-        .where(_window(conn, span))
+        .where(_window(span))
         .order_by(C.ts.desc(), C.id.desc())
         .limit(limit)
     ).all()
