@@ -109,7 +109,7 @@ async def test_an_upstream_4xx_is_a_permanent_rejection(upstream_config, tmp_pat
 @pytest.mark.parametrize("status", [429, 500, 503])
 async def test_transient_upstream_errors_are_retried_by_a_rerun(upstream_config, tmp_path, status):
     upstream, config = upstream_config
-    upstream.enqueue(Script("error", status=status))
+    upstream.enqueue(*[Script("error", status=status)] * 4)  # the run itself tries 3 times
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "x"}])
     out = tmp_path / "out.jsonl"
     spec = WorkSpec(model="m", config=str(config))

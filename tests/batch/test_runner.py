@@ -121,6 +121,7 @@ async def test_dollar_cap_stops_and_a_rerun_finishes(upstream_config, tmp_path):
 
 async def test_upstream_failures_are_retried_by_a_rerun(upstream_config, tmp_path):
     upstream, config = upstream_config
+    config.write_text(config.read_text() + "failover: {retries: 0}\n")  # failures outlast it
     upstream.enqueue(Script("error", status=500), Script("error", status=503))
     source = write_jsonl(tmp_path / "in.jsonl", ITEMS[:4])
     out = tmp_path / "out.jsonl"

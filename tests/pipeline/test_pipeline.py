@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from smallfirst.config import parse_config
+from smallfirst.config import FailoverConfig, parse_config
 from smallfirst.ledger import Ledger
 from smallfirst.models.registry import Registry
 from smallfirst.pipeline import Pipeline, parse_pipeline
@@ -85,6 +85,8 @@ async def test_escalate_if_moves_a_step_to_the_large_model(two_tiers):
 
 async def test_failed_step_fails_dependents_and_triggers_step_failed(two_tiers):
     registry, small, _ = two_tiers
+    once = FailoverConfig(retries=0, fallbacks={"small": []})  # so that the step fails
+    registry = Registry(registry.config.model_copy(update={"failover": once}))
     small.enqueue(Script("error", status=500))
     p = pipeline(
         {"name": "facts", "task": FACTS},
