@@ -20,7 +20,7 @@ def sent_inputs(upstream) -> list[str]:
 def make_run(registry, bank, task, **settings) -> TeacherRun:
     entry = registry.get("teacher")
     return TeacherRun(
-        bank, registry.provider("teacher"), entry.price, task, LabelSettings(**settings)
+        bank, registry.raw_provider("teacher"), entry.price, task, LabelSettings(**settings)
     )
 
 

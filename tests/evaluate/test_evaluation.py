@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smallfirst.config import Config, ModelConfig, Price
+from smallfirst.config import Config, FailoverConfig, ModelConfig, Price
 from smallfirst.errors import InvalidRequestError, ModelNotFoundError
 from smallfirst.evaluate.adapters import build_candidates, load_task
 from smallfirst.evaluate.data import Example
@@ -104,7 +104,8 @@ async def test_nobody_meets_the_bar_gives_exit_code_2(tmp_path):
 
 async def test_failures_are_counted_and_score_as_wrong(tmp_path):
     task_path, examples = write_task(tmp_path)
-    registry = Registry(Config(models=[replay("flaky", tmp_path, 1.0, 0.1, error_rate=0.3)]))
+    flaky = replay("flaky", tmp_path, 1.0, 0.1, error_rate=0.3)
+    registry = Registry(Config(models=[flaky], failover=FailoverConfig(retries=0)))
     report = await run_eval(registry, task_path, examples, ["flaky"], threshold=0.5)
     result = report.results[0]
     assert 0 < result.error_count < len(ITEMS)

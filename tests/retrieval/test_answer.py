@@ -114,7 +114,7 @@ async def test_auto_routes_like_any_request(kb, scripted):
 
 async def test_upstream_failure_is_an_upstream_error(kb, scripted):
     upstream, url = scripted
-    upstream.enqueue(Script(behaviour="error", status=503))
+    upstream.default = Script(behaviour="error", status=503)  # retries and fallbacks fail too
     registry = scripted_registry(url)
     with pytest.raises(UpstreamError):
         await answer_with_kb("Why is Mars red?", kb, registry, "small")

@@ -128,7 +128,7 @@ def _label_with_progress(
             try:
                 job = TeacherRun(
                     bank,
-                    registry.provider(teacher),
+                    registry.raw_provider(teacher),  # the run retries, counting attempts
                     price,
                     bank.meta()["task"],
                     settings,
