@@ -94,7 +94,10 @@ class ResilientProvider:
         self._resilience = resilience
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(self.inner, attr)
+        inner = self.__dict__.get("inner")  # not yet set while unpickling: no recursion
+        if inner is None:
+            raise AttributeError(attr)
+        return getattr(inner, attr)
 
     async def chat(self, request: ChatRequest) -> Generation:
         return await self._generate(request)
