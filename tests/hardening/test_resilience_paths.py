@@ -23,6 +23,7 @@ from smallfirst.models.registry import BACKENDS, Registry, register_backend
 from smallfirst.pipeline import Pipeline, parse_pipeline
 from smallfirst.routing.hops import HopLog
 from smallfirst.routing.resilience import failover_caller, failover_scope
+from smallfirst.tasks import Task, parse_spec
 from smallfirst.testing import Script, ScriptedUpstream
 from tests.routing.upstreams import scripted_models
 from tests.server.gateway_helpers import RunningGateway, running_gateway
@@ -241,3 +242,28 @@ def test_a_provider_backed_request_retries_and_falls_back_too(
     assert [h["step"] for h in hops[3:]] == [
         "failure", "failure", "failure", "fallback", "answer",
     ]  # fmt: skip
+
+
+def test_a_task_survives_a_503_and_a_reset_and_names_the_model_that_answered(upstreams):
+    scripted, urls = upstreams
+    task = Task(parse_spec({"name": "gist", "kind": "summarize", "style": "one_sentence"}))
+
+    async def run() -> tuple[Any, Any, HopLog]:
+        registry = Registry(config_for(urls))
+        log = HopLog()
+        scripted["small"].enqueue(*FAULTS)
+        with failover_scope(log):
+            retried = await task.run("a long text", model="small", registry=registry)
+        await open_circuit(registry, "small")
+        skipped = await task.run("a long text", model="small", registry=registry)
+        await registry.aclose()
+        return retried, skipped, log
+
+    retried, skipped, log = asyncio.run(run())
+    assert retried.model == "small" and [h.kind for h in log.hops] == [
+        "failure",
+        "failure",
+        "answer",
+    ]
+    assert skipped.model == "large" and skipped.tries[-1].model == "large"
+    assert len(scripted["small"].received) == 3  # the open circuit kept it from the second

@@ -143,7 +143,9 @@ class Task:
                     usage=total_usage(tries),
                     tries=tries,
                 ) from error
-            tries.append(attempt_on(entry, result.usage, started, "ok", None, result.finish_reason))
+            answered = registry.get(result.model)  # a fallback may have answered
+            finish = result.finish_reason
+            tries.append(attempt_on(answered, result.usage, started, "ok", None, finish))
             result.tries, result.usage = tries, total_usage(tries)
             return result
 
