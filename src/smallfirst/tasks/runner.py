@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from smallfirst.models.base import Provider
+from smallfirst.routing.resilience import ResilientProvider
 from smallfirst.tasks.examples import Example
 from smallfirst.tasks.output import (
     Constraint,
@@ -76,6 +77,8 @@ async def run_call(call: Call, text: str) -> TaskResult:
         return await score_labels(call, plan, started)
     params = generation_params(call)
     first = await generate(call.provider, plan, params)
+    if isinstance(call.provider, ResilientProvider) and first.model != call.model:
+        call.model = first.model  # a fallback answered: the result is its, priced at its rates
     usage = Usage(first.usage.input_tokens, first.usage.output_tokens)
     try:
         value, final, attempts = parse_output(call, first), first, 1
