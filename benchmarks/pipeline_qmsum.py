@@ -134,11 +134,13 @@ def bootstrap_interval(
 
 def document_row(result: PipelineResult, seconds: float, whole_doc_usd: float, ref: str) -> dict:
     ran = [s for s in result.steps.values() if s.status != "skipped"]
+    small_steps = [s for s in ran if s.tries and s.tries[0].tier == "small"]
     tries = [t for s in ran for t in s.tries]
     return {
         "complete": all(s.status == "ok" for s in ran),
-        "steps": len(ran),
-        "kept_small": sum(s.kept_small for s in ran),
+        "steps": len(small_steps),
+        "kept_small": sum(s.kept_small for s in small_steps),
+        "escalated_steps": [s.name for s in small_steps if s.escalated],
         "pieces": sum(1 for t in tries if t.tier == "small"),
         "pieces_escalated": sum(1 for t in tries if t.tier == "small" and t.outcome == "failed"),
         "cut_at_length": sum(1 for t in tries if t.finish_reason == "length"),
@@ -183,7 +185,8 @@ def report(rows: list[dict]) -> dict[str, Any]:
     summary = {
         "documents": len(rows),
         "completion_rate": sum(r["complete"] for r in rows) / len(rows),
-        "steps_kept_small": sum(r["kept_small"] for r in rows) / sum(r["steps"] for r in rows),
+        "steps_kept_small": sum(r["kept_small"] for r in rows)
+        / max(sum(r["steps"] for r in rows), 1),
         "pieces_escalated": sum(r["pieces_escalated"] for r in rows)
         / max(sum(r["pieces"] for r in rows), 1),
         "seconds_per_document_mean": statistics.fmean(r["seconds"] for r in rows),
@@ -195,7 +198,7 @@ def report(rows: list[dict]) -> dict[str, Any]:
     }
     print(f"documents (N)             {summary['documents']}")
     print(f"completion rate           {summary['completion_rate']:.1%}")
-    print(f"steps kept on small       {summary['steps_kept_small']:.1%}")
+    print(f"steps kept on small       {summary['steps_kept_small']:.1%} (of steps started small)")
     print(f"small pieces escalated    {summary['pieces_escalated']:.1%}")
     print(
         f"time per document         mean {summary['seconds_per_document_mean']:.1f} s, "
