@@ -15,14 +15,23 @@ from smallfirst.types import ChatRequest, CompletionRequest, GenerationParams, M
 pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server]")
 
 
+# The server loads the model as we do (no AMX weight repacking, which crashes every decode on
+# Xeons that report AMX with llama-cpp-python 0.3.36); its arguments are passed through.
+SERVE_WITHOUT_REPACKING = (
+    "import runpy, sys; from smallfirst.models.llamacpp import no_weight_repacking\n"
+    "with no_weight_repacking():\n"
+    "    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
+)
+
+
 @pytest.fixture(scope="module")
 def llama_server(embedded_model_path):
     port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "llama_cpp.server",
+            "-c",
+            SERVE_WITHOUT_REPACKING,
             "--model",
             embedded_model_path,
             "--host",
