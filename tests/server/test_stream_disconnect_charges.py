@@ -106,12 +106,10 @@ class SlowReplay(ReplayProvider):
         )
 
 
-def test_an_abandoned_stream_from_a_local_backend_is_charged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def local_config(tmp_path: Path) -> Config:
+    """One priced local model (the replay backend) that answers the eight words."""
     outcomes = tmp_path / "outcomes.csv"
     outcomes.write_text(f"prompt,answer\ncount to eight,{EIGHT_WORDS}\n")
-    monkeypatch.setitem(BACKENDS, "replay", SlowReplay)
     local = ModelConfig(
         name="local",
         backend="replay",
@@ -119,7 +117,14 @@ def test_an_abandoned_stream_from_a_local_backend_is_charged(
         price=Price(input=10.0, output=30.0),
         options={"outcomes": str(outcomes)},
     )
-    with running_gateway(Config(models=[local]), auth=True) as gw:
+    return Config(models=[local])
+
+
+def test_an_abandoned_stream_from_a_local_backend_is_charged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(BACKENDS, "replay", SlowReplay)
+    with running_gateway(local_config(tmp_path), auth=True) as gw:
         key, secret = gw.create_key("local-leaver", budget_usd=1.0)
         assert read_then_leave(gw, secret, "local", READ_BEFORE_LEAVING) == 200
         [row] = closed_rows(gw, 1)
@@ -168,17 +173,8 @@ class FailingReplay(ReplayProvider):
 def test_a_local_stream_that_fails_after_its_text_is_charged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    outcomes = tmp_path / "outcomes.csv"
-    outcomes.write_text(f"prompt,answer\ncount to eight,{EIGHT_WORDS}\n")
     monkeypatch.setitem(BACKENDS, "replay", FailingReplay)
-    local = ModelConfig(
-        name="local",
-        backend="replay",
-        tier="small",
-        price=Price(input=10.0, output=30.0),
-        options={"outcomes": str(outcomes)},
-    )
-    with running_gateway(Config(models=[local]), auth=True) as gw:
+    with running_gateway(local_config(tmp_path), auth=True) as gw:
         key, secret = gw.create_key("local-half", budget_usd=1.0)
         events = read_all(gw, secret, "local")
         assert '"error"' in events[-1]
