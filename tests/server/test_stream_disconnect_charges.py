@@ -30,8 +30,8 @@ def gw(scripted):
         yield running
 
 
-def read_then_leave(gw: RunningGateway, secret: str, model: str, chunks: int) -> int:
-    """Stream with a raw client, read `chunks` content chunks, close: the HTTP status."""
+def open_stream(gw: RunningGateway, secret: str, model: str):
+    """A streamed chat request with a raw client (a context manager yielding the response)."""
     body = {
         "model": model,
         "messages": [{"role": "user", "content": "count to eight"}],
@@ -39,9 +39,12 @@ def read_then_leave(gw: RunningGateway, secret: str, model: str, chunks: int) ->
         "max_tokens": 16,
     }
     headers = {"authorization": f"Bearer {secret}"}
-    with httpx.stream(
-        "POST", gw.url + "/v1/chat/completions", json=body, headers=headers
-    ) as response:
+    return httpx.stream("POST", gw.url + "/v1/chat/completions", json=body, headers=headers)
+
+
+def read_then_leave(gw: RunningGateway, secret: str, model: str, chunks: int) -> int:
+    """Stream with a raw client, read `chunks` content chunks, close: the HTTP status."""
+    with open_stream(gw, secret, model) as response:
         if response.status_code != 200:
             response.read()
             return response.status_code
@@ -135,16 +138,7 @@ def test_an_abandoned_stream_from_a_local_backend_is_charged(
 
 def read_all(gw: RunningGateway, secret: str, model: str) -> list[str]:
     """Stream to the end with a raw client: the `data:` payloads received."""
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": "count to eight"}],
-        "stream": True,
-        "max_tokens": 16,
-    }
-    headers = {"authorization": f"Bearer {secret}"}
-    with httpx.stream(
-        "POST", gw.url + "/v1/chat/completions", json=body, headers=headers
-    ) as response:
+    with open_stream(gw, secret, model) as response:
         assert response.status_code == 200
         return [line[5:].strip() for line in response.iter_lines() if line.startswith("data:")]
 
