@@ -147,16 +147,11 @@ class Call:
             self.entry.ttft_ms = (time.perf_counter() - self.started) * 1000
 
     def succeed(self, usage: Usage, response: str | None = None) -> None:
-        self.entry.input_tokens = usage.input_tokens
-        self.entry.output_tokens = usage.output_tokens
-        if self.model is not None:
-            self.entry.cost_usd = (
-                self.model.price.cost(usage) if self.spent_usd is None else self.spent_usd
-            )
-            if self.entry.endpoint != "embeddings":
-                baseline = self.gateway.baseline
-                self.entry.baseline_model = baseline.name
-                self.entry.baseline_cost_usd = baseline.price.cost(usage)
+        self._charge(usage)
+        if self.model is not None and self.entry.endpoint != "embeddings":
+            baseline = self.gateway.baseline
+            self.entry.baseline_model = baseline.name
+            self.entry.baseline_cost_usd = baseline.price.cost(usage)
         if response is not None and self.gateway.log_prompts:
             self.entry.response = response
         self._finish(200, None)
@@ -175,22 +170,20 @@ class Call:
 
     def disconnected(self, delivered: Usage | None = None) -> None:
         """The client left mid-answer: it is charged for `delivered` (what it was sent, see
-        `admission.delivered_usage`), or for the whole spend when that is known (a cascade
-        ran to the end before it streamed), and the charge settles against its key."""
+        `admission.delivered_usage`), and the charge settles against its key."""
         if delivered is not None:
             self._charge(delivered)
         self._finish(CLIENT_CLOSED, "client_closed: the client went away before the end")
 
-    def _charge(self, delivered: Usage) -> None:
-        """Bill a request that did not finish for what it delivered (or for the whole spend
-        when that is known: a cascade ran to the end before it streamed)."""
-        if self.model is None:
-            return
-        self.entry.input_tokens = delivered.input_tokens
-        self.entry.output_tokens = delivered.output_tokens
-        self.entry.cost_usd = (
-            self.model.price.cost(delivered) if self.spent_usd is None else self.spent_usd
-        )
+    def _charge(self, usage: Usage) -> None:
+        """Tokens and $ of what the client received, answered or not; the whole spend when
+        that is known instead (a cascade's hops, which ran before anything was sent)."""
+        self.entry.input_tokens = usage.input_tokens
+        self.entry.output_tokens = usage.output_tokens
+        if self.model is not None:
+            self.entry.cost_usd = (
+                self.model.price.cost(usage) if self.spent_usd is None else self.spent_usd
+            )
 
     def _finish(self, status: int, error: str | None) -> None:
         if self.finished:
