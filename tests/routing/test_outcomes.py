@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smallfirst.routing.outcomes import OutcomesError, load_outcomes, load_prices
+from smallfirst.routing.outcomes import (
+    OutcomesError,
+    first_turn_per_question,
+    load_outcomes,
+    load_prices,
+)
 from tests.conftest import shared_data
 
 
@@ -133,3 +138,54 @@ def test_shared_routellm_and_llmrouter_files_load_as_they_are() -> None:
     assert len(mt) == 160 and mt.scores.max() <= 10
     llm = load_outcomes(root / "llmrouter/train.json")
     assert len(llm.models) == 9 and len(llm.costs) == 9
+
+
+def test_blank_in_an_unselected_column_is_ignored(tmp_path: Path) -> None:
+    """Issue 22: `--models a,b` failed on a blank score in a column that was not selected."""
+    file = _write(tmp_path / "o.csv", "prompt,a,b,gap\nx,1,0,\ny,0,1,0.5\n")
+    out = load_outcomes(file, models=["a", "b"])
+    assert out.models == ["a", "b"] and len(out) == 2 and out.skipped == 0
+
+
+def test_rows_missing_a_selected_score_are_skipped_and_counted(tmp_path: Path) -> None:
+    file = _write(tmp_path / "o.csv", "prompt,a,b\nx,1,0\ny,,1\nz,1, \nw,0,1\n")
+    out = load_outcomes(file)
+    assert out.turns == [["x"], ["w"]] and out.skipped == 2
+    lines = [{"prompt": "p", "scores": {"a": 1, "b": 0}}, {"prompt": "q", "scores": {"a": 1}}]
+    jsonl = _write(tmp_path / "o.jsonl", "\n".join(json.dumps(r) for r in lines))
+    assert load_outcomes(jsonl, models=["a", "b"]).skipped == 1
+
+
+def test_a_first_row_blank_does_not_hide_a_score_column(tmp_path: Path) -> None:
+    file = _write(tmp_path / "o.csv", "prompt,a,b\nx,,0\ny,1,1\n")
+    out = load_outcomes(file)
+    assert out.models == ["a", "b"] and out.skipped == 1
+
+
+def _mt_bench_files(tmp_path: Path) -> Path:
+    questions = [
+        {"question_id": 1, "turns": ["q1 first", "q1 second"]},
+        {"question_id": 2, "turns": ["q2 first", "q2 second"]},
+    ]
+    _write(tmp_path / "question.jsonl", "\n".join(json.dumps(q) for q in questions))
+    rows = [
+        {"question_id": q, "model": m, "turn": t, "score": s}
+        for q, m, t, s in [
+            (1, "weak", 1, 2), (1, "weak", 2, 4), (1, "strong", 1, 8), (1, "strong", 2, 10),
+            (2, "weak", 1, 6), (2, "weak", 2, 6), (2, "strong", 1, 6), (2, "strong", 2, 8),
+        ]
+    ]  # fmt: skip
+    return _write(tmp_path / "judgements.jsonl", "\n".join(json.dumps(r) for r in rows))
+
+
+def test_mt_bench_routed_per_question_on_turn_one(tmp_path: Path) -> None:
+    out = first_turn_per_question(load_outcomes(_mt_bench_files(tmp_path)))
+    assert out.turns == [["q1 first"], ["q2 first"]]
+    assert out.models == ["strong", "weak"]
+    np.testing.assert_array_equal(out.scores, [[9, 3], [7, 6]])
+
+
+def test_a_contaminated_second_turn_drops_the_whole_question(tmp_path: Path) -> None:
+    bad = _write(tmp_path / "bad.jsonl", json.dumps({"eval_prompt": "q1 second"}))
+    out = load_outcomes(_mt_bench_files(tmp_path), exclude=bad)
+    assert out.groups == ["2", "2"]

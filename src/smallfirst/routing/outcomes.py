@@ -47,6 +47,10 @@ class Outcomes:
     groups: list[str] | None = None
     """Items that must stay in the same cross-validation fold (the turns of one question)."""
     source: str = ""
+    skipped: int = 0
+    """Rows left out because a selected model's score was blank or missing."""
+    grouped_by: str = ""
+    """`question`: a group is one conversation's turns (MT-Bench); `file`: one CSV per group."""
 
     def __len__(self) -> int:
         return len(self.turns)
@@ -60,6 +64,8 @@ class Outcomes:
             costs=dict(self.costs),
             groups=None if self.groups is None else [self.groups[i] for i in idx],
             source=self.source,
+            skipped=self.skipped,
+            grouped_by=self.grouped_by,
         )
 
     def select_models(self, names: list[str]) -> Outcomes:
@@ -85,11 +91,11 @@ def load_outcomes(
     if not path.exists():
         raise OutcomesError(f"outcome file {path} does not exist")
     if path.is_dir():
-        outcomes = _load_csv_dir(path, prompt_column)
+        outcomes = _load_csv_dir(path, prompt_column, models)
     elif path.suffix.lower() == ".csv":
-        outcomes = _from_rows(_read_csv(path), str(path), prompt_column)
+        outcomes = _from_rows(_read_csv(path), str(path), prompt_column, models)
     else:
-        outcomes = _load_json_like(path, prompt_column)
+        outcomes = _load_json_like(path, prompt_column, models)
     if not outcomes.costs:
         outcomes.costs = _sibling_prices(path, outcomes.models)
     if exclude is not None:
@@ -106,11 +112,11 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(fh))
 
 
-def _load_csv_dir(path: Path, prompt_column: str | None) -> Outcomes:
+def _load_csv_dir(path: Path, prompt_column: str | None, wanted: list[str] | None) -> Outcomes:
     files = sorted(path.glob("*.csv"))
     if not files:
         raise OutcomesError(f"{path}: directory holds no .csv files")
-    parts = [_from_rows(_read_csv(f), str(f), prompt_column) for f in files]
+    parts = [_from_rows(_read_csv(f), str(f), prompt_column, wanted) for f in files]
     models = parts[0].models
     for part in parts[1:]:
         if part.models != models:
@@ -123,10 +129,12 @@ def _load_csv_dir(path: Path, prompt_column: str | None) -> Outcomes:
         scores=np.vstack([p.scores for p in parts]),
         groups=[Path(p.source).stem for p in parts for _ in p.turns],
         source=str(path),
+        skipped=sum(p.skipped for p in parts),
+        grouped_by="file",
     )
 
 
-def _load_json_like(path: Path, prompt_column: str | None) -> Outcomes:
+def _load_json_like(path: Path, prompt_column: str | None, wanted: list[str] | None) -> Outcomes:
     text = path.read_text(encoding="utf-8")
     if not text.strip():
         raise OutcomesError(f"{path}: the file is empty")
@@ -138,40 +146,81 @@ def _load_json_like(path: Path, prompt_column: str | None) -> Outcomes:
     except json.JSONDecodeError as exc:
         raise OutcomesError(f"{path}: not valid JSON/JSONL ({exc})") from None
     if rows and isinstance(rows[0], dict) and {"question_id", "model", "score"} <= rows[0].keys():
-        return _mt_bench(rows, path)
-    return _from_rows(rows, str(path), prompt_column)
+        return _mt_bench(rows, path, wanted)
+    return _from_rows(rows, str(path), prompt_column, wanted)
 
 
-def _from_rows(rows: list[Any], source: str, prompt_column: str | None) -> Outcomes:
+def _from_rows(
+    rows: list[Any], source: str, prompt_column: str | None, wanted: list[str] | None = None
+) -> Outcomes:
     if not rows:
         raise OutcomesError(f"{source}: the file has no rows")
     if not isinstance(rows[0], dict):
         raise OutcomesError(f"{source}: each row must be an object with a prompt and scores")
     key = _prompt_key(rows[0], source, prompt_column)
     flat = [_flatten(row, key) for row in rows]
-    models = [
-        k
-        for k in flat[0]
-        if k != key and not k.endswith(TEXT_SUFFIXES) and _numeric(flat[0][k]) is not None
-    ]
+    models = _score_columns(flat, key, source) if not wanted else _known(flat, key, wanted, source)
+    scores: list[list[float]] = []
+    turns: list[list[str]] = []
+    skipped = 0
+    for i, row in enumerate(flat):
+        values = [_score(row.get(model), source, i, model) for model in models]
+        if any(v is None for v in values):
+            skipped += 1
+            continue
+        turns.append(prompt_turns(row.get(key), source, i))
+        scores.append([float(v) for v in values if v is not None])
+    return Outcomes(
+        turns=turns,
+        models=models,
+        scores=np.array(scores, dtype=np.float64).reshape(len(scores), len(models)),
+        source=source,
+        skipped=skipped,
+    )
+
+
+def _score_columns(flat: list[dict[str, Any]], key: str, source: str) -> list[str]:
+    """Columns whose first non-blank value is a number or true/false (text columns are not)."""
+    columns = [k for k in flat[0] if k != key and not k.endswith(TEXT_SUFFIXES)]
+    models = []
+    for column in columns:
+        first = next((row.get(column) for row in flat if not _blank(row.get(column))), None)
+        if first is not None and _numeric(first) is not None:
+            models.append(column)
     if not models:
         raise OutcomesError(
             f"{source}: no score columns found beside {key!r}; "
             f"columns: {list(flat[0])} (scores must be numbers or true/false)"
         )
-    scores = np.empty((len(flat), len(models)))
-    turns: list[list[str]] = []
-    for i, row in enumerate(flat):
-        turns.append(prompt_turns(row.get(key), source, i))
-        for j, model in enumerate(models):
-            value = _numeric(row.get(model))
-            if value is None:
-                raise OutcomesError(
-                    f"{source}: row {i + 1}: score for {model!r} is {row.get(model)!r}, "
-                    "not a number or true/false"
-                )
-            scores[i, j] = value
-    return Outcomes(turns=turns, models=models, scores=scores, source=source)
+    return models
+
+
+def _known(flat: list[dict[str, Any]], key: str, wanted: list[str], source: str) -> list[str]:
+    available = [k for k in flat[0] if k != key]
+    unknown = [m for m in wanted if m not in available]
+    if unknown:
+        raise OutcomesError(f"{source}: unknown model column(s) {unknown}; available: {available}")
+    return list(wanted)
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return bool(np.isnan(value))
+    return isinstance(value, str) and not value.strip()
+
+
+def _score(value: Any, source: str, i: int, model: str) -> float | None:
+    """The score as a float; None when blank (the row is skipped); an error when it is text."""
+    if _blank(value):
+        return None
+    number = _numeric(value)
+    if number is None:
+        raise OutcomesError(
+            f"{source}: row {i + 1}: score for {model!r} is {value!r}, not a number or true/false"
+        )
+    return number
 
 
 def _prompt_key(row: dict[str, Any], source: str, wanted: str | None) -> str:
@@ -226,18 +275,31 @@ def prompt_turns(value: Any, source: str, i: int) -> list[str]:
     raise OutcomesError(f"{source}: row {i + 1}: empty or unreadable prompt {value!r}")
 
 
-def _mt_bench(rows: list[dict[str, Any]], path: Path) -> Outcomes:
+def _mt_bench(rows: list[dict[str, Any]], path: Path, wanted: list[str] | None) -> Outcomes:
     questions = _mt_bench_questions(path)
-    models = sorted({r["model"] for r in rows})
+    found = sorted({r["model"] for r in rows})
+    unknown = [m for m in wanted or [] if m not in found]
+    if unknown:
+        raise OutcomesError(f"{path}: unknown model(s) {unknown}; judged models: {found}")
+    models = list(wanted) if wanted else found
     table: dict[tuple[Any, int], dict[str, float]] = {}
     for r in rows:
         table.setdefault((r["question_id"], int(r.get("turn", 1))), {})[r["model"]] = r["score"]
-    keys = [k for k in sorted(table) if len(table[k]) == len(models) and k[0] in questions]
+    asked = [k for k in sorted(table) if k[0] in questions]
+    keys = [k for k in asked if all(m in table[k] for m in models)]
     if not keys:
         raise OutcomesError(f"{path}: no question/turn has a judgement for every model")
     turns = [questions[qid][:turn] for qid, turn in keys]
     scores = np.array([[float(table[k][m]) for m in models] for k in keys])
-    return Outcomes(turns, models, scores, groups=[str(k[0]) for k in keys], source=str(path))
+    return Outcomes(
+        turns,
+        models,
+        scores,
+        groups=[str(k[0]) for k in keys],
+        source=str(path),
+        skipped=len(asked) - len(keys),
+        grouped_by="question",
+    )
 
 
 def _mt_bench_questions(path: Path) -> dict[Any, list[str]]:
@@ -288,6 +350,31 @@ def load_prompt_set(path: str | Path) -> set[str]:
 
 
 def drop_prompts(outcomes: Outcomes, prompts: set[str]) -> Outcomes:
-    """Remove items whose first turn is in `prompts` (so a later turn goes with its first)."""
-    keep = [i for i, t in enumerate(outcomes.turns) if t[0].strip() not in prompts]
-    return outcomes.subset(keep)
+    """Remove items with any turn in `prompts`; for conversations (MT-Bench) the whole question
+    goes when any of its turns is listed, as RouteLLM's evaluation does."""
+    hit = [any(t.strip() in prompts for t in turns) for turns in outcomes.turns]
+    if outcomes.grouped_by == "question" and outcomes.groups is not None:
+        dropped = {g for g, h in zip(outcomes.groups, hit, strict=True) if h}
+        hit = [g in dropped for g in outcomes.groups]
+    return outcomes.subset(i for i, h in enumerate(hit) if not h)
+
+
+def first_turn_per_question(outcomes: Outcomes) -> Outcomes:
+    """One item per conversation, routed on its first turn and scored by the mean over its
+    turns: RouteLLM's MT-Bench protocol (the model picked on turn 1 answers every turn)."""
+    if outcomes.grouped_by != "question" or outcomes.groups is None:
+        return outcomes
+    order: dict[str, list[int]] = {}
+    for i, g in enumerate(outcomes.groups):
+        order.setdefault(g, []).append(i)
+    firsts = [min(idx, key=lambda i: len(outcomes.turns[i])) for idx in order.values()]
+    return Outcomes(
+        turns=[outcomes.turns[i][:1] for i in firsts],
+        models=list(outcomes.models),
+        scores=np.array([outcomes.scores[idx].mean(axis=0) for idx in order.values()]),
+        costs=dict(outcomes.costs),
+        groups=list(order),
+        source=outcomes.source,
+        skipped=outcomes.skipped,
+        grouped_by="",
+    )
