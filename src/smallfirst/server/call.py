@@ -108,7 +108,7 @@ class Call:
             self.entry.route_reason = decision.reason
             self.entry.route_score = decision.score
 
-    def admit(
+    async def admit(
         self,
         prompt_chars: int = 0,
         max_tokens: int | None = None,
@@ -124,7 +124,7 @@ class Call:
         self.estimate = estimate
         if self.key is None or estimate is None:
             return
-        self.reservation = self.gateway.limiter.reserve(
+        self.reservation = await self.gateway.limiter.reserve(
             self.key, estimate.tokens, estimate.cost_usd
         )
 

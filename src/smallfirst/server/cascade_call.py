@@ -40,7 +40,7 @@ async def run_cascade(
     first = gateway.registry.get(cascade.rungs[0])
     call.routed(first, RouteDecision(first.name, CASCADE_PREFIX + cascade.name, "cascade start"))
     max_tokens = request.params.max_tokens
-    call.admit(estimate=admission.for_cascade(cascade, prompt_tokens, max_tokens))
+    await call.admit(estimate=admission.for_cascade(cascade, prompt_tokens, max_tokens))
     log = HopLog(call.request_id)
     try:
         if stream:

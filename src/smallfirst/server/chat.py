@@ -78,7 +78,7 @@ async def chat_completions(request: Request) -> Response:
             gateway, call, body.model, request, prompt_tokens, body.stream, body.include_usage
         )
     await gateway.route(call, body.model, messages)
-    admit(call, prompt_tokens, body.output_limit)
+    await admit(call, prompt_tokens, body.output_limit)
     provider = gateway.registry.raw_provider(call.entry.model or "")
     if isinstance(provider, OpenAIProvider):
         if body.stream:
@@ -103,7 +103,7 @@ async def completions(request: Request) -> Response:
             gateway, call, body.model, request, prompt_tokens, body.stream, body.include_usage
         )
     await gateway.route(call, body.model, [Message("user", prompt)])
-    admit(call, prompt_tokens, body.output_limit)
+    await admit(call, prompt_tokens, body.output_limit)
     provider = gateway.registry.raw_provider(call.entry.model or "")
     if isinstance(provider, OpenAIProvider):
         if body.stream:
@@ -164,10 +164,10 @@ async def _hops_kept(call: Call, log: HopLog, deltas: AsyncIterator[Delta]) -> A
         passthrough.record_retries(call, log)
 
 
-def admit(call: Call, prompt_tokens: int, max_tokens: int | None) -> None:
+async def admit(call: Call, prompt_tokens: int, max_tokens: int | None) -> None:
     """Reserve the routed model's worst case for the whole request (server/admission.py)."""
     if call.model is not None:
-        call.admit(estimate=admission.for_model(call.model, prompt_tokens, max_tokens))
+        await call.admit(estimate=admission.for_model(call.model, prompt_tokens, max_tokens))
 
 
 def json_response(data: dict[str, Any], call: Call) -> Response:

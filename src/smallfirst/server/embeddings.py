@@ -42,11 +42,11 @@ async def embeddings(request: Request) -> Response:
     chars = sum(len(t) for t in texts)
     if body.model in LOCAL_NAMES:
         call.routed(local_entry(), None)
-        call.admit(chars, 1)
+        await call.admit(chars, 1)
         vectors = await asyncio.to_thread(get_embedder("minilm").encode, texts)
     else:
         await gateway.route(call, body.model, [])
-        call.admit(chars, 1)
+        await call.admit(chars, 1)
         vectors = await gateway.registry.provider(call.entry.model or "").embed(texts)
     usage = Usage(input_tokens=sum(estimate_tokens(len(t)) for t in texts))
     call.succeed(usage)

@@ -72,7 +72,7 @@ class Gateway:
         self.metrics.watch_ledger(self.ledger.writer)
         self.auth = Authenticator(self.ledger.keys, self.auth_required)
         await self.auth.refresh()
-        self.limiter.load_spend(await asyncio.to_thread(self.ledger.store.spend_by_key))
+        await self.limiter.load_spend(await asyncio.to_thread(self.ledger.store.spend_by_key))
         self._spawn(keep_pruning(self.ledger.store, self.config.ledger.retention))
         if self.preload:
             for entry in self.registry.entries.values():
@@ -85,6 +85,7 @@ class Gateway:
         if self.ledger is not None:
             await asyncio.to_thread(self.ledger.close)
         await self.upstreams.aclose()
+        await self.limiter.aclose()
         await self.registry.aclose()
         breaker = self.cascades.caller.breaker
         if isinstance(breaker, RedisCircuitBreaker):

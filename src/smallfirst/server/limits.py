@@ -2,7 +2,13 @@
 
 `Limiter` is the seam: `InMemoryLimiter` is exact for one process (checks and reservations
 happen together under one lock, so concurrent requests cannot both take the last slot); a
-shared store (Redis) implements the same three methods for several replicas.
+shared store (Redis) implements the same methods for several replicas.
+
+`reserve` is awaited (a shared store answers over the network, and the request path must not
+block the event loop on it). `settle` is a plain call that never waits: it runs as a request
+finishes, also in a stream's cleanup, where nothing may be awaited. A shared store completes it
+in the background; until then the reservation keeps counting at its estimate, which is never
+below the real cost, so no budget is passed meanwhile.
 
 Budget policy: a request is admitted while spent + in-flight estimates + its own estimate stay
 within the key's budget. The estimate is the request's worst case (`server/admission.py`: the
@@ -16,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,16 +45,21 @@ class Reservation:
 
 
 class Limiter(Protocol):
-    def reserve(self, key: ApiKey, tokens: int, cost_usd: float) -> Reservation:
+    async def reserve(self, key: ApiKey, tokens: int, cost_usd: float) -> Reservation:
         """Admit one request or raise RateLimitError / BudgetExceededError (429)."""
         ...
 
     def settle(self, reservation: Reservation, tokens: int, cost_usd: float) -> None:
-        """Replace the estimate with what the request really used (0, 0 if it failed)."""
+        """Replace the estimate with what the request really used (0, 0 if it failed);
+        returns at once (see the module docstring)."""
         ...
 
-    def load_spend(self, spent: dict[str, float]) -> None:
+    async def load_spend(self, spent: dict[str, float]) -> None:
         """Start each key's spend from the ledger (at startup)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Finish settlements still under way and close connections (at shutdown)."""
         ...
 
 
@@ -60,12 +72,12 @@ class _KeyState:
 
 
 class InMemoryLimiter:
-    def __init__(self, clock=time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str, _KeyState] = {}
 
-    def load_spend(self, spent: dict[str, float]) -> None:
+    async def load_spend(self, spent: dict[str, float]) -> None:
         with self._lock:
             for key_id, total in spent.items():
                 self._keys.setdefault(key_id, _KeyState()).spent = total
@@ -74,7 +86,7 @@ class InMemoryLimiter:
         state = self._keys.get(key_id)
         return state.spent if state else 0.0
 
-    def reserve(self, key: ApiKey, tokens: int, cost_usd: float) -> Reservation:
+    async def reserve(self, key: ApiKey, tokens: int, cost_usd: float) -> Reservation:
         with self._lock:
             now = self._clock()
             state = self._keys.setdefault(key.id, _KeyState())
@@ -94,6 +106,9 @@ class InMemoryLimiter:
             state.reserved = max(0.0, state.reserved - reservation.cost_usd)
             state.spent += cost_usd
             reservation.slot[1] = float(tokens)
+
+    async def aclose(self) -> None:
+        """Nothing to finish: settling in memory is immediate."""
 
 
 def _expire(state: _KeyState, cutoff: float) -> None:

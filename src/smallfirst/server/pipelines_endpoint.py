@@ -39,7 +39,7 @@ async def run_pipeline(request: Request) -> Response:
         call.entry.prompt = body.input
     registry = gateway.registry
     call.routed(dearest_model(pipeline, registry), None)  # admission reserves at its price
-    call.admit(len(body.input), sum(s.max_tokens for s in pipeline.spec.steps))
+    await call.admit(len(body.input), sum(s.max_tokens for s in pipeline.spec.steps))
     result = await pipeline.run(body.input, registry=registry, request_id=call.request_id)
     top = priciest_step(result)
     if top is not None:

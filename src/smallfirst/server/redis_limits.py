@@ -9,12 +9,17 @@ Per key (hash-tagged `sf:{<key id>}:...` so a Redis Cluster keeps them on one no
 (zset time + hash cost) for in-flight estimates, `spent` (float) for the budget. A reservation
 that is never settled (its replica crashed) stops counting after `STALE_RESERVATION_S`.
 
-The calls are synchronous (the `Limiter` interface is): one loopback round trip, well under a
-millisecond, on the request path.
+The client is redis-py's asyncio one: a reservation is one awaited round trip, so a slow or
+silent Redis holds up only the requests waiting on it, never the event loop. Settling runs as a
+background task (`Limiter.settle` must not wait); the same replica's next reservation for that
+key waits for it first, so a key's requests through one replica always see each other's real
+costs, and `aclose` waits for all of them at shutdown.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import logging
 import secrets
@@ -28,8 +33,8 @@ from smallfirst.server.limits import WINDOW_S, Reservation
 log = logging.getLogger("smallfirst.limits")
 STALE_RESERVATION_S = 900.0
 DOWN_RECHECK_S = 1.0
-"""After Redis failed, refuse at once for this long instead of waiting on it per request (the
-calls are synchronous: each wait would stall the event loop)."""
+"""After Redis failed, refuse at once for this long instead of letting every request wait out
+the connect timeout on it (a backlog of stalled requests under load)."""
 
 
 class LimitsUnavailableError(SmallfirstError):
@@ -133,22 +138,25 @@ class RedisLimiter:
         self._replica = secrets.token_hex(6)
         self._down_until = 0.0
         self._down_reason = ""
+        self._settling: dict[str, set[asyncio.Task[None]]] = {}
+        """Settlements under way, per key id (held here: the loop keeps only weak references)."""
 
     @classmethod
     def from_url(cls, url: str) -> RedisLimiter:
         """A limiter on `url` (`redis://host:port/db`); ConfigError when redis-py is missing."""
         return cls(redis_client(url))
 
-    def load_spend(self, spent: dict[str, float]) -> None:
+    async def load_spend(self, spent: dict[str, float]) -> None:
         """Raise each key's shared spend to the ledger's total; never lower it (another replica
         may have charged requests whose rows are not stored yet)."""
         for key_id, total in spent.items():
-            self._load(keys=_keys(self.prefix, key_id, "spent"), args=[repr(float(total))])
+            await self._load(keys=_keys(self.prefix, key_id, "spent"), args=[repr(float(total))])
 
-    def spent(self, key_id: str) -> float:
-        return float(self.client.get(_keys(self.prefix, key_id, "spent")[0]) or 0.0)
+    async def spent(self, key_id: str) -> float:
+        await self._settled(key_id)
+        return float(await self.client.get(_keys(self.prefix, key_id, "spent")[0]) or 0.0)
 
-    def reserve(self, key: ApiKey, tokens: int, cost_usd: float) -> Reservation:
+    async def reserve(self, key: ApiKey, tokens: int, cost_usd: float) -> Reservation:
         member = f"{self._replica}-{next(self._ids)}"
         args = [
             -1 if key.rpm is None else key.rpm,
@@ -161,10 +169,11 @@ class RedisLimiter:
             STALE_RESERVATION_S,
         ]
         keys = _keys(self.prefix, key.id, "req", "tok", "tokn", "fly", "flyc", "spent")
-        if time.monotonic() < self._down_until:  # fail fast: do not block the loop again
+        if time.monotonic() < self._down_until:  # fail fast: do not wait on Redis again
             raise LimitsUnavailableError(self._down_reason, headers={"Retry-After": "1"})
+        await self._settled(key.id)
         try:
-            verdict = [_text(v) for v in self._reserve(keys=keys, args=args)]
+            verdict = [_text(v) for v in await self._reserve(keys=keys, args=args)]
         except Exception as exc:  # redis-py raises RedisError subclasses and OSError
             self._down_until = time.monotonic() + DOWN_RECHECK_S
             self._down_reason = (
@@ -178,10 +187,38 @@ class RedisLimiter:
         return Reservation(key.id, tokens, cost_usd, [0.0, float(tokens)], member)
 
     def settle(self, reservation: Reservation, tokens: int, cost_usd: float) -> None:
-        """Never raises: the request's ledger row is written after this, whatever happens."""
+        """Start settling in the background (needs the running loop); never raises."""
+        task = asyncio.get_running_loop().create_task(
+            self._settle_now(reservation, tokens, cost_usd)
+        )
+        pending = self._settling.setdefault(reservation.key_id, set())
+        pending.add(task)
+        task.add_done_callback(functools.partial(self._forget, reservation.key_id))
+
+    async def aclose(self) -> None:
+        """Wait for every settlement under way, then close the connections."""
+        pending = [task for tasks in self._settling.values() for task in tasks]
+        if pending:
+            await asyncio.wait(pending)
+        await self.client.aclose()
+
+    async def _settled(self, key_id: str) -> None:
+        """Wait until this replica's settlements for `key_id` have reached Redis (or failed)."""
+        pending = self._settling.get(key_id)
+        if pending:
+            await asyncio.wait(set(pending))
+
+    def _forget(self, key_id: str, task: asyncio.Task[None]) -> None:
+        pending = self._settling.get(key_id)
+        if pending is not None:
+            pending.discard(task)
+            if not pending:
+                del self._settling[key_id]
+
+    async def _settle_now(self, reservation: Reservation, tokens: int, cost_usd: float) -> None:
         keys = _keys(self.prefix, reservation.key_id, "tok", "tokn", "fly", "flyc", "spent")
         try:
-            self._settle(keys=keys, args=[reservation.member, tokens, repr(float(cost_usd))])
+            await self._settle(keys=keys, args=[reservation.member, tokens, repr(float(cost_usd))])
         except Exception:  # the ledger still has the row; restarts reload spend from it
             log.exception(
                 "limits: could not settle %s for key %s in Redis ($%.6f not added to the "
@@ -193,15 +230,16 @@ class RedisLimiter:
 
 
 def redis_client(url: str) -> Any:
-    """A redis-py client (decoded replies off: scripts return bytes we decode ourselves)."""
+    """A redis-py asyncio client (decoded replies off: scripts return bytes we decode
+    ourselves). It connects on first use, inside the loop that serves requests."""
     try:
-        import redis
+        import redis.asyncio
     except ImportError as exc:
         raise ConfigError(
             "server.redis_url is set but the redis package is missing: "
             "pip install 'smallfirst[redis]'"
         ) from exc
-    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=0.5)
+    return redis.asyncio.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=0.5)
 
 
 def _text(value: Any) -> str:

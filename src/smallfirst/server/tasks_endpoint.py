@@ -39,7 +39,7 @@ async def run_task(request: Request) -> Response:
         call.entry.prompt = body.input
     requested = body.model or task.spec.model or "default"
     await gateway.route(call, requested, [Message("user", body.input)])
-    call.admit(len(body.input), task.spec.max_tokens)
+    await call.admit(len(body.input), task.spec.max_tokens)
     result = await task.run(
         body.input,
         model=call.entry.model,
