@@ -11,10 +11,11 @@ from starlette.routing import Route
 from smallfirst.config import ModelConfig
 from smallfirst.errors import UpstreamError
 from smallfirst.models.anthropic import AnthropicProvider
-from smallfirst.models.openai import OpenAIProvider, parse_usage
+from smallfirst.models.openai import OpenAIProvider
 from smallfirst.models.usage import MAX_TOKENS
 from smallfirst.testing import BackgroundServer, Script
 from smallfirst.types import ChatRequest, Message
+from smallfirst.wire.parse import parse_usage
 
 HI = ChatRequest([Message("user", "hi")])
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from smallfirst.errors import InvalidRequestError
-from smallfirst.server.schemas import ChatBody, CompletionBody, EmbeddingBody, parse_json, validate
+from smallfirst.wire.schemas import ChatBody, CompletionBody, EmbeddingBody, parse_json, validate
 from tests.server.gateway_helpers import running_gateway, scripted_config
 
 SCALARS = (

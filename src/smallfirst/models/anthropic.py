@@ -13,9 +13,9 @@ import httpx
 from smallfirst.config import ModelConfig
 from smallfirst.errors import AuthenticationError, UpstreamError
 from smallfirst.models.http_errors import error_for_exception, error_for_status
-from smallfirst.models.sse import sse_events
 from smallfirst.models.usage import token_count, usage_object
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation, Message, Usage
+from smallfirst.wire.sse import sse_events
 
 API_VERSION = "2023-06-01"
 DEFAULT_BASE_URL = "https://api.anthropic.com"

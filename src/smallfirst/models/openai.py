@@ -6,7 +6,6 @@ on first use, never at import.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -17,17 +16,11 @@ import httpx
 from smallfirst.config import ModelConfig
 from smallfirst.errors import AuthenticationError, UpstreamError
 from smallfirst.models.http_errors import error_for_exception, error_for_status
-from smallfirst.models.sse import sse_events
-from smallfirst.models.usage import token_count, usage_object
-from smallfirst.types import (
-    ChatRequest,
-    CompletionRequest,
-    Delta,
-    Generation,
-    GenerationParams,
-    TokenLogprob,
-    Usage,
-)
+from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation
+from smallfirst.wire.collect import StreamCollector
+from smallfirst.wire.parse import first_choice, parse_logprobs, parse_usage
+from smallfirst.wire.requests import chat_body, completion_body
+from smallfirst.wire.sse import sse_events
 
 
 def read_api_key(config: ModelConfig) -> str | None:
@@ -40,56 +33,6 @@ def read_api_key(config: ModelConfig) -> str | None:
             f"{config.api_key_env}"
         )
     return key
-
-
-def params_body(params: GenerationParams) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for key in ("max_tokens", "temperature", "top_p", "stop", "seed"):
-        value = getattr(params, key)
-        if value is not None:
-            body[key] = value
-    if params.logprobs:
-        body["logprobs"] = True
-        if params.top_logprobs:
-            body["top_logprobs"] = params.top_logprobs
-    if params.json_schema is not None:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "output", "schema": params.json_schema, "strict": True},
-        }
-    return body
-
-
-def parse_usage(raw: Any, model: str | None = None) -> Usage:
-    """An OpenAI `usage` object; invalid counts are an UpstreamError (see `token_count`)."""
-    usage = usage_object(raw, model)
-    return Usage(
-        input_tokens=token_count(usage, "prompt_tokens", model),
-        output_tokens=token_count(usage, "completion_tokens", model),
-    )
-
-
-def parse_logprobs(raw: Any) -> list[TokenLogprob] | None:
-    if not isinstance(raw, dict):
-        return None
-    items = raw.get("content")
-    if isinstance(items, list):
-        return [
-            TokenLogprob(
-                token=item.get("token", ""),
-                logprob=float(item.get("logprob", 0.0)),
-                top={t["token"]: float(t["logprob"]) for t in item.get("top_logprobs") or []}
-                or None,
-            )
-            for item in items
-        ]
-    tokens, values = raw.get("tokens"), raw.get("token_logprobs")
-    if isinstance(tokens, list) and isinstance(values, list):
-        return [
-            TokenLogprob(token=t, logprob=float(v or 0.0))
-            for t, v in zip(tokens, values, strict=False)
-        ]
-    return None
 
 
 class OpenAIProvider:
@@ -134,35 +77,11 @@ class OpenAIProvider:
             raise UpstreamError(f"upstream model {self.name!r} returned unexpected JSON")
         return data
 
-    def _chat_body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.upstream_model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            **params_body(request.params),
-        }
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        return body
-
-    def _completion_body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
-        body = {
-            "model": self.upstream_model,
-            "prompt": request.prompt,
-            **params_body(request.params),
-        }
-        body.pop("response_format", None)
-        if request.params.logprobs:
-            body["logprobs"] = request.params.top_logprobs or 0
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        return body
-
     async def chat(self, request: ChatRequest) -> Generation:
         started = time.perf_counter()
-        data = await self._post("/chat/completions", self._chat_body(request, stream=False))
-        choice = self._first_choice(data)
+        body = chat_body(self.upstream_model, request, False)
+        data = await self._post("/chat/completions", body)
+        choice = first_choice(data, self.name)
         message = choice.get("message") or {}
         return Generation(
             text=message.get("content") or "",
@@ -175,8 +94,9 @@ class OpenAIProvider:
 
     async def complete(self, request: CompletionRequest) -> Generation:
         started = time.perf_counter()
-        data = await self._post("/completions", self._completion_body(request, stream=False))
-        choice = self._first_choice(data)
+        body = completion_body(self.upstream_model, request, False)
+        data = await self._post("/completions", body)
+        choice = first_choice(data, self.name)
         return Generation(
             text=choice.get("text") or "",
             model=self.name,
@@ -186,58 +106,31 @@ class OpenAIProvider:
             latency_s=time.perf_counter() - started,
         )
 
-    def _first_choice(self, data: dict[str, Any]) -> dict[str, Any]:
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise UpstreamError(f"upstream model {self.name!r} returned no choices")
-        return choices[0]
-
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
-        return self._stream("/chat/completions", self._chat_body(request, stream=True), chat=True)
+        return self._stream("/chat/completions", chat_body(self.upstream_model, request, True))
 
     def stream_complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
-        return self._stream("/completions", self._completion_body(request, stream=True), chat=False)
+        return self._stream("/completions", completion_body(self.upstream_model, request, True))
 
-    async def _stream(self, path: str, body: dict[str, Any], chat: bool) -> AsyncIterator[Delta]:
-        finish: str | None = None
-        usage = Usage()
+    async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
+        collector = StreamCollector(self.name)
         try:
             async with self.client.stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise error_for_status(self.name, response)
                 async for _event, data in sse_events(response):
-                    if data.strip() == "[DONE]":
-                        break
-                    chunk = self._parse_chunk(data)
-                    if chunk.get("usage"):
-                        usage = parse_usage(chunk["usage"], self.name)
-                    for choice in chunk.get("choices") or []:
-                        text = (
-                            (choice.get("delta") or {}).get("content")
-                            if chat
-                            else choice.get("text")
+                    for piece in collector.add_data(data):
+                        yield piece
+                    if collector.error is not None:
+                        raise UpstreamError(
+                            f"upstream model {self.name!r} failed mid-stream: {collector.error}"
                         )
-                        finish = choice.get("finish_reason") or finish
-                        logprobs = parse_logprobs(choice.get("logprobs"))
-                        if text or logprobs:
-                            yield Delta(text=text or "", logprobs=logprobs)
+                    if collector.done:
+                        break
         except httpx.HTTPError as exc:
             raise error_for_exception(self.name, exc) from exc
-        yield Delta(finish_reason=finish or "stop", usage=usage)
-
-    def _parse_chunk(self, data: str) -> dict[str, Any]:
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise UpstreamError(
-                f"upstream model {self.name!r} sent a malformed stream chunk: {data[:200]!r}"
-            ) from None
-        if not isinstance(chunk, dict):
-            raise UpstreamError(f"upstream model {self.name!r} sent a malformed stream chunk")
-        if "error" in chunk:
-            raise UpstreamError(f"upstream model {self.name!r} failed mid-stream: {chunk['error']}")
-        return chunk
+        yield Delta(finish_reason=collector.finish_reason or "stop", usage=collector.usage())
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         data = await self._post("/embeddings", {"model": self.upstream_model, "input": texts})

@@ -18,8 +18,8 @@ from smallfirst.routing.hops import CascadeResult, Hop, HopLog
 from smallfirst.server import admission
 from smallfirst.server.call import Call
 from smallfirst.server.gateway import Gateway
-from smallfirst.server.render import completion_json
 from smallfirst.server.streaming import stream_deltas
+from smallfirst.wire.render import completion_json
 
 
 async def run_cascade(

@@ -24,10 +24,10 @@ from smallfirst.server.call import Call
 from smallfirst.server.cascade_call import run_cascade
 from smallfirst.server.edge_limits import ClientClosedError
 from smallfirst.server.gateway import Gateway
-from smallfirst.server.render import completion_json
-from smallfirst.server.schemas import ChatBody, CompletionBody, parse_json, validate
 from smallfirst.server.streaming import stream_deltas
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, Message
+from smallfirst.wire.render import completion_json
+from smallfirst.wire.schemas import ChatBody, CompletionBody, parse_json, validate
 
 
 async def read_body(request: Request, limit: int) -> bytes:

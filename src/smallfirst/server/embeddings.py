@@ -17,8 +17,8 @@ from smallfirst.models.pricing import ModelPrice
 from smallfirst.models.registry import ModelEntry
 from smallfirst.server.call import estimate_tokens
 from smallfirst.server.chat import json_response, start_call
-from smallfirst.server.schemas import EmbeddingBody, validate
 from smallfirst.types import Usage
+from smallfirst.wire.schemas import EmbeddingBody, validate
 
 LOCAL_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 MAX_INPUTS = 2048

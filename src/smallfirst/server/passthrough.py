@@ -22,17 +22,20 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 
 from smallfirst.errors import SmallfirstError, UpstreamError
-from smallfirst.models.openai import OpenAIProvider, parse_usage
+from smallfirst.models.openai import OpenAIProvider
 from smallfirst.routing.fallback import Deadline
 from smallfirst.routing.hops import HopLog
 from smallfirst.routing.resilience import failover_caller
 from smallfirst.server.admission import delivered_usage
 from smallfirst.server.call import Call
 from smallfirst.server.cascade_call import record_hops
-from smallfirst.server.render import DONE, error_event
 from smallfirst.server.streaming import SSE_HEADERS
 from smallfirst.server.upstream import UpstreamPool, transport_error
 from smallfirst.types import Usage
+from smallfirst.wire.collect import StreamCollector
+from smallfirst.wire.parse import choice_text, decode_chunk, first_choice, parse_usage
+from smallfirst.wire.render import DONE, error_event
+from smallfirst.wire.sse import SseDecoder, SseEvent
 
 T = TypeVar("T")
 
@@ -49,7 +52,7 @@ async def forward(
             content, answer = await _forward_again(call, provider, path, data, exc)
     else:
         content, answer = await _forward_again(call, provider, path, data, None)
-    call.succeed(parse_usage(answer.get("usage")), _text(answer["choices"][0]))
+    call.succeed(parse_usage(answer.get("usage")), choice_text(answer["choices"][0]))
     return Response(content, media_type="application/json", headers=call.headers())
 
 
@@ -105,9 +108,7 @@ async def _exchange(
         raise UpstreamError(
             f"upstream model {provider.name!r} returned malformed JSON: {content[:200]!r}"
         ) from None
-    choices = answer.get("choices") if isinstance(answer, dict) else None
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise UpstreamError(f"upstream model {provider.name!r} returned no choices")
+    first_choice(answer, provider.name)
     return content, answer
 
 
@@ -154,13 +155,6 @@ def record_retries(call: Call, log: HopLog) -> None:
         record_hops(call.gateway, call.entry, log.hops)
 
 
-def _text(choice: dict[str, Any]) -> str:
-    message = choice.get("message")
-    if isinstance(message, dict):
-        return message.get("content") or ""
-    return choice.get("text") or (choice.get("delta") or {}).get("content") or ""
-
-
 async def forward_stream(
     call: Call, provider: OpenAIProvider, path: str, data: dict[str, Any], include_usage: bool
 ) -> StreamingResponse:
@@ -177,7 +171,7 @@ async def forward_stream(
     else:
         provider, response, head = await _stream_again(call, provider, path, data, None)
     return StreamingResponse(
-        _relay(call, provider.name, response, SseRelay(call, include_usage), head),
+        _relay(call, provider.name, response, SseRelay(call, provider.name, include_usage), head),
         media_type="text/event-stream",
         headers={**call.headers(), **SSE_HEADERS},
     )
@@ -231,15 +225,19 @@ async def _relay(
             out = relay.feed(raw)
             if out:
                 yield out
-        if relay.error is not None:
-            error = UpstreamError(f"upstream model {name!r} failed mid-stream: {relay.error}")
+        out = relay.close()
+        if out:
+            yield out
+        collected = relay.collected
+        if collected.error is not None:
+            error = UpstreamError(f"upstream model {name!r} failed mid-stream: {collected.error}")
             call.fail(error, relay.delivered_if_any())
-        elif not (relay.done or relay.finished):
+        elif not (collected.done or collected.finish_reason):
             error = UpstreamError(f"upstream model {name!r} ended the stream early")
             call.fail(error, relay.delivered_if_any())
             yield error_event(error.to_openai())
         else:
-            call.succeed(relay.usage(), "".join(relay.parts))
+            call.succeed(collected.usage(), collected.text)
             yield DONE
     except (aiohttp.ClientError, TimeoutError, SmallfirstError) as exc:
         error = exc if isinstance(exc, SmallfirstError) else transport_error(name, exc)
@@ -252,76 +250,47 @@ async def _relay(
 
 
 class SseRelay:
-    """Splits upstream bytes into events, inspects each once, and says which to pass on."""
+    """Splits upstream bytes into events, reads each once, and says which to pass on."""
 
-    def __init__(self, call: Call, include_usage: bool) -> None:
+    def __init__(self, call: Call, model: str, include_usage: bool) -> None:
         self.call = call
         self.include_usage = include_usage
-        self.buffer = b""
-        self.parts: list[str] = []
-        self.raw_usage: dict[str, Any] | None = None
-        self.done = False
-        self.finished = False
-        self.error: Any = None
+        self.decoder = SseDecoder()
+        self.collected = StreamCollector(model)
 
     def feed(self, raw: bytes) -> bytes:
-        if b"\r" in raw:
-            raw = raw.replace(b"\r\n", b"\n")
-        buffer = self.buffer + raw
-        out: list[bytes] = []
-        start = 0
-        while (end := buffer.find(b"\n\n", start)) >= 0:
-            event = buffer[start : end + 2]
-            start = end + 2
-            if self._keep(event):
-                out.append(event)
-        self.buffer = buffer[start:]
-        return b"".join(out)
+        return b"".join(event.raw for event in self.decoder.feed(raw) if self._keep(event))
 
-    def _keep(self, event: bytes) -> bool:
-        index = event.find(b"data:")
-        if index < 0:
+    def close(self) -> bytes:
+        """An event the upstream left without its closing blank line."""
+        return b"".join(event.raw for event in self.decoder.close() if self._keep(event))
+
+    def _keep(self, event: SseEvent) -> bool:
+        """Read the event; False for the ones the client does not get: the upstream's
+        `[DONE]` (the relay sends its own once the request is settled) and the usage-only
+        chunk the client did not ask for."""
+        if event.data is None:
             return True
-        payload = event[index + 5 :].strip()
-        if payload == b"[DONE]":
-            self.done = True
+        if event.data.strip() == b"[DONE]":
+            self.collected.done = True
             return False
-        try:
-            chunk = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            message = f"malformed stream event from upstream: {payload[:200]!r}"
-            raise UpstreamError(message) from None
-        if not isinstance(chunk, dict):
-            return True
-        if "error" in chunk:
-            self.error = chunk["error"]
-            return True
-        choices = chunk.get("choices") or []
-        for choice in choices:
-            text = choice.get("text") or (choice.get("delta") or {}).get("content")
-            if text:
-                self.call.first_token()
-                self.parts.append(text)
-            if choice.get("finish_reason"):
-                self.finished = True
-        if chunk.get("usage"):
-            self.raw_usage = chunk["usage"]
-            return bool(choices) or self.include_usage
+        chunk = decode_chunk(event.data, self.collected.model)
+        if any(piece.text for piece in self.collected.add_chunk(chunk)):
+            self.call.first_token()
+        if chunk.get("usage") and "error" not in chunk:
+            return bool(chunk.get("choices")) or self.include_usage
         return True
-
-    def usage(self) -> Usage:
-        return parse_usage(self.raw_usage)
 
     def delivered_if_any(self) -> Usage | None:
         """What a failed stream had relayed to the client, to charge it (None: nothing)."""
-        return self.delivered() if self.parts else None
+        return self.delivered() if self.collected.parts else None
 
     def delivered(self) -> Usage:
         """What a client that left got: the upstream's usage if it came, else the bound of
         the prompt and of the text deltas relayed so far."""
-        if self.raw_usage is not None:
+        if self.collected.has_usage:
             try:
-                return self.usage()
+                return self.collected.usage()
             except SmallfirstError:
                 pass
-        return delivered_usage(self.call.estimate, self.parts)
+        return delivered_usage(self.call.estimate, self.collected.parts)

@@ -17,7 +17,7 @@ from smallfirst.pipeline.catalog import PipelineCatalog
 from smallfirst.pipeline.pipeline import priciest_step, step_hops
 from smallfirst.routing.base import is_router_name
 from smallfirst.server.chat import json_response, start_call
-from smallfirst.server.schemas import validate
+from smallfirst.wire.schemas import validate
 
 PIPELINES_PATH = "/v1/pipelines/{name}"
 

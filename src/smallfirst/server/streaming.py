@@ -15,8 +15,9 @@ from starlette.responses import StreamingResponse
 from smallfirst.errors import SmallfirstError, UpstreamError
 from smallfirst.server.admission import delivered_usage
 from smallfirst.server.call import Call
-from smallfirst.server.render import DONE, ChunkWriter, error_event
-from smallfirst.types import Delta, Usage
+from smallfirst.types import Delta
+from smallfirst.wire.collect import StreamCollector
+from smallfirst.wire.render import DONE, ChunkWriter, error_event
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -40,35 +41,35 @@ async def _events(
     writer: ChunkWriter,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
-    parts: list[str] = []
-    usage: Usage | None = None
-    finish = "stop"
+    collected = StreamCollector()
     try:
         if writer.chat:
             yield writer.role()
         while delta is not None:
+            collected.add_delta(delta)
             if delta.text:
                 call.first_token()
-                parts.append(delta.text)
                 yield writer.text(delta.text)
-            if delta.finish_reason:
-                finish = delta.finish_reason
-            if delta.usage is not None:
-                usage = delta.usage
             delta = await anext(deltas, None)
-        usage = usage if usage is not None else Usage()
-        call.succeed(usage, "".join(parts))
-        yield writer.finish(finish)
+        usage = collected.usage()
+        call.succeed(usage, collected.text)
+        yield writer.finish(collected.finish_reason or "stop")
         if include_usage:
             yield writer.usage(usage)
         yield DONE
     except Exception as exc:
         error = exc if isinstance(exc, SmallfirstError) else UpstreamError(str(exc))
-        call.fail(error, delivered_usage(call.estimate, parts) if parts else None)
+        call.fail(
+            error, delivered_usage(call.estimate, collected.parts) if collected.parts else None
+        )
         yield error_event(error.to_openai())
     finally:
         if not call.finished:
-            call.disconnected(usage if usage is not None else delivered_usage(call.estimate, parts))
+            call.disconnected(
+                collected.usage()
+                if collected.has_usage
+                else delivered_usage(call.estimate, collected.parts)
+            )
         close = getattr(deltas, "aclose", None)
         if close is not None:
             await close()

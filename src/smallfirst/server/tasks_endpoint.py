@@ -13,9 +13,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from smallfirst.server.chat import json_response, start_call
-from smallfirst.server.schemas import validate
 from smallfirst.tasks.catalog import TaskCatalog
 from smallfirst.types import Message
+from smallfirst.wire.schemas import validate
 
 TASKS_PATH = "/v1/tasks/{name}"
 

@@ -7,11 +7,10 @@ cascades offline, with a chosen accuracy, error rate and latency. `smallfirst re
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -20,6 +19,7 @@ from starlette.routing import Route
 from smallfirst.errors import InvalidRequestError, SmallfirstError
 from smallfirst.models.replay import InjectedFailure, ReplayBook, approx_tokens
 from smallfirst.types import Message
+from smallfirst.wire.render import DONE, ChunkWriter, answer_json
 
 
 class ReplayServer:
@@ -69,25 +69,13 @@ class ReplayServer:
         self.served += 1
         usage = {"prompt_tokens": approx_tokens(whole), "completion_tokens": approx_tokens(answer)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        request_id = f"replay-{self.served}"
         if body.get("stream"):
-            chunks = _chunks(answer, chat, usage, body)
+            writer = ChunkWriter(request_id, self.model, chat)
+            chunks = _chunks(writer, answer, usage, body)
             return StreamingResponse(chunks, media_type="text/event-stream")
-        return JSONResponse(self._completion(answer, chat, usage))
-
-    def _completion(self, answer: str, chat: bool, usage: dict[str, int]) -> dict[str, Any]:
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}
-        if chat:
-            choice["message"] = {"role": "assistant", "content": answer}
-        else:
-            choice["text"] = answer
-        return {
-            "id": f"replay-{self.served}",
-            "object": "chat.completion" if chat else "text_completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [choice],
-            "usage": usage,
-        }
+        whole = answer_json(request_id, self.model, answer, chat, usage=usage)
+        return Response(orjson.dumps(whole), media_type="application/json")
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -122,14 +110,12 @@ def _texts(body: dict[str, Any], chat: bool) -> tuple[str, str]:
 
 
 async def _chunks(
-    answer: str, chat: bool, usage: dict[str, int], body: dict[str, Any]
-) -> AsyncIterator[str]:
-    piece: dict[str, Any] = {"content": answer} if chat else {}
-    choice: dict[str, Any] = {"index": 0, "finish_reason": None}
-    choice["delta" if chat else "text"] = piece if chat else answer
-    yield f"data: {json.dumps({'choices': [choice]})}\n\n"
-    final = {"choices": [{"index": 0, "finish_reason": "stop", "delta": {}}]}
-    yield f"data: {json.dumps(final)}\n\n"
+    writer: ChunkWriter, answer: str, usage: dict[str, int], body: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    if writer.chat:
+        yield writer.role()
+    yield writer.text(answer)
+    yield writer.finish("stop")
     if (body.get("stream_options") or {}).get("include_usage"):
-        yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
-    yield "data: [DONE]\n\n"
+        yield writer.usage(usage)
+    yield DONE

@@ -9,17 +9,18 @@ assert what reached the upstream.
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from smallfirst.wire.render import DONE, ChunkWriter, answer_json, error_event
 
 Behaviour = Literal[
     "reply", "error", "hang", "reset", "malformed", "slow_stream", "stream_then_error"
@@ -103,11 +104,14 @@ class ScriptedUpstream:
             return Response("{not json", media_type="application/json")
         if script.delay_s and script.behaviour == "reply":
             await asyncio.sleep(script.delay_s)
+        model = body.get("model", "scripted")
         if body.get("stream"):
             return StreamingResponse(
-                self._chunks(body, script, chat), media_type="text/event-stream"
+                self._chunks(body, script, ChunkWriter("scripted-1", model, chat)),
+                media_type="text/event-stream",
             )
-        return JSONResponse(self._completion(body, script, chat))
+        answer = answer_json("scripted-1", model, script.text, chat, usage=self._usage(script))
+        return Response(orjson.dumps(answer), media_type="application/json")
 
     def _usage(self, script: Script) -> dict[str, Any]:
         out = script.completion_tokens
@@ -121,42 +125,24 @@ class ScriptedUpstream:
             else out,
         }
 
-    def _completion(self, body: dict[str, Any], script: Script, chat: bool) -> dict[str, Any]:
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}
-        if chat:
-            choice["message"] = {"role": "assistant", "content": script.text}
-        else:
-            choice["text"] = script.text
-        return {
-            "id": "scripted-1",
-            "object": "chat.completion" if chat else "text_completion",
-            "created": int(time.time()),
-            "model": body.get("model", "scripted"),
-            "choices": [choice],
-            "usage": self._usage(script),
-        }
-
-    async def _chunks(self, body: dict[str, Any], script: Script, chat: bool):
-        words = script.text.split(" ")
-        for i, word in enumerate(words):
-            piece = word if i == 0 else " " + word
+    async def _chunks(
+        self, body: dict[str, Any], script: Script, writer: ChunkWriter
+    ) -> AsyncIterator[bytes]:
+        if writer.chat:
+            yield writer.role()
+        for i, word in enumerate(script.text.split(" ")):
             if script.behaviour == "slow_stream":
                 await asyncio.sleep(script.delay_s)
-            choice: dict[str, Any] = {"index": 0, "finish_reason": None}
-            if chat:
-                choice["delta"] = {"content": piece}
-            else:
-                choice["text"] = piece
-            yield f"data: {json.dumps({'choices': [choice]})}\n\n"
+            yield writer.text(word if i == 0 else " " + word)
         if script.behaviour == "stream_then_error":  # the text went out, then the model broke
-            error = {"error": {"message": "scripted mid-stream failure", "type": "server_error"}}
-            yield f"data: {json.dumps(error)}\n\n"
+            yield error_event(
+                {"error": {"message": "scripted mid-stream failure", "type": "server_error"}}
+            )
             return
-        final = {"choices": [{"index": 0, "finish_reason": "stop", "delta": {}}]}
-        yield f"data: {json.dumps(final)}\n\n"
+        yield writer.finish("stop")
         if (body.get("stream_options") or {}).get("include_usage"):
-            yield f"data: {json.dumps({'choices': [], 'usage': self._usage(script)})}\n\n"
-        yield "data: [DONE]\n\n"
+            yield writer.usage(self._usage(script))
+        yield DONE
 
 
 async def _reset():

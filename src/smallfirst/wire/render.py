@@ -1,5 +1,7 @@
-"""OpenAI response shapes for answers from non-OpenAI backends (embedded, Anthropic, ...).
+"""OpenAI answers as bytes: the JSON answer, its stream chunks, the final `[DONE]`.
 
+The gateway renders answers from non-OpenAI backends (embedded, Anthropic, ...) with it, and
+the test servers (scripted, replay) render theirs, so every OpenAI answer we write has one shape.
 Stream chunks are written from a pre-encoded prefix plus the JSON-encoded text, so a streamed
 token costs one small `orjson.dumps` of a string and no per-token objects.
 """
@@ -7,6 +9,7 @@ token costs one small `orjson.dumps` of a string and no per-token objects.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -42,20 +45,42 @@ def logprobs_json(items: list[TokenLogprob] | None) -> dict[str, Any] | None:
 
 
 def completion_json(generation: Generation, request_id: str, chat: bool) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "finish_reason": generation.finish_reason}
+    return answer_json(
+        request_id,
+        generation.model,
+        generation.text,
+        chat,
+        finish_reason=generation.finish_reason,
+        usage=usage_json(generation.usage),
+        logprobs=generation.logprobs,
+    )
+
+
+def answer_json(
+    request_id: str,
+    model: str,
+    text: str,
+    chat: bool,
+    *,
+    finish_reason: str = "stop",
+    usage: Mapping[str, Any],
+    logprobs: list[TokenLogprob] | None = None,
+) -> dict[str, Any]:
+    """A whole answer; `usage` goes out as given (a test server may send broken counts)."""
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason}
     if chat:
-        choice["message"] = {"role": "assistant", "content": generation.text}
-        choice["logprobs"] = logprobs_json(generation.logprobs)
+        choice["message"] = {"role": "assistant", "content": text}
+        choice["logprobs"] = logprobs_json(logprobs)
     else:
-        choice["text"] = generation.text
-        choice["logprobs"] = _completion_logprobs(generation.logprobs)
+        choice["text"] = text
+        choice["logprobs"] = _completion_logprobs(logprobs)
     return {
         "id": request_id,
         "object": "chat.completion" if chat else "text_completion",
         "created": int(time.time()),
-        "model": generation.model,
+        "model": model,
         "choices": [choice],
-        "usage": usage_json(generation.usage),
+        "usage": dict(usage),
     }
 
 
@@ -105,13 +130,16 @@ class ChunkWriter:
             choice["text"] = ""
         return self._event([choice])
 
-    def usage(self, usage: Usage) -> bytes:
-        return self._event([], usage=usage_json(usage))
+    def usage(self, usage: Usage | Mapping[str, Any]) -> bytes:
+        """The usage-only chunk that ends a stream asked for `include_usage`."""
+        raw = usage_json(usage) if isinstance(usage, Usage) else dict(usage)
+        return self._event([], usage=raw)
 
     def _event(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         body = orjson.dumps({"choices": choices, **extra})
         return b"data: " + self._head + b"," + body[1:] + b"\n\n"
 
 
-def error_event(body: dict[str, Any]) -> bytes:
+def error_event(body: Mapping[str, Any]) -> bytes:
+    """A failure after the stream started: an `{"error": ...}` event in place of the rest."""
     return b"data: " + orjson.dumps(body) + b"\n\n"

@@ -1,6 +1,7 @@
-"""Request bodies, validated once at the edge; unknown fields are kept for pass-through.
+"""OpenAI request bodies, validated once at the edge; unknown fields are kept for pass-through.
 
 A validation failure becomes a 400 `invalid_request_error` naming the field, never a 500.
+These models are also the gateway's published contract: /openapi.json is generated from them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from smallfirst.types import GenerationParams, Message
 class Body(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, examples=["small"])
 
 
 class SamplingBody(Body):
@@ -141,6 +142,19 @@ class EmbeddingBody(Body):
     @property
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """What every failure answers: `{"error": {...}}` (see `SmallfirstError.to_openai`)."""
+
+    error: ErrorDetail
 
 
 B = TypeVar("B", bound=Body)

@@ -1,0 +1,76 @@
+"""Reading OpenAI answers: usage, logprobs, the first choice, one stream chunk.
+
+Anything an upstream could get wrong is an UpstreamError (502) naming the model, never a
+KeyError that would become a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from smallfirst.errors import UpstreamError
+from smallfirst.models.usage import token_count, usage_object
+from smallfirst.types import TokenLogprob, Usage
+
+
+def parse_usage(raw: Any, model: str | None = None) -> Usage:
+    """An OpenAI `usage` object; invalid counts are an UpstreamError (see `token_count`)."""
+    usage = usage_object(raw, model)
+    return Usage(
+        input_tokens=token_count(usage, "prompt_tokens", model),
+        output_tokens=token_count(usage, "completion_tokens", model),
+    )
+
+
+def parse_logprobs(raw: Any) -> list[TokenLogprob] | None:
+    """Chat logprobs (`content: [...]`) or the legacy completions shape (`tokens`, ...)."""
+    if not isinstance(raw, dict):
+        return None
+    items = raw.get("content")
+    if isinstance(items, list):
+        return [
+            TokenLogprob(
+                token=item.get("token", ""),
+                logprob=float(item.get("logprob", 0.0)),
+                top={t["token"]: float(t["logprob"]) for t in item.get("top_logprobs") or []}
+                or None,
+            )
+            for item in items
+        ]
+    tokens, values = raw.get("tokens"), raw.get("token_logprobs")
+    if isinstance(tokens, list) and isinstance(values, list):
+        return [
+            TokenLogprob(token=t, logprob=float(v or 0.0))
+            for t, v in zip(tokens, values, strict=False)
+        ]
+    return None
+
+
+def first_choice(answer: Any, model: str) -> dict[str, Any]:
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise UpstreamError(f"upstream model {model!r} returned no choices")
+    return choices[0]
+
+
+def choice_text(choice: dict[str, Any]) -> str:
+    """The text of a choice in any of its shapes: chat message, chat delta, completion."""
+    message = choice.get("message")
+    if isinstance(message, dict):
+        return message.get("content") or ""
+    delta = choice.get("delta")
+    return choice.get("text") or (delta.get("content") if isinstance(delta, dict) else "") or ""
+
+
+def decode_chunk(data: bytes | str, model: str | None) -> dict[str, Any]:
+    """One stream event's data as a chunk object."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        chunk = None
+    if not isinstance(chunk, dict):
+        source = "the upstream" if model is None else f"upstream model {model!r}"
+        raise UpstreamError(f"{source} sent a malformed stream chunk: {data[:200]!r}")
+    return chunk

@@ -1,0 +1,47 @@
+"""OpenAI request bodies as we send them upstream, built from our request types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smallfirst.types import ChatRequest, CompletionRequest, GenerationParams
+
+
+def chat_body(model: str, request: ChatRequest, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        **params_body(request.params),
+    }
+    return _streamed(body) if stream else body
+
+
+def completion_body(model: str, request: CompletionRequest, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "prompt": request.prompt, **params_body(request.params)}
+    body.pop("response_format", None)
+    if request.params.logprobs:
+        body["logprobs"] = request.params.top_logprobs or 0
+    return _streamed(body) if stream else body
+
+
+def params_body(params: GenerationParams) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key in ("max_tokens", "temperature", "top_p", "stop", "seed"):
+        value = getattr(params, key)
+        if value is not None:
+            body[key] = value
+    if params.logprobs:
+        body["logprobs"] = True
+        if params.top_logprobs:
+            body["top_logprobs"] = params.top_logprobs
+    if params.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": params.json_schema, "strict": True},
+        }
+    return body
+
+
+def _streamed(body: dict[str, Any]) -> dict[str, Any]:
+    """Streams always ask for usage: the ledger needs the tokens."""
+    return {**body, "stream": True, "stream_options": {"include_usage": True}}
