@@ -32,10 +32,32 @@ from smallfirst.types import (
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "AsyncClient": "smallfirst.client",
+    "Client": "smallfirst.client",
+    "Answer": "smallfirst.target",
+    "Target": "smallfirst.target",
+    "Targets": "smallfirst.target",
+}
+"""Imported on first use: the client pulls in the gateway's modules (ledger, server)."""
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'smallfirst' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
+    "Answer",
+    "AsyncClient",
     "AuthenticationError",
     "BudgetExceededError",
     "ChatRequest",
+    "Client",
     "CompletionRequest",
     "Config",
     "ConfigError",
@@ -52,6 +74,8 @@ __all__ = [
     "RateLimitError",
     "Registry",
     "SmallfirstError",
+    "Target",
+    "Targets",
     "Task",
     "TaskOutputError",
     "UpstreamError",

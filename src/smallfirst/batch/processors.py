@@ -7,8 +7,8 @@ from typing import Any, Protocol
 
 from smallfirst.errors import InvalidRequestError
 from smallfirst.models.registry import Registry
-from smallfirst.routing.base import resolve_router
-from smallfirst.routing.cascade import Cascades
+from smallfirst.target import CascadeTarget, ModelTarget, resolve
+from smallfirst.tasks.on_cascade import run_on_cascade
 from smallfirst.types import ChatRequest, GenerationParams, Message, Usage
 
 INPUT_FIELDS = ("input", "text", "prompt", "question", "content")
@@ -68,27 +68,19 @@ class ModelProcessor:
 
     def __init__(self, registry: Registry, model: str, max_tokens: int | None = 256) -> None:
         self.registry = registry
-        self.cascades = Cascades(registry)
-        self.model = model
-        self.router = None if self.cascades.cascade_name(model) else resolve_router(model, registry)
-        if self.router is None and not self.cascades.cascade_name(model):
-            model = registry.get(model).name
+        self.target = resolve(model, registry)
         self.max_tokens = max_tokens
-        self.job = {"kind": "model", "model": model, "max_tokens": max_tokens}
+        name = self.target.entry.name if isinstance(self.target, ModelTarget) else model
+        self.job = {"kind": "model", "model": name, "max_tokens": max_tokens}
 
     async def process(self, data: dict[str, Any]) -> Processed:
-        request = chat_of(data, self.max_tokens)
-        if self.cascades.cascade_name(self.model):
-            result = await self.cascades.get(self.model).run(request)
-            output = {"output": result.generation.text, "escalations": result.escalations}
-            return Processed(output, result.generation.usage, result.cost_usd, result.model)
-        name = self.model
-        if self.router is not None:
-            name = self.router.decide(request.messages).model
-        answer = await self.registry.provider(name).chat(request)
-        entry = self.registry.get(answer.model)  # a fallback may have answered
-        output = {"output": answer.text, "finish_reason": answer.finish_reason}
-        return Processed(output, answer.usage, entry.price.cost(answer.usage), entry.name)
+        answer = await self.target.generate(chat_of(data, self.max_tokens))
+        output: dict[str, Any] = {"output": answer.text}
+        if isinstance(self.target, CascadeTarget):
+            output["escalations"] = answer.escalations
+        else:
+            output["finish_reason"] = answer.generation.finish_reason
+        return Processed(output, answer.usage, answer.cost_usd, answer.model)
 
 
 class TaskProcessor:
@@ -98,18 +90,14 @@ class TaskProcessor:
         self.registry = registry
         self.task = task
         self.model = model
-        self.cascade = None
-        cascades = Cascades(registry)
-        if model and cascades.cascade_name(model):
-            from smallfirst.evaluate.adapters import CascadeCandidate
-
-            self.cascade = CascadeCandidate(task, model, cascades.get(model))
+        target = resolve(model, registry) if model else None
+        self.cascade = target if isinstance(target, CascadeTarget) else None
         self.job = {"kind": "task", "task": task.name, "model": model}
 
     async def process(self, data: dict[str, Any]) -> Processed:
         text = input_text(data)
         if self.cascade is not None:
-            found = await self.cascade.predict(text)
+            found = await run_on_cascade(self.task, text, self.cascade)
             key = {"classify": "label", "extract": "data"}.get(self.task.spec.kind, "text")
             output = {"kind": self.task.spec.kind, key: found.output}
             return Processed(output, found.usage, found.cost_usd, found.model)

@@ -14,6 +14,8 @@ from smallfirst.cli.common import console, err_console, fail, format_usd, run
 from smallfirst.config import load_config
 from smallfirst.errors import SmallfirstError
 from smallfirst.models.registry import Registry, save_measured_throughput
+from smallfirst.routing.hops import HopLog
+from smallfirst.target import CascadeTarget, resolve
 from smallfirst.types import ChatRequest, GenerationParams, Message, Usage
 
 
@@ -84,7 +86,9 @@ async def _measure_all(registry: Registry) -> None:
 
 def ask(
     prompt: str = typer.Argument(..., help="What to ask. Use - to read from standard input."),
-    model: str = typer.Option("default", "--model", "-m", help="A configured model name."),
+    model: str = typer.Option(
+        "default", "--model", "-m", help="A configured model, a router (auto) or a cascade."
+    ),
     system: str = typer.Option(None, "--system", "-s", help="A system message."),
     json_schema: Path = typer.Option(
         None, "--json-schema", help="A JSON schema file; the answer is constrained to match it."
@@ -110,13 +114,21 @@ def ask(
 
 
 async def _ask(registry: Registry, model: str, request: ChatRequest) -> None:
-    entry = registry.get(model)
-    provider = registry.provider(entry.name)
+    target = resolve(model, registry)
+    route = await target.aroute(request)
+    entry = route.model
+    log = HopLog()
+
+    def answered_by(name: str) -> None:
+        nonlocal entry
+        entry = registry.get(name)
+
     started = time.perf_counter()
     first: float | None = None
     usage = Usage()
     try:
-        async for delta in provider.stream_chat(request):
+        deltas = target.stream(request, route=route, log=log, on_model=answered_by)
+        async for delta in deltas:
             if delta.text:
                 first = first or time.perf_counter() - started
                 sys.stdout.write(delta.text)
@@ -127,7 +139,11 @@ async def _ask(registry: Registry, model: str, request: ChatRequest) -> None:
         await registry.aclose()
     sys.stdout.write("\n")
     elapsed = time.perf_counter() - started
-    cost = entry.price.cost(usage)
+    if isinstance(target, CascadeTarget):  # every rung and check was paid for
+        entry = registry.get(log.hops[-1].model or entry.name)
+        cost = sum(hop.cost_usd for hop in log.hops)
+    else:
+        cost = entry.price.cost(usage)
     err_console.print(
         f"[dim]{entry.name} ({entry.tier}) · {usage.input_tokens} in / {usage.output_tokens} out "
         f"tokens · first token {1000 * (first or elapsed):.0f} ms · total {1000 * elapsed:.0f} ms "

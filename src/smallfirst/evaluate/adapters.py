@@ -15,27 +15,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smallfirst.errors import InvalidRequestError, ModelNotFoundError
+from smallfirst.errors import InvalidRequestError
 from smallfirst.evaluate.candidate import Prediction
 from smallfirst.models.registry import Registry
-from smallfirst.routing.base import resolve_router
-from smallfirst.routing.cascade import CASCADE_PREFIX, Cascade, Cascades
+from smallfirst.target import CascadeTarget, Targets
 from smallfirst.tasks import (
     AnswerResult,
-    AnswerSpec,
     ClassifyResult,
     ClassifySpec,
     ExtractResult,
-    ExtractSpec,
-    StaticContext,
     Task,
     TaskResult,
 )
-from smallfirst.tasks.output import parse_json_object, parse_label, validate_fields
-from smallfirst.tasks.prompts import build_prompt
-from smallfirst.tasks.retrieval import retrieve
-from smallfirst.tasks.runner import default_max_tokens
-from smallfirst.types import ChatRequest, GenerationParams, Usage
+from smallfirst.tasks.on_cascade import run_on_cascade
 
 
 def load_task(path: str | Path) -> Task:
@@ -94,50 +86,17 @@ class CascadeCandidate:
     """A cascade answering the task's prompt: every hop's tokens and dollars are charged, so
     escalations and checks show up in its cost, and its output is checked like a model's."""
 
-    def __init__(self, task: Task, name: str, cascade: Cascade) -> None:
+    def __init__(self, task: Task, target: CascadeTarget) -> None:
         self.task = task
-        self.name = name
-        self.cascade = cascade
+        self.name = target.name
+        self.target = target
 
     async def predict(self, input: Any) -> Prediction:
         text, context = split_input(input)
-        request = await task_request(self.task, text, context)
         started = time.perf_counter()
-        result = await self.cascade.run(request)
+        found = await run_on_cascade(self.task, text, self.target, context)
         latency = time.perf_counter() - started
-        usage = Usage(
-            sum(h.input_tokens for h in result.hops), sum(h.output_tokens for h in result.hops)
-        )
-        output = parse_task_output(self.task, result.generation.text)
-        return Prediction(output, usage, result.cost_usd, latency, result.model)
-
-
-async def task_request(task: Task, text: str, context: list[str] | None) -> ChatRequest:
-    """The task's chat prompt with no backend-specific constraint: rungs differ in backend,
-    so the answer is checked after the fact instead."""
-    spec = task.spec
-    chunks = None
-    if isinstance(spec, AnswerSpec):
-        source = StaticContext(list(context if context is not None else spec.context))
-        chunks = await retrieve(source, text, spec.k)
-    examples = task.bank.select(text, spec.few_shot.mode, spec.few_shot.k)
-    plan = build_prompt(spec, text, examples, "chat", "bare", chunks, task.schema)
-    params = GenerationParams(
-        max_tokens=spec.max_tokens or default_max_tokens(spec),
-        temperature=spec.temperature,
-        seed=0,
-    )
-    return ChatRequest(plan.messages, params)
-
-
-def parse_task_output(task: Task, text: str) -> Any:
-    """The label, the validated fields or the text; raises OutputInvalid when it is none."""
-    spec = task.spec
-    if isinstance(spec, ClassifySpec):
-        return parse_label(text, spec.label_names)
-    if isinstance(spec, ExtractSpec):
-        return validate_fields(parse_json_object(text), task.schema or {}, task.output_model)
-    return text.strip()
+        return Prediction(found.output, found.usage, found.cost_usd, latency, found.model)
 
 
 class StudentCandidate:
@@ -175,23 +134,16 @@ def build_candidates(task: Task, names: Sequence[str], registry: Registry) -> li
     configured cascade."""
     if len(set(names)) != len(names):
         raise InvalidRequestError(f"a candidate is named twice in {', '.join(names)}")
-    cascades = Cascades(registry)
+    targets = Targets(registry)
     candidates: list[NamedCandidate] = []
     for name in names:
-        if cascades.cascade_name(name) is not None:
-            candidates.append(CascadeCandidate(task, name, cascades.get(name)))
+        target = targets.resolve(name)  # unknown names: a 404 listing every usable name
+        if isinstance(target, CascadeTarget):
+            candidates.append(CascadeCandidate(task, target))
         elif _is_student(name, registry) and isinstance(task.spec, ClassifySpec):
             candidates.append(StudentCandidate(name, registry))
-        elif name in registry.entries or resolve_router(name, registry) is not None:
-            candidates.append(TaskCandidate(task, name, registry))
         else:
-            known = ", ".join(CASCADE_PREFIX + n for n in registry.config.cascades) or "none"
-            raise ModelNotFoundError(
-                f"{name!r} is neither a configured model, a router nor a cascade. "
-                f"Configured models: {', '.join(registry.names())}; "
-                f"routers: auto, router-<kind>-<threshold>; cascades: {known}",
-                param="models",
-            )
+            candidates.append(TaskCandidate(task, name, registry))
     return candidates
 
 

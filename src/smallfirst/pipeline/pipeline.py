@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smallfirst.blocking import run_blocking
 from smallfirst.errors import SmallfirstError
 from smallfirst.ledger import Ledger, LedgerEntry
 from smallfirst.models.registry import Registry
@@ -25,7 +26,7 @@ from smallfirst.routing.resilience import failover_scope
 from smallfirst.tasks import Task, TaskOutputError, parse_spec
 from smallfirst.tasks.escalation import tier_above
 from smallfirst.tasks.results import Attempt, attempt_on
-from smallfirst.tasks.task import pick_model, run_blocking
+from smallfirst.tasks.task import pick_model
 from smallfirst.types import TIERS, ChatRequest, GenerationParams, Message
 
 

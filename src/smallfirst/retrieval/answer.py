@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from smallfirst.models.registry import Registry
-from smallfirst.routing.base import is_router_name, resolve_router
+from smallfirst.target import one_model_route
 from smallfirst.types import ChatRequest, Generation, GenerationParams, Message
 
 NOT_FOUND = "not in the knowledge base"
@@ -158,9 +158,5 @@ async def answer_with_kb(
 
 
 def _choose_model(model: str, registry: Registry, messages: list[Message]) -> str:
-    """A plain model name as is; `auto` / `router-...` asks the router, as for any request."""
-    if is_router_name(model) and model not in registry.entries:
-        router = resolve_router(model, registry)
-        if router is not None:
-            return router.decide(messages).model
-    return model
+    """The model the name means for these messages, resolved as any request's name is."""
+    return one_model_route(model, registry, ChatRequest(messages), "a grounded answer").model.name

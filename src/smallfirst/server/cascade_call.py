@@ -19,13 +19,14 @@ from smallfirst.server import admission
 from smallfirst.server.call import Call
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.streaming import stream_deltas
+from smallfirst.target import CascadeTarget
 from smallfirst.wire.render import completion_json
 
 
 async def run_cascade(
     gateway: Gateway,
     call: Call,
-    name: str,
+    target: CascadeTarget,
     request: AnyRequest,
     prompt_tokens: int,
     stream: bool,
@@ -35,10 +36,8 @@ async def run_cascade(
 
     Admission reserves the cascade's worst case (every rung and check may run), since the
     request is charged what all of them spent."""
-    cascade = gateway.cascades.get(name)
-    call.entry.requested_model = name
-    first = gateway.registry.get(cascade.rungs[0])
-    call.routed(first, RouteDecision(first.name, CASCADE_PREFIX + cascade.name, "cascade start"))
+    cascade = target.cascade
+    await gateway.route(call, target, request)  # the first rung, until the ladder settles
     max_tokens = request.params.max_tokens
     await call.admit(estimate=admission.for_cascade(cascade, prompt_tokens, max_tokens))
     log = HopLog(call.request_id)

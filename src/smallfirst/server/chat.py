@@ -18,14 +18,14 @@ from starlette.responses import Response
 from smallfirst.errors import PayloadTooLargeError
 from smallfirst.models.openai import OpenAIProvider
 from smallfirst.routing.hops import HopLog
-from smallfirst.routing.resilience import failover_scope
 from smallfirst.server import admission, passthrough
 from smallfirst.server.call import Call
 from smallfirst.server.cascade_call import run_cascade
 from smallfirst.server.edge_limits import ClientClosedError
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.streaming import stream_deltas
-from smallfirst.types import ChatRequest, CompletionRequest, Delta, Message
+from smallfirst.target import CascadeTarget, Route, Target
+from smallfirst.types import ChatRequest, CompletionRequest, Delta
 from smallfirst.wire.render import completion_json
 from smallfirst.wire.schemas import ChatBody, CompletionBody, parse_json, validate
 
@@ -72,21 +72,8 @@ async def chat_completions(request: Request) -> Response:
     if gateway.log_prompts:
         call.entry.prompt = orjson.dumps(data["messages"]).decode()
     prompt_tokens = admission.prompt_tokens(data)
-    if gateway.cascades.cascade_name(body.model):
-        request = ChatRequest(messages, body.params())
-        return await run_cascade(
-            gateway, call, body.model, request, prompt_tokens, body.stream, body.include_usage
-        )
-    await gateway.route(call, body.model, messages)
-    await admit(call, prompt_tokens, body.output_limit)
-    provider = gateway.registry.raw_provider(call.entry.model or "")
-    if isinstance(provider, OpenAIProvider):
-        if body.stream:
-            return await passthrough.forward_stream(
-                call, provider, "/chat/completions", data, body.include_usage
-            )
-        return await passthrough.forward(call, provider, "/chat/completions", data)
-    return await run_provider(call, ChatRequest(messages, body.params()), body)
+    chat = ChatRequest(messages, body.params())
+    return await answer(call, "/chat/completions", data, body, chat, prompt_tokens)
 
 
 async def completions(request: Request) -> Response:
@@ -97,31 +84,47 @@ async def completions(request: Request) -> Response:
     if gateway.log_prompts:
         call.entry.prompt = prompt
     prompt_tokens = admission.prompt_tokens(data)
-    if gateway.cascades.cascade_name(body.model):
-        request = CompletionRequest(prompt, body.params())
+    completion = CompletionRequest(prompt, body.params())
+    return await answer(call, "/completions", data, body, completion, prompt_tokens)
+
+
+async def answer(
+    call: Call,
+    path: str,
+    data: dict[str, Any],
+    body: ChatBody | CompletionBody,
+    request: ChatRequest | CompletionRequest,
+    prompt_tokens: int,
+) -> Response:
+    """Resolve the target once; a cascade runs its ladder, anything else is routed to one
+    model, admitted, and then forwarded as bytes (OpenAI-compatible) or run and rendered."""
+    gateway = call.gateway
+    target = gateway.resolve(body.model)
+    if isinstance(target, CascadeTarget):
         return await run_cascade(
-            gateway, call, body.model, request, prompt_tokens, body.stream, body.include_usage
+            gateway, call, target, request, prompt_tokens, body.stream, body.include_usage
         )
-    await gateway.route(call, body.model, [Message("user", prompt)])
+    route = await gateway.route(call, target, request)
     await admit(call, prompt_tokens, body.output_limit)
-    provider = gateway.registry.raw_provider(call.entry.model or "")
+    provider = gateway.registry.raw_provider(route.model.name)
     if isinstance(provider, OpenAIProvider):
         if body.stream:
-            return await passthrough.forward_stream(
-                call, provider, "/completions", data, body.include_usage
-            )
-        return await passthrough.forward(call, provider, "/completions", data)
-    return await run_provider(call, CompletionRequest(prompt, body.params()), body)
+            return await passthrough.forward_stream(call, provider, path, data, body.include_usage)
+        return await passthrough.forward(call, provider, path, data)
+    return await run_provider(call, target, route, request, body)
 
 
 async def run_provider(
-    call: Call, request: ChatRequest | CompletionRequest, body: ChatBody | CompletionBody
+    call: Call,
+    target: Target,
+    route: Route,
+    request: ChatRequest | CompletionRequest,
+    body: ChatBody | CompletionBody,
 ) -> Response:
-    """Any other backend, through its failover policy (`Registry.provider`): each retry and
-    fallback is a hop row, a fallback is tried only if it fits the admitted budget, and the
-    request row names (and is priced at) the model that answered."""
+    """Any other backend, through its failover policy: each retry and fallback is a hop row,
+    a fallback is tried only if it fits the admitted budget, and the request row names (and
+    is priced at) the model that answered."""
     registry = call.gateway.registry
-    provider = registry.provider(call.entry.model or "")
     chat = isinstance(request, ChatRequest)
     log = HopLog(call.request_id)
 
@@ -131,24 +134,15 @@ async def run_provider(
     def answered_by(name: str) -> None:
         call.routed(registry.get(name), None)
 
-    with failover_scope(log, fits, answered_by):
-        if body.stream:
-            deltas = (
-                provider.stream_chat(request)
-                if isinstance(request, ChatRequest)
-                else provider.stream_complete(request)
-            )
-            return await stream_deltas(
-                call, _hops_kept(call, log, deltas), chat, body.include_usage
-            )
-        try:
-            generation = await (
-                provider.chat(request)
-                if isinstance(request, ChatRequest)
-                else provider.complete(request)
-            )
-        finally:
-            passthrough.record_retries(call, log)
+    options = {"route": route, "log": log, "allow": fits, "on_model": answered_by}
+    if body.stream:
+        deltas = target.stream(request, **options)
+        return await stream_deltas(call, _hops_kept(call, log, deltas), chat, body.include_usage)
+    try:
+        found = await target.generate(request, **options)
+    finally:
+        passthrough.record_retries(call, log)
+    generation = found.generation
     if chat:
         call.entry.ttft_ms = None if generation.ttft_s is None else generation.ttft_s * 1000
     call.succeed(generation.usage, generation.text)

@@ -17,7 +17,7 @@ from smallfirst.models.pricing import ModelPrice
 from smallfirst.models.registry import ModelEntry
 from smallfirst.server.call import estimate_tokens
 from smallfirst.server.chat import json_response, start_call
-from smallfirst.types import Usage
+from smallfirst.types import ChatRequest, Usage
 from smallfirst.wire.schemas import EmbeddingBody, validate
 
 LOCAL_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
@@ -45,7 +45,7 @@ async def embeddings(request: Request) -> Response:
         await call.admit(chars, 1)
         vectors = await asyncio.to_thread(get_embedder("minilm").encode, texts)
     else:
-        await gateway.route(call, body.model, [])
+        await gateway.route(call, gateway.resolve(body.model), ChatRequest([]))
         await call.admit(chars, 1)
         vectors = await gateway.registry.provider(call.entry.model or "").embed(texts)
     usage = Usage(input_tokens=sum(estimate_tokens(len(t)) for t in texts))

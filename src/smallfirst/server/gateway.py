@@ -16,7 +16,6 @@ from smallfirst.config import Config
 from smallfirst.ledger import Ledger, LedgerEntry
 from smallfirst.ledger.retention import keep_pruning
 from smallfirst.models.registry import Registry
-from smallfirst.routing.base import DefaultRouter, Router, resolve_router
 from smallfirst.routing.cascade import Cascades
 from smallfirst.routing.fallback import FailoverCaller
 from smallfirst.routing.redis_circuit import RedisCircuitBreaker
@@ -27,7 +26,7 @@ from smallfirst.server.limits import InMemoryLimiter, Limiter
 from smallfirst.server.metrics import GatewayMetrics
 from smallfirst.server.redact import redact
 from smallfirst.server.upstream import UpstreamPool
-from smallfirst.types import Message
+from smallfirst.target import AnyRequest, Route, Target, Targets
 
 log = logging.getLogger("smallfirst.server")
 ADMIN_TOKEN_ENV = "SMALLFIRST_ADMIN_TOKEN"
@@ -61,9 +60,9 @@ class Gateway:
         self.auth: Authenticator | None = None
         self.admin_token: str | None = None
         """From $SMALLFIRST_ADMIN_TOKEN at start: sees every key's rows on the dashboard."""
-        self._routers: dict[str, Router] = {}
         self.cascades = Cascades(self.registry, _failover(self.registry, server.redis_url))
         """`model: "cascade-<name>"` requests; one failover caller, so cooldowns are shared."""
+        self.targets = Targets(self.registry, self.cascades)
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -121,31 +120,19 @@ class Gateway:
         if self.auth is not None:
             call.authenticated(await self.auth.authenticate(headers))
 
-    async def route(self, call: Call, name: str, messages: list[Message]) -> None:
-        """Pick the model: a configured name directly, or a router's decision."""
-        call.entry.requested_model = name
-        router = self._router(name)
-        if router is None:
-            call.routed(self.registry.get(name), None)
-            return
-        if isinstance(router, DefaultRouter):
-            decision = router.decide(messages)
-        else:  # learned routers embed the prompt: keep that off the event loop
-            decision = await asyncio.to_thread(router.decide, messages)
-        call.routed(self.registry.get(decision.model), decision)
+    def resolve(self, name: str) -> Target:
+        """What a request's `model` names (smallfirst/target.py); unknown names are a 404."""
+        return self.targets.resolve(name)
 
-    def _router(self, name: str) -> Router | None:
-        if name in self.registry.entries or name == "default":
-            return None
-        router = self._routers.get(name)
-        if router is None:
-            router = resolve_router(name, self.registry)
-            if router is not None:  # unknown names are not cached: they could be anything
-                self._routers[name] = router
-        return router
+    async def route(self, call: Call, target: Target, request: AnyRequest) -> Route:
+        """Decide the first model on the request and put the decision on the call."""
+        call.entry.requested_model = target.name
+        route = await target.aroute(request)
+        call.routed(route.model, route.decision)
+        return route
 
     def router_names(self) -> list[str]:
-        return ["auto", *(name for name in self.config.routers if name != "auto")]
+        return self.targets.router_names()
 
 
 def _limiter(redis_url: str | None) -> Limiter:

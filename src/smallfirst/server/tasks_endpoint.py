@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from smallfirst.server.chat import json_response, start_call
 from smallfirst.tasks.catalog import TaskCatalog
-from smallfirst.types import Message
+from smallfirst.types import ChatRequest, Message
 from smallfirst.wire.schemas import validate
 
 TASKS_PATH = "/v1/tasks/{name}"
@@ -38,7 +38,8 @@ async def run_task(request: Request) -> Response:
     if gateway.log_prompts:
         call.entry.prompt = body.input
     requested = body.model or task.spec.model or "default"
-    await gateway.route(call, requested, [Message("user", body.input)])
+    probe = ChatRequest([Message("user", body.input)])
+    await gateway.route(call, gateway.resolve(requested), probe)
     await call.admit(len(body.input), task.spec.max_tokens)
     result = await task.run(
         body.input,

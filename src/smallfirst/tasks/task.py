@@ -7,22 +7,19 @@ task.run_sync("I love it")                                      # the same, bloc
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import threading
 import time
-from collections.abc import Coroutine
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 
+from smallfirst.blocking import run_blocking
 from smallfirst.config import load_config
 from smallfirst.embeddings import Embedder
 from smallfirst.errors import ConfigError, InvalidRequestError, SmallfirstError
 from smallfirst.models.registry import Registry
-from smallfirst.routing.base import resolve_router
+from smallfirst.target import one_model_route
 from smallfirst.tasks.escalation import tier_above
 from smallfirst.tasks.examples import ExampleBank, parse_examples
 from smallfirst.tasks.output import OutputInvalid, TaskOutputError, constraint_for, validate_fields
@@ -37,9 +34,7 @@ from smallfirst.tasks.spec import (
     load_spec,
     parse_spec,
 )
-from smallfirst.types import Message
-
-T = TypeVar("T")
+from smallfirst.types import ChatRequest, Message
 
 
 class Task:
@@ -170,12 +165,10 @@ class Task:
 
 
 def pick_model(name: str, text: str, registry: Registry) -> tuple[str, str | None]:
-    """(configured model, router name or None): a router name is decided on the input."""
-    router = resolve_router(name, registry)
-    if router is None:
-        return registry.get(name).name, None
-    decision = router.decide([Message("user", text)])
-    return decision.model, decision.router
+    """(configured model, router name or None): a router decides on the input."""
+    purpose = "a task (run one up a cascade with `smallfirst batch` or `smallfirst eval`)"
+    route = one_model_route(name, registry, ChatRequest([Message("user", text)]), purpose)
+    return route.model.name, route.decision.router if route.decision else None
 
 
 def import_model(target: str) -> type[BaseModel]:
@@ -222,25 +215,3 @@ def _check_examples(task: Task) -> None:
                 raise ConfigError(
                     f"examples[{i}]: output does not match the schema: {exc}"
                 ) from None
-
-
-class _BackgroundLoop:
-    """One daemon thread running an event loop for every `run_sync` call in the process."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        with self._lock:
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-                threading.Thread(target=self._loop.run_forever, daemon=True).start()
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
-
-
-_LOOP = _BackgroundLoop()
-
-
-def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
-    return _LOOP.submit(coro).result()
