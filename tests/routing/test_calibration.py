@@ -113,3 +113,23 @@ def test_prompt_files_in_three_formats(tmp_path: Path) -> None:
 def test_outcomes_type_is_reusable(trained) -> None:
     _, held, _ = trained
     assert isinstance(held, Outcomes)
+
+
+def test_unreachable_quality_target_is_an_error_saying_what_is_reachable(trained) -> None:
+    """Issue 22: threshold 0 was never tried, so an unreachable target silently returned 0."""
+    router, held, pred = trained
+    # Only the large model is ever right, but the router sends greetings to the small one.
+    wrong = np.tile([0.0, 1.0], (len(held), 1))
+    with pytest.raises(OutcomesError, match="not reachable") as err:
+        calibrate_quality(router, pred, 0.95, "held", wrong)
+    reachable = float(str(err.value).split("reachable on the 95% lower bound is ")[1][:5])
+    assert 0.0 <= reachable < 0.95
+    cal = calibrate_quality(router, pred, max(reachable, 0.001), "held", wrong)
+    assert meets_quality(router, pred, wrong, cal.threshold, max(reachable, 0.001))
+
+
+def test_threshold_zero_is_tried(trained) -> None:
+    router, held, pred = trained
+    truth = held.scores
+    need_all = calibrate_quality(router, pred, 1.0, "held", truth, level=None)
+    assert meets_quality(router, pred, truth, need_all.threshold, 1.0, level=None)

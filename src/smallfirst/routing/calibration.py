@@ -4,11 +4,14 @@
 - `quality_target=0.95`: keep mean quality at 95% of the best single model's, as cheaply as
   possible; predicted quality on prompts alone, or measured quality when outcomes are given.
 
-Both search the threshold by bisection: as it rises, every choice moves to a cheaper model,
-so the large share and the predicted quality only fall. A quality target is met when the
-one-sided 95% lower bound of the per-prompt difference (routed quality - target x the best
+A share is found by bisection: as the threshold rises, every choice moves to a cheaper model,
+so the large share only falls. Measured quality need not fall with it (a cheaper model is
+sometimes right where the dearer is wrong), so a quality target is checked at every threshold
+where some choice changes (threshold 0 included) and the largest meeting it wins. It is met
+when the one-sided 95% lower bound of the per-prompt difference (routed quality - target x the best
 model's quality on the same prompt) is >= 0, not when the point estimate is: on a small
-calibration set the point estimate overshoots new traffic about half the time.
+calibration set the point estimate overshoots new traffic about half the time. When no
+threshold meets the target, that is an error saying what is reachable, not a silent 0.
 """
 
 from __future__ import annotations
@@ -126,15 +129,11 @@ def calibrate_quality(
         raise OutcomesError(f"--quality-target must be in (0, 1], got {target}")
     basis = pred if truth is None else truth
     best = float(basis.mean(axis=0).max())
-    lo, hi = 0.0, _upper(pred)
-    if meets_quality(router, pred, basis, hi, target, level):
-        lo = hi
-    for _ in range(STEPS):
-        mid = (lo + hi) / 2
-        if meets_quality(router, pred, basis, mid, target, level):
-            lo = mid
-        else:
-            hi = mid
+    candidates = choice_thresholds(router, pred)
+    good = [t for t in candidates if meets_quality(router, pred, basis, t, target, level)]
+    if not good:
+        raise OutcomesError(_unreachable(router, pred, basis, target, source, level, candidates))
+    lo = max(good)
     kept = mean_quality(router, pred, basis, lo) / best if best > 0 else 1.0
     measured = "measured" if truth is not None else "predicted"
     cal = Calibration(
@@ -148,6 +147,67 @@ def calibrate_quality(
     )
     cal.explanation = explain(router, cal) + _bound_note(router, pred, basis, lo, best, level)
     return cal
+
+
+MAX_CANDIDATES = 2000
+
+
+def choice_thresholds(router: RouterModel, pred: np.ndarray) -> list[float]:
+    """0 and every threshold at which some prompt's choice moves to a cheaper model (where
+    quality gain equals threshold x cost gap; ties go to the cheaper), thinned to quantiles
+    when there are very many. Between two of them the routing does not change."""
+    costs = router.norm_costs()
+    points = [np.zeros(1)]
+    for i in range(len(costs)):
+        for j in range(len(costs)):
+            if costs[i] > costs[j]:
+                points.append((pred[:, i] - pred[:, j]) / (costs[i] - costs[j]))
+    found = np.unique(np.concatenate(points))
+    found = found[found >= 0.0]
+    if len(found) > MAX_CANDIDATES:
+        found = np.unique(np.r_[0.0, np.quantile(found, np.linspace(0, 1, MAX_CANDIDATES))])
+    return [float(t) for t in found]
+
+
+def reachable_target(
+    router: RouterModel,
+    pred: np.ndarray,
+    basis: np.ndarray,
+    level: float | None = DEFAULT_LEVEL,
+    candidates: list[float] | None = None,
+) -> float:
+    """The highest quality target some threshold meets, on the same bound (bisection)."""
+    candidates = choice_thresholds(router, pred) if candidates is None else candidates
+    lo, hi = 0.0, 1.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if any(meets_quality(router, pred, basis, t, mid, level) for t in candidates):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _unreachable(
+    router: RouterModel,
+    pred: np.ndarray,
+    basis: np.ndarray,
+    target: float,
+    source: str,
+    level: float | None,
+    candidates: list[float],
+) -> str:
+    best = int(basis.mean(axis=0).argmax())
+    kept = mean_quality(router, pred, basis, 0.0) / max(float(basis[:, best].mean()), 1e-12)
+    bound = f" on the {level:.0%} lower bound" if level is not None else ""
+    reachable = reachable_target(router, pred, basis, level, candidates)
+    return (
+        f"quality target {target:g} is not reachable on {source}: no threshold meets it; at "
+        f"threshold 0 (always the best predicted model) quality is {kept:.1%} of "
+        f"{router.models[best]}'s, and the highest target reachable{bound} is "
+        f"{reachable:.3f} (N={len(basis)}). Lower the target, or send everything to "
+        f"{router.models[best]}"
+    )
 
 
 def _bound_note(
