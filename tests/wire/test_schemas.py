@@ -1,0 +1,44 @@
+"""/openapi.json is generated from the request models, so it cannot drift from what the
+gateway validates."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from smallfirst.errors import InvalidRequestError, RateLimitError, SmallfirstError
+from smallfirst.server.openapi import openapi_document
+from smallfirst.wire.schemas import ChatBody, CompletionBody, EmbeddingBody, ErrorBody
+
+
+@pytest.mark.parametrize("model", [ChatBody, CompletionBody, EmbeddingBody, ErrorBody])
+def test_the_document_holds_each_model_s_own_schema(model: type[BaseModel]) -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    published = schemas[model.__name__]
+    assert set(published["properties"]) == set(model.model_fields)
+    assert published["required"] == [
+        name for name, field in model.model_fields.items() if field.is_required()
+    ]
+
+
+def test_every_ref_points_at_a_published_schema() -> None:
+    document = openapi_document()
+    names = set(document["components"]["schemas"])
+    refs: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            refs.extend([node["$ref"]] if "$ref" in node else [])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    assert refs and {ref.removeprefix("#/components/schemas/") for ref in refs} <= names
+
+
+@pytest.mark.parametrize("error", [InvalidRequestError("bad", param="model"), RateLimitError("x")])
+def test_the_error_schema_describes_what_errors_send(error: SmallfirstError) -> None:
+    assert ErrorBody.model_validate(error.to_openai()).error.message == error.message
