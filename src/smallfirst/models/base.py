@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
 from smallfirst.errors import InvalidRequestError
-from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation, TokenLogprob, Usage
+from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation
+from smallfirst.wire.collect import StreamCollector
 
 
 @runtime_checkable
@@ -36,30 +37,16 @@ class Provider(Protocol):
 async def collect(name: str, deltas: AsyncIterator[Delta]) -> Generation:
     """Drain a stream into one Generation, timing first token and total latency."""
     started = time.perf_counter()
-    parts: list[str] = []
-    logprobs: list[TokenLogprob] = []
+    collected = StreamCollector()
     ttft: float | None = None
-    finish, usage = "stop", Usage()
     async for delta in deltas:
-        if delta.text:
-            if ttft is None:
-                ttft = time.perf_counter() - started
-            parts.append(delta.text)
-        if delta.logprobs:
-            logprobs.extend(delta.logprobs)
-        if delta.finish_reason:
-            finish = delta.finish_reason
-        if delta.usage is not None:
-            usage = delta.usage
-    return Generation(
-        text="".join(parts),
-        model=name,
-        finish_reason=finish,
-        usage=usage,
-        logprobs=logprobs or None,
-        latency_s=time.perf_counter() - started,
-        ttft_s=ttft,
-    )
+        if delta.text and ttft is None:
+            ttft = time.perf_counter() - started
+        collected.add_delta(delta)
+    answer = collected.answer(name)
+    answer.latency_s = time.perf_counter() - started
+    answer.ttft_s = ttft
+    return answer
 
 
 class StreamingProvider:
