@@ -151,7 +151,7 @@ class AsyncClient:
             await gateway.start()
         call = gateway.begin(endpoint)
         try:
-            target = gateway.resolve(model)
+            target = gateway.resolve(call, model)
             route = await gateway.route(call, target, request)
             tokens = admission.prompt_tokens(_body(request))
             max_tokens = request.params.max_tokens
@@ -161,7 +161,6 @@ class AsyncClient:
                 estimate = admission.for_model(route.model, tokens, max_tokens)
             await call.admit(estimate=estimate)
         except BaseException as exc:
-            call.entry.requested_model = model
             call.fail(exc)
             raise
         return call, target, route, HopLog(call.request_id)

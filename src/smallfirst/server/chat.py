@@ -99,7 +99,7 @@ async def answer(
     """Resolve the target once; a cascade runs its ladder, anything else is routed to one
     model, admitted, and then forwarded as bytes (OpenAI-compatible) or run and rendered."""
     gateway = call.gateway
-    target = gateway.resolve(body.model)
+    target = gateway.resolve(call, body.model)
     if isinstance(target, CascadeTarget):
         return await run_cascade(
             gateway, call, target, request, prompt_tokens, body.stream, body.include_usage

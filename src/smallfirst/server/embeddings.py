@@ -45,7 +45,7 @@ async def embeddings(request: Request) -> Response:
         await call.admit(chars, 1)
         vectors = await asyncio.to_thread(get_embedder("minilm").encode, texts)
     else:
-        await gateway.route(call, gateway.resolve(body.model), ChatRequest([]))
+        await gateway.route(call, gateway.resolve(call, body.model), ChatRequest([]))
         await call.admit(chars, 1)
         vectors = await gateway.registry.provider(call.entry.model or "").embed(texts)
     usage = Usage(input_tokens=sum(estimate_tokens(len(t)) for t in texts))

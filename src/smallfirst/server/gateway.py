@@ -120,13 +120,14 @@ class Gateway:
         if self.auth is not None:
             call.authenticated(await self.auth.authenticate(headers))
 
-    def resolve(self, name: str) -> Target:
-        """What a request's `model` names (smallfirst/target.py); unknown names are a 404."""
+    def resolve(self, call: Call, name: str) -> Target:
+        """What a request's `model` names (smallfirst/target.py); unknown names are a 404,
+        whose ledger row still says what was asked for."""
+        call.entry.requested_model = name
         return self.targets.resolve(name)
 
     async def route(self, call: Call, target: Target, request: AnyRequest) -> Route:
         """Decide the first model on the request and put the decision on the call."""
-        call.entry.requested_model = target.name
         route = await target.aroute(request)
         call.routed(route.model, route.decision)
         return route

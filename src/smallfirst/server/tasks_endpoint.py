@@ -39,7 +39,7 @@ async def run_task(request: Request) -> Response:
         call.entry.prompt = body.input
     requested = body.model or task.spec.model or "default"
     probe = ChatRequest([Message("user", body.input)])
-    await gateway.route(call, gateway.resolve(requested), probe)
+    await gateway.route(call, gateway.resolve(call, requested), probe)
     await call.admit(len(body.input), task.spec.max_tokens)
     result = await task.run(
         body.input,
