@@ -483,10 +483,10 @@ def embedded_model() -> ModelConfig:
 
 
 def state_dir() -> Path:
-    """Where ledgers, keys and caches live: $SMALLFIRST_HOME or ./.smallfirst."""
-    path = Path(os.environ.get("SMALLFIRST_HOME", ".smallfirst"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where ledgers, keys and caches live: $SMALLFIRST_HOME or ./.smallfirst. Only the path:
+    whatever stores something there creates the folders it needs, so that importing smallfirst
+    or building a Registry, Gateway or app writes nothing."""
+    return Path(os.environ.get("SMALLFIRST_HOME", ".smallfirst"))
 
 
 def find_config_path(path: str | Path | None = None) -> Path | None:

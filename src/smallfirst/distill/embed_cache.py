@@ -44,6 +44,7 @@ class EmbeddingCache:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False)
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS vectors ("

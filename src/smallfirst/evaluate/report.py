@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from smallfirst.evaluate.evaluation import EvalReport
-from smallfirst.evaluate.plots import cost_quality_png, latency_png
 from smallfirst.evaluate.runner import CandidateResult
 from smallfirst.evaluate.stats import Estimate
 
@@ -31,6 +30,9 @@ img { max-width: 100%; }
 
 
 def render_html(report: EvalReport) -> str:
+    # matplotlib writes its font cache under ~/.cache on import: only when a report is drawn
+    from smallfirst.evaluate.plots import cost_quality_png, latency_png
+
     metric = report.settings.metric
     winner = report.recommendation.winner
     verdict = "pass" if winner else "fail"

@@ -37,6 +37,8 @@ class LedgerStore:
     kept in step by `insert`), `api_keys` and `ledger_meta` tables."""
 
     def __init__(self, url: str | None = None) -> None:
+        if not url:  # the default file: its folder appears when the ledger first opens
+            state_dir().mkdir(parents=True, exist_ok=True)
         self.url = url or default_ledger_url()
         try:
             self.engine: Engine = create_engine(self.url)

@@ -10,6 +10,7 @@ import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from smallfirst.config import Config, ModelConfig, load_config, state_dir
@@ -168,7 +169,7 @@ class Registry:
         self._wrapped.clear()
 
 
-def throughput_file():
+def throughput_file() -> Path:
     return state_dir() / "throughput.json"
 
 
@@ -186,4 +187,6 @@ def load_measured_throughput() -> dict[str, float]:
 def save_measured_throughput(name: str, tokens_per_s: float) -> None:
     data = load_measured_throughput()
     data[name] = tokens_per_s
-    throughput_file().write_text(json.dumps(data, indent=2))
+    path = throughput_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
