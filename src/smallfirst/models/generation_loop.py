@@ -1,13 +1,14 @@
-"""The token loop run on a llama.cpp worker thread: sample, detokenize, stop, report.
+"""What one sequence does with each sampled token: detokenize, stop, record logprobs, report.
 
-We drive `Llama.generate` ourselves instead of `create_completion` to get per-token log
-probabilities without `logits_all=True` (which would hold n_ctx x 262k floats for Gemma).
+The batching engine samples the tokens of many sequences in one step; each sequence hands its
+token to its own `TokenStream`, which turns tokens into `Delta`s for that sequence's caller.
+Log probabilities come from the raw logits of the step, so no context keeps `logits_all`
+(n_ctx x 262k floats for Gemma).
 """
 
 from __future__ import annotations
 
 import codecs
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,27 +48,17 @@ class DecodeSettings:
         )
 
 
-class LogprobRecorder:
-    """A logits processor that remembers the distribution the next token is drawn from."""
-
-    def __init__(self) -> None:
-        self.logits: np.ndarray | None = None
-        self.log_norm = 0.0
-
-    def __call__(self, _input_ids: Any, logits: np.ndarray) -> np.ndarray:
-        self.logits = np.array(logits, dtype=np.float32, copy=True)
-        peak = float(self.logits.max())
-        self.log_norm = peak + float(np.log(np.exp(self.logits - peak).sum()))
-        return logits
-
-    def logprob(self, token: int, top_k: int, text_of: Callable[[int], str]) -> TokenLogprob:
-        assert self.logits is not None
-        chosen = float(self.logits[token]) - self.log_norm
-        top: dict[str, float] | None = None
-        if top_k > 0:
-            best = np.argpartition(-self.logits, top_k)[:top_k]
-            top = {text_of(int(t)): float(self.logits[t]) - self.log_norm for t in best}
-        return TokenLogprob(token=text_of(token), logprob=chosen, top=top)
+def token_logprob(
+    logits: np.ndarray, token: int, top_k: int, text_of: Callable[[int], str]
+) -> TokenLogprob:
+    """The chosen token's log-probability (and the `top_k` best) under the raw distribution."""
+    peak = float(logits.max())
+    log_norm = peak + float(np.log(np.exp(logits - peak).sum()))
+    top: dict[str, float] | None = None
+    if top_k > 0:
+        best = np.argpartition(-logits, top_k)[:top_k]
+        top = {text_of(int(t)): float(logits[t]) - log_norm for t in best}
+    return TokenLogprob(token=text_of(token), logprob=float(logits[token]) - log_norm, top=top)
 
 
 def held_back(text: str, stops: list[str]) -> int:
@@ -81,70 +72,75 @@ def held_back(text: str, stops: list[str]) -> int:
     return longest
 
 
-def run_generation(
-    llama: Any,
-    prompt_tokens: list[int],
-    settings: DecodeSettings,
-    grammar: Any,
-    emit: Callable[[Delta], None],
-    cancelled: threading.Event,
-) -> None:
-    if settings.seed is not None:
-        llama.set_seed(settings.seed)
-    recorder = LogprobRecorder() if settings.top_logprobs is not None else None
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    history = list(prompt_tokens)
-    import llama_cpp
+class TokenStream:
+    """One sequence's output: feed it sampled tokens until `feed` says the answer is done,
+    then `finish` sends the last delta with the finish reason and usage."""
 
-    vocab = llama._model.vocab
+    def __init__(
+        self,
+        llama: Any,
+        prompt_tokens: list[int],
+        settings: DecodeSettings,
+        emit: Callable[[Delta], None],
+    ) -> None:
+        self.llama = llama
+        self.settings = settings
+        self.emit = emit
+        self.prompt_size = len(prompt_tokens)
+        self.history = list(prompt_tokens)
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.pending = ""
+        self.pending_logprobs: list[TokenLogprob] = []
+        self.produced = 0
+        self.leading = settings.strip_leading
+        self.finish_reason = "length"
 
-    def text_of(token: int) -> str:
-        return llama.detokenize([token], special=False).decode("utf-8", errors="replace")
+    def text_of(self, token: int) -> str:
+        return self.llama.detokenize([token], special=False).decode("utf-8", errors="replace")
 
-    pending, pending_logprobs = "", []
-    finish, produced = "length", 0
-    leading = settings.strip_leading
-    generator = llama.generate(
-        prompt_tokens,
-        temp=settings.temperature,
-        top_p=settings.top_p,
-        grammar=grammar,
-        logits_processor=[recorder] if recorder else None,
-    )
-    for token in generator:
-        if cancelled.is_set():
-            finish = "cancelled"
-            break
-        if llama_cpp.llama_vocab_is_eog(vocab, token):
-            finish = "stop"
-            break
-        produced += 1
-        piece = decoder.decode(llama.detokenize([token], prev_tokens=history))
-        history.append(token)
-        if recorder is not None:
-            pending_logprobs.append(recorder.logprob(token, settings.top_logprobs or 0, text_of))
-        pending += piece
-        if leading:
-            pending = pending.lstrip()
-            leading = not pending
-        cut = min((pending.find(s) for s in settings.stops if s in pending), default=-1)
+    def feed(self, token: int, logits: np.ndarray | None) -> bool:
+        """Take one sampled token (with the step's logits when logprobs are wanted); True
+        when the answer is complete (end of generation, a stop sequence, or max_tokens)."""
+        import llama_cpp
+
+        if llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token):
+            self.finish_reason = "stop"
+            return True
+        self.produced += 1
+        piece = self.decoder.decode(self.llama.detokenize([token], prev_tokens=self.history))
+        self.history.append(token)
+        if logits is not None:
+            top_k = self.settings.top_logprobs or 0
+            self.pending_logprobs.append(token_logprob(logits, token, top_k, self.text_of))
+        self.pending += piece
+        if self.leading:
+            self.pending = self.pending.lstrip()
+            self.leading = not self.pending
+        stops = self.settings.stops
+        cut = min((self.pending.find(s) for s in stops if s in self.pending), default=-1)
         if cut >= 0:
-            pending, finish = pending[:cut], "stop"
-            break
-        keep = held_back(pending, settings.stops)
-        ready, pending = pending[: len(pending) - keep], pending[len(pending) - keep :]
-        if ready or (pending_logprobs and not keep):
-            emit(Delta(text=ready, logprobs=pending_logprobs or None))
-            pending_logprobs = []
-        if produced >= settings.max_tokens:
-            break
-    generator.close()
-    tail = pending + (decoder.decode(b"", final=True) if finish != "stop" else "")
-    emit(
-        Delta(
-            text=tail,
-            finish_reason=finish,
-            usage=Usage(input_tokens=len(prompt_tokens), output_tokens=produced),
-            logprobs=pending_logprobs or None,
+            self.pending, self.finish_reason = self.pending[:cut], "stop"
+            return True
+        keep = held_back(self.pending, stops)
+        ready = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(self.pending) - keep :]
+        if ready or (self.pending_logprobs and not keep):
+            self.emit(Delta(text=ready, logprobs=self.pending_logprobs or None))
+            self.pending_logprobs = []
+        return self.produced >= self.settings.max_tokens
+
+    def finish(self, reason: str | None = None) -> None:
+        """Send the held-back text, the finish reason (`reason` overrides, e.g. `cancelled`)
+        and the usage."""
+        if reason is not None:
+            self.finish_reason = reason
+        stopped = self.finish_reason == "stop"
+        tail = self.pending + ("" if stopped else self.decoder.decode(b"", final=True))
+        self.emit(
+            Delta(
+                text=tail,
+                finish_reason=self.finish_reason,
+                usage=Usage(input_tokens=self.prompt_size, output_tokens=self.produced),
+                logprobs=self.pending_logprobs or None,
+            )
         )
-    )

@@ -1,7 +1,8 @@
 """Embedded backend: llama.cpp through llama-cpp-python, in-process.
 
-A llama.cpp context is not thread-safe, so one worker thread owns each loaded model and
-requests queue to it in arrival order (a single-thread executor is exactly that queue).
+One context per loaded model holds `slots` sequences; a batching engine (one thread, see
+`llamacpp_engine`) decodes all running requests together and reuses prompt prefixes already
+in the KV cache. A small executor tokenizes prompts and builds grammars off the event loop.
 Tokens are pushed to the caller's event loop as they are sampled.
 """
 
@@ -26,13 +27,16 @@ from smallfirst.errors import (
     UpstreamError,
 )
 from smallfirst.models.base import StreamingProvider
-from smallfirst.models.generation_loop import DecodeSettings, run_generation
+from smallfirst.models.generation_loop import DecodeSettings
 from smallfirst.models.json_closing import JsonCloser
+from smallfirst.models.llamacpp_engine import BatchEngine, default_threads
+from smallfirst.models.llamacpp_generation import END, GenerationJob
+from smallfirst.models.llamacpp_sampling import SequenceSampler
+from smallfirst.models.llamacpp_scoring import ScoringJob
 from smallfirst.models.prompting import PLAIN_CUE, TURN_STOPS, plain_chat_prompt
 from smallfirst.models.schema_bounds import bounded_schema
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, GenerationParams
 
-_END = object()
 HUB_PREFIXES = ("hf://", "http://", "https://", "huggingface.co/")
 
 
@@ -105,16 +109,40 @@ def no_weight_repacking() -> Iterator[None]:
 _LOAD_LOCK = threading.Lock()
 
 
+@contextmanager
+def sequence_slots(slots: int) -> Iterator[None]:
+    """Make the next `Llama()` context hold `slots` sequences in one unified KV cache (cells
+    shared between sequences, so a copied prefix costs nothing). Use inside
+    `no_weight_repacking`, which holds the load lock."""
+    import llama_cpp.llama as module
+
+    defaults = module.llama_cpp.llama_context_default_params
+
+    def with_slots() -> Any:
+        params = defaults()
+        params.n_seq_max = slots
+        params.kv_unified = True
+        params.swa_full = True  # sliding-window layers keep every cell: prefixes stay whole
+        return params
+
+    module.llama_cpp.llama_context_default_params = with_slots
+    try:
+        yield
+    finally:
+        module.llama_cpp.llama_context_default_params = defaults
+
+
 class LlamaCppProvider(StreamingProvider):
     def __init__(self, config: ModelConfig) -> None:
         self.name = config.name
         self.config = config
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{self.name}")
         self._llama: Any = None
+        self._engine: BatchEngine | None = None
         self._chat_formatter: Any = None
         self._grammar_cache: dict[str, str] = {}
         self.queued = 0
-        """Requests waiting for or being served by the worker (for metrics)."""
+        """Requests waiting for or being served by the engine (for metrics)."""
 
     # -- loading (always on the worker thread) -------------------------------------------------
     def _ensure_loaded(self) -> Any:
@@ -125,12 +153,16 @@ class LlamaCppProvider(StreamingProvider):
                 raise ModelLoadError("llama-cpp-python is not installed") from exc
             path = resolve_model_path(self.config)
             options = {"n_batch": 512, **self.config.options}
+            threads = self.config.threads or default_threads()
+            slots = self.config.slots
             try:
-                with no_weight_repacking():
+                with no_weight_repacking(), sequence_slots(slots):
                     self._llama = Llama(
                         model_path=str(path),
-                        n_ctx=self.config.context,
-                        n_threads=self.config.threads,
+                        lora_path=self.config.adapter,
+                        n_ctx=self.config.context * slots,  # room for every slot's full context
+                        n_threads=threads,
+                        n_threads_batch=threads,
                         verbose=False,
                         **options,
                     )
@@ -138,6 +170,7 @@ class LlamaCppProvider(StreamingProvider):
                 raise ModelLoadError(
                     f"model {self.name!r}: llama.cpp could not load {path}: {exc}"
                 ) from exc
+            self._engine = BatchEngine(self._llama, slots, int(options["n_batch"]))
         return self._llama
 
     async def load(self) -> None:
@@ -171,56 +204,58 @@ class LlamaCppProvider(StreamingProvider):
         )
         return formatted.prompt, stops
 
-    def _grammar(self, params: GenerationParams, schema: dict[str, Any] | None) -> Any:
-        """The grammar for a raw GBNF or for `schema` (the request's, bounded to its budget)."""
-        if params.grammar is None and schema is None:
+    def _grammar(self, params: GenerationParams, schema: dict[str, Any] | None) -> str | None:
+        """The GBNF for a raw grammar or for `schema` (the request's, bounded to its budget)."""
+        if params.grammar is not None:
+            return params.grammar
+        if schema is None:
             return None
-        from llama_cpp import LlamaGrammar
         from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-        if params.grammar is not None:
-            text = params.grammar
-        else:
-            key = json.dumps(schema, sort_keys=True)
-            if key not in self._grammar_cache:
-                try:
-                    self._grammar_cache[key] = json_schema_to_gbnf(key)
-                except Exception as exc:
-                    raise SchemaError(f"cannot turn the JSON schema into a grammar: {exc}") from exc
-            text = self._grammar_cache[key]
-        return LlamaGrammar.from_string(text, verbose=False)
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammar_cache:
+            try:
+                self._grammar_cache[key] = json_schema_to_gbnf(key)
+            except Exception as exc:
+                raise SchemaError(f"cannot turn the JSON schema into a grammar: {exc}") from exc
+        return self._grammar_cache[key]
 
-    # -- the worker's job ---------------------------------------------------------------------
-    def _generate(
+    def _prompt_tokens(self, llama: Any, prompt: str, param: str) -> list[int]:
+        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        if len(tokens) >= self.config.context:
+            raise ContextLengthError(
+                f"This model's maximum context length is {self.config.context} tokens, but the "
+                f"prompt has {len(tokens)} tokens. Shorten the messages.",
+                param=param,
+            )
+        return tokens
+
+    # -- preparing a job (on the executor), then handing it to the engine ---------------------
+    def _submit_generation(
         self,
         prompt_of: Callable[[Any], tuple[str, list[str]]],
         params: GenerationParams,
         emit: Callable[[Any], None],
         cancelled: threading.Event,
     ) -> None:
-        if cancelled.is_set():
-            return
         llama = self._ensure_loaded()
         prompt, extra_stops = prompt_of(llama)
         if params.json_schema is not None or params.grammar is not None:
             extra_stops = []  # the grammar decides where the answer ends
-        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-        n_ctx = llama.n_ctx()
-        if len(tokens) >= n_ctx:
-            raise ContextLengthError(
-                f"This model's maximum context length is {n_ctx} tokens, but the prompt has "
-                f"{len(tokens)} tokens. Shorten the messages.",
-                param="messages",
-            )
+        tokens = self._prompt_tokens(llama, prompt, "messages")
         settings = DecodeSettings.from_params(
-            params, extra_stops, n_ctx - len(tokens), strip_leading=prompt.endswith(PLAIN_CUE)
+            params,
+            extra_stops,
+            self.config.context - len(tokens),
+            strip_leading=prompt.endswith(PLAIN_CUE),
         )
         schema = None
         if params.json_schema is not None and params.grammar is None:
             schema = bounded_schema(params.json_schema, settings.max_tokens)
             emit = closing_emitter(emit, schema)
-        grammar = self._grammar(params, schema)
-        run_generation(llama, tokens, settings, grammar, emit, cancelled)
+        sampler = SequenceSampler(llama._model.vocab, settings, self._grammar(params, schema))
+        assert self._engine is not None
+        self._engine.submit(GenerationJob(llama, tokens, settings, sampler, emit, cancelled))
 
     async def _stream(
         self, prompt_of: Callable[[Any], tuple[str, list[str]]], params: GenerationParams
@@ -235,20 +270,19 @@ class LlamaCppProvider(StreamingProvider):
             except RuntimeError:  # the caller's loop is gone; stop generating
                 cancelled.set()
 
-        def job() -> None:
-            try:
-                self._generate(prompt_of, params, emit, cancelled)
-            except BaseException as exc:
-                emit(exc)
-            finally:
-                emit(_END)
-
         self.queued += 1
-        loop.run_in_executor(self._executor, job)
         try:
+            try:
+                await loop.run_in_executor(
+                    self._executor, self._submit_generation, prompt_of, params, emit, cancelled
+                )
+            except SmallfirstError:
+                raise
+            except Exception as exc:
+                raise UpstreamError(f"model {self.name!r} failed: {exc}") from exc
             while True:
                 item = await queue.get()
-                if item is _END:
+                if item is END:
                     return
                 if isinstance(item, SmallfirstError):
                     raise item
@@ -267,16 +301,27 @@ class LlamaCppProvider(StreamingProvider):
 
     async def score_continuations(self, prompt: str, continuations: list[str]) -> list[float]:
         """Log-probability of each continuation after `prompt` (classification by likelihood)."""
-        from smallfirst.models.llamacpp_scoring import score_continuations
 
-        def job() -> list[float]:
+        def prepare() -> ScoringJob:
             llama = self._ensure_loaded()
-            return score_continuations(llama, prompt, continuations)
+            candidates = [
+                llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+                for text in continuations
+            ]
+            job = ScoringJob(self._prompt_tokens(llama, prompt, "prompt"), candidates)
+            if not job.result.done():
+                assert self._engine is not None
+                self._engine.submit(job)
+            return job
 
         self.queued += 1
+        job: ScoringJob | None = None
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+            job = await asyncio.get_running_loop().run_in_executor(self._executor, prepare)
+            return await asyncio.wrap_future(job.result)
         finally:
+            if job is not None:
+                job.cancelled.set()
             self.queued -= 1
 
     def count_tokens_sync(self, text: str) -> int:
@@ -286,6 +331,9 @@ class LlamaCppProvider(StreamingProvider):
 
     async def aclose(self) -> None:
         def close() -> None:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
