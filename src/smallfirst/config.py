@@ -78,6 +78,9 @@ class ModelConfig(Strict):
     """`completion` for base models: prompts are written as plain text, not chat turns."""
     timeout_s: float = Field(default=60.0, gt=0)
     threads: int | None = Field(default=None, ge=1)
+    """llama.cpp threads; default: every core this process may use."""
+    slots: int = Field(default=4, ge=1, le=64)
+    """llama.cpp: requests decoded together in one batch (sequences of one context)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Extra backend arguments (e.g. llama.cpp `n_batch`, replay `outcomes`)."""
     capabilities: CapabilitiesConfig = Field(default_factory=CapabilitiesConfig)
