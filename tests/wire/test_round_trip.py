@@ -6,10 +6,17 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from smallfirst.errors import UpstreamError
 from smallfirst.types import Generation, TokenLogprob, Usage
 from smallfirst.wire.collect import StreamCollector
-from smallfirst.wire.parse import choice_text, first_choice, parse_logprobs, parse_usage
-from smallfirst.wire.render import DONE, ChunkWriter, completion_json
+from smallfirst.wire.parse import (
+    choice_text,
+    first_choice,
+    parse_embeddings,
+    parse_logprobs,
+    parse_usage,
+)
+from smallfirst.wire.render import DONE, ChunkWriter, completion_json, embeddings_json
 from smallfirst.wire.sse import SseDecoder
 
 ANSWER = Generation(
@@ -77,3 +84,16 @@ def test_every_chunk_is_a_complete_openai_chunk() -> None:
         chunk = orjson.loads(line.removeprefix(b"data: "))
         assert chunk["id"] == "req-1" and chunk["object"] == "chat.completion.chunk"
         assert chunk["model"] == "small" and isinstance(chunk["created"], int)
+
+
+def test_embeddings_render_and_parse_back_in_input_order() -> None:
+    body = embeddings_json([[0.5, 1.0], [2.0, 0.0]], "minilm", prompt_tokens=4)
+    body["data"].reverse()  # an upstream may list them in any order; `index` says which is which
+    assert parse_embeddings(body, "minilm") == [[0.5, 1.0], [2.0, 0.0]]
+    assert body["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
+
+
+@pytest.mark.parametrize("answer", [[], {}, {"data": [{"index": 0}]}, {"data": [5]}])
+def test_embeddings_without_vectors_are_an_upstream_error(answer: object) -> None:
+    with pytest.raises(UpstreamError, match="'minilm' returned no embeddings"):
+        parse_embeddings(answer, "minilm")

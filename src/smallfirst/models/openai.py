@@ -18,7 +18,7 @@ from smallfirst.errors import AuthenticationError, UpstreamError
 from smallfirst.models.http_errors import error_for_exception, error_for_status
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation
 from smallfirst.wire.collect import StreamCollector
-from smallfirst.wire.parse import first_choice, parse_logprobs, parse_usage
+from smallfirst.wire.parse import first_choice, parse_embeddings, parse_logprobs, parse_usage
 from smallfirst.wire.requests import chat_body, completion_body
 from smallfirst.wire.sse import sse_events
 
@@ -134,8 +134,7 @@ class OpenAIProvider:
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         data = await self._post("/embeddings", {"model": self.upstream_model, "input": texts})
-        items = sorted(data.get("data") or [], key=lambda d: d.get("index", 0))
-        return [item["embedding"] for item in items]
+        return parse_embeddings(data, self.name)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -18,6 +18,7 @@ from smallfirst.models.registry import ModelEntry
 from smallfirst.server.call import estimate_tokens
 from smallfirst.server.chat import json_response, start_call
 from smallfirst.types import ChatRequest, Usage
+from smallfirst.wire.render import embeddings_json
 from smallfirst.wire.schemas import EmbeddingBody, validate
 
 LOCAL_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
@@ -51,19 +52,8 @@ async def embeddings(request: Request) -> Response:
     usage = Usage(input_tokens=sum(estimate_tokens(len(t)) for t in texts))
     call.succeed(usage)
     encode = _base64 if body.encoding_format == "base64" else _floats
-    items = [
-        {"object": "embedding", "index": i, "embedding": encode(vector)}
-        for i, vector in enumerate(vectors)
-    ]
-    return json_response(
-        {
-            "object": "list",
-            "data": items,
-            "model": call.entry.model,
-            "usage": {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens},
-        },
-        call,
-    )
+    encoded = [encode(vector) for vector in vectors]
+    return json_response(embeddings_json(encoded, call.entry.model, usage.input_tokens), call)
 
 
 def _floats(vector: Sequence[float]) -> list[float]:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from smallfirst.wire.render import DONE, ChunkWriter, answer_json, error_event
+from smallfirst.wire.render import DONE, ChunkWriter, answer_json, embeddings_json, error_event
 
 Behaviour = Literal[
     "reply", "error", "hang", "reset", "malformed", "slow_stream", "stream_then_error"
@@ -72,11 +72,9 @@ class ScriptedUpstream:
         body = await request.json()
         self.received.append(body)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [
-            {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]}
-            for i, t in enumerate(inputs)
-        ]
-        return JSONResponse({"object": "list", "data": data, "model": body.get("model")})
+        vectors = [[float(len(text)), 1.0, 0.0] for text in inputs]
+        words = sum(len(text.split()) for text in inputs)
+        return JSONResponse(embeddings_json(vectors, body.get("model"), words))
 
     async def _chat(self, request: Request) -> Response:
         return await self._answer(request, chat=True)

@@ -1,4 +1,4 @@
-"""Reading OpenAI answers: usage, logprobs, the first choice, one stream chunk.
+"""Reading OpenAI answers: usage, logprobs, the first choice, one stream chunk, embeddings.
 
 Anything an upstream could get wrong is an UpstreamError (502) naming the model, never a
 KeyError that would become a 500.
@@ -53,6 +53,16 @@ def first_choice(answer: Any, model: str) -> dict[str, Any]:
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise UpstreamError(f"upstream model {model!r} returned no choices")
     return choices[0]
+
+
+def parse_embeddings(answer: Any, model: str) -> list[list[float]]:
+    """The vectors of an embeddings answer, in input order."""
+    items = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(items, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("embedding"), list) for item in items
+    ):
+        raise UpstreamError(f"upstream model {model!r} returned no embeddings")
+    return [item["embedding"] for item in sorted(items, key=lambda item: item.get("index", 0))]
 
 
 def choice_text(choice: dict[str, Any]) -> str:

@@ -84,6 +84,19 @@ def answer_json(
     }
 
 
+def embeddings_json(vectors: list[Any], model: str | None, prompt_tokens: int) -> dict[str, Any]:
+    """`vectors`: each a list of floats, or a base64 string (`encoding_format: base64`)."""
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": vector}
+            for i, vector in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
+
+
 def _completion_logprobs(items: list[TokenLogprob] | None) -> dict[str, Any] | None:
     if not items:
         return None
