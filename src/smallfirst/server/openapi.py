@@ -12,7 +12,8 @@ from functools import cache
 from typing import Any
 
 import orjson
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -64,8 +65,14 @@ def _get(summary: str) -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
-    models = [(model, "validation") for model in (ChatBody, CompletionBody, EmbeddingBody)]
-    _, document = models_json_schema([*models, (ErrorBody, "serialization")], ref_template=REF)
+    """Request bodies as they are validated, the error body as it is sent."""
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (ChatBody, "validation"),
+        (CompletionBody, "validation"),
+        (EmbeddingBody, "validation"),
+        (ErrorBody, "serialization"),
+    ]
+    _, document = models_json_schema(models, ref_template=REF)
     return document["$defs"]
 
 

@@ -240,9 +240,9 @@ async def _relay(
             call.succeed(collected.usage(), collected.text)
             yield DONE
     except (aiohttp.ClientError, TimeoutError, SmallfirstError) as exc:
-        error = exc if isinstance(exc, SmallfirstError) else transport_error(name, exc)
-        call.fail(error, relay.delivered_if_any())
-        yield error_event(error.to_openai())
+        failure = exc if isinstance(exc, SmallfirstError) else transport_error(name, exc)
+        call.fail(failure, relay.delivered_if_any())
+        yield error_event(failure.to_openai())
     finally:
         response.release()
         if not call.finished:

@@ -74,8 +74,8 @@ class ReplayServer:
             writer = ChunkWriter(request_id, self.model, chat)
             chunks = _chunks(writer, answer, usage, body)
             return StreamingResponse(chunks, media_type="text/event-stream")
-        whole = answer_json(request_id, self.model, answer, chat, usage=usage)
-        return Response(orjson.dumps(whole), media_type="application/json")
+        reply = answer_json(request_id, self.model, answer, chat, usage=usage)
+        return Response(orjson.dumps(reply), media_type="application/json")
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
