@@ -19,6 +19,7 @@ which would defeat `ON CONFLICT`.
 from __future__ import annotations
 
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -117,10 +118,6 @@ class Totals:
             for index, count in theirs.items():
                 mine[index] = mine.get(index, 0) + count
 
-    def is_zero(self) -> bool:
-        measures = (getattr(self, name) for name in (*COUNTS, *AMOUNTS))
-        return not any(measures) and not self.latency and not self.ttft
-
     def count_request(self, request: dict[str, Any]) -> None:
         """Add one request row (in place: this runs once per row the writer stores)."""
         self.requests += 1
@@ -186,39 +183,73 @@ def hop_totals(hops: Iterable[dict[str, Any]]) -> Totals:
     return Totals(escalated=int(first is not None), escalation_cost_usd=cost, hops=len(hops))
 
 
-def _hop_delta(before: Totals, after: Totals) -> Totals:
-    return Totals(
-        escalated=after.escalated - before.escalated,
-        escalation_cost_usd=after.escalation_cost_usd - before.escalation_cost_usd,
-        hops=after.hops - before.hops,
+Increments = dict[tuple[Any, ...], list[Any]]
+"""(granularity, bucket start, *dims) -> what to add to that rollup row, in MEASURES order.
+
+A flat list rather than `Totals`: the writer builds one per group in every flush and hands it
+to the driver as is, and adding two of them up is one `map` over plain numbers."""
+
+_AT = {name: index for index, name in enumerate(MEASURES)}
+_REQUESTS, _INPUT, _OUTPUT = _AT["requests"], _AT["input_tokens"], _AT["output_tokens"]
+_ESCALATED, _HOPS, _COST = _AT["escalated"], _AT["hops"], _AT["cost_usd"]
+_BASELINE, _ESCALATION_COST = _AT["baseline_cost_usd"], _AT["escalation_cost_usd"]
+_LAT0, _TTFT0 = _AT[LATENCY[0]], _AT[TTFT[0]]
+_ZERO = [0.0 if name in AMOUNTS else 0 for name in MEASURES]
+
+
+def _minute(groups: Increments, request: dict[str, Any]) -> list[Any]:
+    """The increments of the request's minute; `_coarsen` adds minutes into coarser buckets."""
+    get = request.get
+    key = (
+        MINUTE,
+        math.floor(request["ts"] / MINUTE) * MINUTE,
+        get("endpoint"),
+        get("key_id"),
+        get("key_name"),
+        get("model"),
+        get("tier"),
+        get("router"),
+        int(request["status"]) // 100,
     )
-
-
-Groups = dict[tuple[int, int, *tuple[Any, ...]], Totals]  # type: ignore[misc]
-
-
-def _slot(groups: Groups, request: dict[str, Any]) -> Totals:
-    """The request's minute; `_coarsen` then adds minutes up into the coarser buckets."""
-    key = (MINUTE, math.floor(request["ts"] / MINUTE) * MINUTE, *dims_of(request))
     slot = groups.get(key)
     if slot is None:
-        groups[key] = slot = Totals()
+        groups[key] = slot = _ZERO.copy()
     return slot
 
 
-def _coarsen(minutes: Groups) -> Groups:
+def _count_request(slot: list[Any], request: dict[str, Any]) -> None:
+    """`Totals.count_request` on a flat increment (the writer's per-row step)."""
+    slot[_REQUESTS] += 1
+    slot[_INPUT] += request["input_tokens"] or 0
+    slot[_OUTPUT] += request["output_tokens"] or 0
+    slot[_COST] += request["cost_usd"] or 0.0
+    slot[_BASELINE] += request["baseline_cost_usd"] or 0.0
+    latency, ttft = request["latency_ms"], request["ttft_ms"]
+    if latency is not None:
+        slot[_LAT0 + hist_index(latency)] += 1
+    if ttft is not None:
+        slot[_TTFT0 + hist_index(ttft)] += 1
+
+
+def _count_hops(slot: list[Any], after: Totals, before: Totals | None = None) -> None:
+    """Add what a request's hops add (`after`), less what they added already (`before`)."""
+    before = before or Totals()
+    slot[_ESCALATED] += after.escalated - before.escalated
+    slot[_HOPS] += after.hops - before.hops
+    slot[_ESCALATION_COST] += after.escalation_cost_usd - before.escalation_cost_usd
+
+
+def _coarsen(minutes: Increments) -> Increments:
     groups = dict(minutes)
-    for (_, bucket, *dims), totals in minutes.items():
+    for (_, bucket, *dims), values in minutes.items():
         for step in GRANULARITIES[1:]:
             key = (step, bucket // step * step, *dims)
             slot = groups.get(key)
-            if slot is None:
-                groups[key] = slot = Totals()
-            slot.add(totals)
+            groups[key] = values.copy() if slot is None else list(map(operator.add, slot, values))
     return groups
 
 
-def aggregate(rows: Iterable[dict[str, Any]], stored: Iterable[dict[str, Any]] = ()) -> Groups:
+def aggregate(rows: Iterable[dict[str, Any]], stored: Iterable[dict[str, Any]] = ()) -> Increments:
     """What `rows` (new) add to the rollups, given the rows of the same request ids that are
     already `stored`. Returns the increments per (granularity, bucket, *dims)."""
     new_requests: list[dict[str, Any]] = []
@@ -235,22 +266,21 @@ def aggregate(rows: Iterable[dict[str, Any]], stored: Iterable[dict[str, Any]] =
             old_requests[row["request_id"]] = row
         else:
             old_hops[row["request_id"]].append(row)
-    groups: Groups = {}
+    groups: Increments = {}
     for request in new_requests:  # first sight of a request: all of it, its hops so far incl.
-        slot = _slot(groups, request)
-        slot.count_request(request)
-        hops = old_hops.get(request["request_id"], []) + new_hops.get(request["request_id"], [])
-        if hops:
-            slot.add(hop_totals(hops))
+        slot = _minute(groups, request)
+        _count_request(slot, request)
+        request_id = request["request_id"]
+        if request_id in new_hops or request_id in old_hops:
+            hops = old_hops.get(request_id, []) + new_hops.get(request_id, [])
+            _count_hops(slot, hop_totals(hops))
     seen = {request["request_id"] for request in new_requests}
     for request_id, hops in new_hops.items():  # late hops: only what they change
         request = old_requests.get(request_id)
         if request is None or request_id in seen:
             continue
         before = old_hops.get(request_id, [])
-        delta = _hop_delta(hop_totals(before), hop_totals(before + hops))
-        if not delta.is_zero():
-            _slot(groups, request).add(delta)
+        _count_hops(_minute(groups, request), hop_totals(before + hops), hop_totals(before))
     return _coarsen(groups)
 
 
@@ -266,14 +296,33 @@ STORED_COLUMNS = (
 )
 
 
+PLACEHOLDERS = {"sqlite": "?", "postgresql": "%s"}
+"""The positional parameter marker of the drivers `stored_rows` talks to directly."""
+
+
 def stored_rows(conn: Connection, requests: Table, request_ids: Sequence[str]) -> list[dict]:
-    """The rows already stored for these request ids (only what `aggregate` reads)."""
+    """The rows already stored for these request ids (only what `aggregate` reads).
+
+    Usually none: this runs once per flush for every id in it. On SQLite and PostgreSQL the
+    lookup goes to the driver as plain SQL, since building and binding an `IN (...)` of
+    hundreds of ids through SQLAlchemy cost the writer more than the index probes."""
     out: list[dict[str, Any]] = []
+    marker = PLACEHOLDERS.get(conn.dialect.name)
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(name) for name in STORED_COLUMNS)
     columns = [requests.c[name] for name in STORED_COLUMNS]
     for start in range(0, len(request_ids), LOOKUP_CHUNK):
         chunk = request_ids[start : start + LOOKUP_CHUNK]
-        query = select(*columns).where(requests.c.request_id.in_(chunk))
-        out += [dict(row._mapping) for row in conn.execute(query)]
+        if marker is None:
+            query = select(*columns).where(requests.c.request_id.in_(chunk))
+            out += [dict(row._mapping) for row in conn.execute(query)]
+            continue
+        sql = (
+            f"SELECT {names} FROM {quote(requests.name)} "
+            f"WHERE request_id IN ({', '.join([marker] * len(chunk))})"
+        )
+        result = conn.exec_driver_sql(sql, tuple(chunk))
+        out += [dict(zip(STORED_COLUMNS, row, strict=True)) for row in result]
     return out
 
 
@@ -283,15 +332,24 @@ def apply_batch(
     """Insert raw `rows` and their rollup increments in the caller's transaction."""
     ids = list({row["request_id"] for row in rows})
     groups = aggregate(rows, stored_rows(conn, requests, ids))
-    conn.execute(requests.insert(), list(rows))
+    insert_raw(conn, requests, rows)
     upsert(conn, rollups, groups)
 
 
-def upsert(conn: Connection, rollups: Table, groups: Groups) -> None:
-    """Add each group's totals to its rollup row, creating it if needed (one statement)."""
+def insert_raw(conn: Connection, requests: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """The raw rows alone (what the writer did before rollups; the benchmark's baseline)."""
+    conn.execute(requests.insert(), list(rows))
+
+
+def upsert(conn: Connection, rollups: Table, groups: Increments) -> None:
+    """Add each group's increments to its rollup row, creating it if needed: one statement,
+    executed by the driver for all groups at once."""
     if not groups:
         return
-    values = [_values(key, totals) for key, totals in groups.items()]
+    values = [
+        [*("" if value is None else value for value in key), *increments]
+        for key, increments in groups.items()
+    ]
     cache = f"upsert.{conn.dialect.name}"
     if cache not in rollups.info:
         rollups.info[cache] = _upsert_statement(conn, rollups)
@@ -310,20 +368,6 @@ def upsert(conn: Connection, rollups: Table, groups: Groups) -> None:
         conn.exec_driver_sql(sql, [tuple(v) for v in values])
     else:
         conn.exec_driver_sql(sql, [tuple(v[i] for i in order) for v in values])
-
-
-def _values(key: tuple[Any, ...], totals: Totals) -> list[Any]:
-    """One rollup row's values in COLUMNS order."""
-    histograms = [0] * (2 * HIST_BUCKETS)
-    for index, count in totals.latency.items():
-        histograms[index] = count
-    for index, count in totals.ttft.items():
-        histograms[HIST_BUCKETS + index] = count
-    return [
-        *("" if value is None else value for value in key),
-        *(getattr(totals, name) for name in (*COUNTS, *AMOUNTS)),
-        *histograms,
-    ]
 
 
 def _upsert_statement(conn: Connection, rollups: Table) -> tuple[str, list[int] | None] | None:

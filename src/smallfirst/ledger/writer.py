@@ -34,7 +34,11 @@ from smallfirst.ledger.entry import LedgerEntry
 from smallfirst.ledger.store import LedgerStore
 
 log = logging.getLogger("smallfirst.ledger")
-BATCH = 500
+BATCH = 5000
+"""Rows per transaction at most. Large, because a busy writer's cost per row falls with it:
+a batch makes one rollup upsert per group it touches (about 4 x the distinct model/key/route
+combinations of its minutes), and at 5,000 rows that is ~0.05 upserts per row, not ~0.3 as at
+500. A request row is still stored within `LINGER_S` when the gateway is not saturated."""
 LINGER_S = 0.1
 """How often the writer wakes to store what was recorded: one transaction per burst."""
 MAX_BUFFER = 200_000

@@ -1,0 +1,62 @@
+"""The ledger benchmarks' own parts: bulk seeding builds the writer's ledger; the writer
+comparison prints both stores side by side."""
+
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from ledger_traffic import bulk_seed, seed, traffic, whole_requests
+from ledger_writer import main as writer_main
+from smallfirst.ledger import LedgerStore
+from smallfirst.ledger.rollups import COLUMNS, KEY_COLUMNS
+
+NOW = 1_795_000_000.0
+
+
+def _contents(store: LedgerStore) -> tuple[list, list]:
+    requests, rollups = store.requests, store.rollups
+    with store.engine.connect() as conn:
+        raw = conn.execute(select(requests).order_by(requests.c.id)).all()
+        groups = conn.execute(
+            select(*(rollups.c[name] for name in COLUMNS)).order_by(
+                *(rollups.c[name] for name in KEY_COLUMNS)
+            )
+        ).all()
+    return [tuple(row) for row in raw], [tuple(row) for row in groups]
+
+
+def test_bulk_seed_stores_what_the_writer_path_stores(tmp_path, monkeypatch) -> None:
+    import ledger_traffic
+
+    monkeypatch.setattr(ledger_traffic, "BULK_CHUNK", 97)  # many chunks, hops at their edges
+    monkeypatch.setattr(ledger_traffic, "SEED_CHUNK", 89)
+    bulk = LedgerStore(f"sqlite:///{tmp_path / 'bulk.db'}")
+    writer = LedgerStore(f"sqlite:///{tmp_path / 'writer.db'}")
+    assert bulk_seed(bulk, traffic(600, NOW)) == seed(writer, traffic(600, NOW))
+    raw_bulk, rollups_bulk = _contents(bulk)
+    raw_writer, rollups_writer = _contents(writer)
+    assert raw_bulk == raw_writer
+    assert len(rollups_bulk) == len(rollups_writer) > 0
+    for ours, theirs in zip(rollups_bulk, rollups_writer, strict=True):  # $ sums: float order
+        assert ours[: len(KEY_COLUMNS)] == theirs[: len(KEY_COLUMNS)]
+        for a, b in zip(ours, theirs, strict=True):
+            assert a == b or abs(a - b) < 1e-9
+
+
+def test_chunks_never_split_a_request_from_its_hops() -> None:
+    chunks = list(whole_requests(traffic(300, NOW), size=7))
+    assert sum(len(c) for c in chunks) > 300
+    for chunk in chunks:
+        assert chunk[0]["kind"] == "request"
+
+
+def test_writer_benchmark_prints_both_stores_side_by_side(capsys) -> None:
+    figures = writer_main(["--rows", "400", "--rounds", "2"])
+    out = capsys.readouterr().out
+    assert "writer rows/s with rollups" in out and "writer rows/s without" in out
+    assert "rollups cost" in out
+    assert set(figures["writer_rows_s"]) == {"with rollups", "without"}
+    assert all(len(runs) == 2 for runs in figures["writer_rows_s"].values())
