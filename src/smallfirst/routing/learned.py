@@ -19,6 +19,7 @@ from smallfirst.routing.features import embed_conversations, router_embedder, us
 from smallfirst.routing.metrics import choose
 from smallfirst.routing.outcomes import Outcomes, OutcomesError
 from smallfirst.routing.router_file import RouterModel
+from smallfirst.routing.templates import Template, learn_template
 from smallfirst.types import Message
 
 
@@ -41,23 +42,33 @@ def model_costs(outcomes: Outcomes) -> tuple[list[float], bool]:
     return [float(r) for r in ranks], True
 
 
+def prompt_template(conversations: list[list[str]]) -> Template:
+    """The fixed template(s) of these prompts' last turns (see templates.py)."""
+    return learn_template(c[-1] for c in conversations)
+
+
 def train_router(
     outcomes: Outcomes,
     kind: str = "knn",
     embedder: str = "static",
     vectors: np.ndarray | None = None,
+    template: Template | None = None,
     **options: Any,
 ) -> RouterModel:
-    """Fit a predictor on the outcomes; `vectors` skips embedding when already computed."""
+    """Fit a predictor on the outcomes; `vectors` skips embedding when already computed (with
+    `template`, which is otherwise learned from the outcomes' prompts)."""
     if len(outcomes) < 2:
         raise OutcomesError(f"{outcomes.source}: need at least 2 rows to train a router")
     if len(outcomes.models) < 2:
         raise OutcomesError(f"{outcomes.source}: need scores for at least 2 models to route")
+    if template is None:
+        template = prompt_template(outcomes.turns)
     if vectors is None:
-        vectors = embed_conversations(router_embedder(embedder), outcomes.turns)
+        vectors = embed_conversations(router_embedder(embedder), outcomes.turns, template)
     lo, hi = score_range(outcomes.scores)
     quality = (outcomes.scores - lo) / (hi - lo)
     arrays, params = predictors.fit(kind, vectors, quality, **options)
+    params["template"] = template.to_json()
     costs, assumed = model_costs(outcomes)
     return RouterModel(
         kind=kind,
@@ -80,8 +91,13 @@ def predict_quality(router: RouterModel, vectors: np.ndarray) -> np.ndarray:
     return predictors.predict(router.kind, router.arrays, router.params, vectors)
 
 
+def router_template(router: RouterModel) -> Template:
+    return Template.from_json(router.params.get("template"))
+
+
 def predict_conversations(router: RouterModel, conversations: list[list[str]]) -> np.ndarray:
-    vectors = embed_conversations(router_embedder(router.embedder), conversations)
+    embedder = router_embedder(router.embedder)
+    vectors = embed_conversations(embedder, conversations, router_template(router))
     return predict_quality(router, vectors)
 
 
@@ -138,9 +154,10 @@ class LearnedRouter:
         self.model_map = model_map
         self.threshold = router.threshold if threshold is None else threshold
         self._embedder = router_embedder(router.embedder)
+        self._template = router_template(router)
 
     def decide(self, messages: list[Message]) -> RouteDecision:
-        vector = embed_conversations(self._embedder, [user_turns(messages)])
+        vector = embed_conversations(self._embedder, [user_turns(messages)], self._template)
         pred = predict_quality(self.router, vector)[0]
         choice = explain_choice(self.router, pred, self.threshold)
         outcome_name = self.router.models[choice.index]
