@@ -28,7 +28,7 @@ from smallfirst.models.registry import ModelEntry, Registry
 from smallfirst.routing.base import DefaultRouter, RouteDecision, Router, resolve_router
 from smallfirst.routing.cascade import CASCADE_PREFIX, Cascade, Cascades
 from smallfirst.routing.hops import Hop, HopLog
-from smallfirst.routing.resilience import failover_scope
+from smallfirst.routing.resilience import current_scope, failover_scope
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation, Message, Usage
 
 AnyRequest = ChatRequest | CompletionRequest
@@ -145,7 +145,7 @@ class _OneModel(Target):
         on_model: OnModel | None = None,
     ) -> Answer:
         route = route or await self.aroute(request)
-        log = log or HopLog()
+        log, allow, on_model = _in_scope(log, allow, on_model)
         provider = self.registry.provider(route.model.name)
         with failover_scope(log, allow, on_model):
             if isinstance(request, ChatRequest):
@@ -166,8 +166,9 @@ class _OneModel(Target):
         on_model: OnModel | None = None,
     ) -> AsyncIterator[Delta]:
         route = route or await self.aroute(request)
+        log, allow, on_model = _in_scope(log, allow, on_model)
         provider = self.registry.provider(route.model.name)
-        with failover_scope(log or HopLog(), allow, on_model):  # the stream keeps this scope
+        with failover_scope(log, allow, on_model):  # the stream keeps this scope
             if isinstance(request, ChatRequest):
                 deltas = provider.stream_chat(request)
             else:
@@ -180,6 +181,17 @@ class _OneModel(Target):
         if generation.model == route.model.name or generation.model not in self.registry.entries:
             return route
         return Route(self.registry.get(generation.model), route.decision)
+
+
+def _in_scope(
+    log: HopLog | None, allow: Allow | None, on_model: OnModel | None
+) -> tuple[HopLog, Allow | None, OnModel | None]:
+    """Without a log of its own, a call reports into the failover scope a caller further up
+    opened (a pipeline, a batch job), with that scope's rules."""
+    outer = current_scope()
+    if log is not None or outer is None:
+        return log or HopLog(), allow, on_model
+    return outer.log, allow or outer.allow, on_model or outer.on_model
 
 
 class ModelTarget(_OneModel):

@@ -61,6 +61,11 @@ def failover_scope(
         _SCOPE.reset(token)
 
 
+def current_scope() -> FailoverScope | None:
+    """The scope a caller further up opened, if any (nested calls report into it)."""
+    return _SCOPE.get()
+
+
 class Resilience:
     """The registry's provider wrapper: one failover caller (and so one breaker) for all."""
 
