@@ -112,8 +112,6 @@ def _texts(body: dict[str, Any], chat: bool) -> tuple[str, str]:
 async def _chunks(
     writer: ChunkWriter, answer: str, usage: dict[str, int], body: dict[str, Any]
 ) -> AsyncIterator[bytes]:
-    if writer.chat:
-        yield writer.role()
     yield writer.text(answer)
     yield writer.finish("stop")
     if (body.get("stream_options") or {}).get("include_usage"):

@@ -126,8 +126,6 @@ class ScriptedUpstream:
     async def _chunks(
         self, body: dict[str, Any], script: Script, writer: ChunkWriter
     ) -> AsyncIterator[bytes]:
-        if writer.chat:
-            yield writer.role()
         for i, word in enumerate(script.text.split(" ")):
             if script.behaviour == "slow_stream":
                 await asyncio.sleep(script.delay_s)
