@@ -63,7 +63,8 @@ def test_eval_cross_validation_on_csv(tmp_path: Path) -> None:
         "large=2",
     )
     assert result.exit_code == 0, result.output
-    assert "linear/minilm (3-fold CV)" in result.output and "random" in result.output
+    assert "linear/minilm (3-fold CV, in domain)" in result.output and "random" in result.output
+    assert "saving vs random" in result.output and "APGR" in result.output
 
 
 def test_bad_inputs_fail_with_a_message(tmp_path: Path) -> None:
@@ -84,3 +85,48 @@ def test_bad_inputs_fail_with_a_message(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "does not exist" in missing.output
     both = _invoke("calibrate", tmp_path / "none.json", "--prompts", data)
     assert both.exit_code == 1 and "exactly one of --large-share or --quality-target" in both.output
+
+
+def test_eval_out_of_domain_picks_the_kind_on_training_folds_only(tmp_path: Path) -> None:
+    train = write_csv(tmp_path / "a.csv", synthetic_rows(6))
+    test = tmp_path / "b.csv"
+    rows = synthetic_rows(4, offset=40)
+    test.write_text(
+        "prompt,small,large,other\n"
+        + "".join(f'"{r["prompt"]}",{r["small"]},{r["large"]},\n' for r in rows)
+        + '"a row without scores",,,\n'
+    )
+    result = _invoke(
+        "eval",
+        "--train",
+        train,
+        "--test",
+        test,
+        "--models",
+        "small,large",
+        "--kind",
+        "auto",
+        "--embedder",
+        "minilm",
+        "--resamples",
+        "200",
+        "--plot",
+        tmp_path / "p.png",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 row(s) missing a score" in result.output
+    assert "on a.csv's inner folds" in result.output
+    payload = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
+    label = next(k for k in payload if "(trained on a.csv)" in k and "interval" not in k)
+    low, high = payload[f"{label} interval"]["APGR"]
+    assert low <= payload[label]["APGR"] <= high
+    assert payload[label]["APGR"] > payload["random"]["APGR"]
+
+
+def test_eval_needs_train_and_test_together(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "o.csv", synthetic_rows(2))
+    result = _invoke("eval", "--train", data)
+    assert result.exit_code == 1 and "give both --train and --test" in result.output
+    neither = _invoke("eval")
+    assert neither.exit_code == 1 and "give OUTCOMES" in neither.output

@@ -1,8 +1,10 @@
 """Measure a router against random, the best single model and the oracle, and plot it.
 
 Two models get RouteLLM's APGR / CPT(50%) / CPT(80%); any number of models get RouterBench's
-AIQ. Held-out numbers come from k-fold cross-validation (`cross_validate`) or from a router
-file applied to an outcome file it was not trained on.
+AIQ. Held-out numbers come from k-fold cross-validation (`cross_validate`, in domain) or from a
+router trained on one outcome set and applied to another (`train_and_test`, out of domain).
+With `intervals`, every figure gets a bootstrap interval (see intervals.py) and two-model
+reports add RouteLLM's cost saving vs random at CPT(50%).
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
+from smallfirst.evaluate.stats import Estimate
+from smallfirst.routing import intervals as ci
 from smallfirst.routing import metrics
-from smallfirst.routing.learned import model_costs, predict_quality, score_range, train_router
-from smallfirst.routing.outcomes import Outcomes
+from smallfirst.routing.features import embed_conversations, router_embedder
+from smallfirst.routing.learned import (
+    model_costs,
+    predict_quality,
+    prompt_template,
+    score_range,
+    train_router,
+)
+from smallfirst.routing.outcomes import Outcomes, OutcomesError
+from smallfirst.routing.templates import Template
 
 
 def cross_validate(
@@ -43,7 +55,7 @@ def cross_validate(
     held: list[np.ndarray] = []
     for train_idx, test_idx in splits:
         router = train_router(
-            outcomes.subset(train_idx), kind, embedder, vectors[train_idx], **options
+            outcomes.subset(train_idx), kind, embedder, vectors[train_idx], Template(), **options
         )
         pred[test_idx] = predict_quality(router, vectors[test_idx])
         held.append(test_idx)
@@ -59,17 +71,51 @@ class EvalReport:
     curves: dict[str, np.ndarray] = field(default_factory=dict)
     """Router name -> (x, y) points: (strong share, PGR) or (cost, quality)."""
     two_model: bool = True
+    intervals: dict[str, dict[str, Estimate | None]] = field(default_factory=dict)
+    """Router name -> metric -> bootstrap interval, when asked for."""
 
 
-def evaluate(outcomes: Outcomes, pred: np.ndarray, label: str = "router") -> EvalReport:
+def train_and_test(
+    train: Outcomes, test: Outcomes, kind: str, embedder: str, **options
+) -> tuple[np.ndarray, Template]:
+    """Out of domain: a router trained on all of `train` (its template learned from `train`'s
+    prompts, as `router train` does) predicts `test`. Same models, in the same order."""
+    if sorted(train.models) != sorted(test.models):
+        raise OutcomesError(
+            f"{test.source}: models {test.models} differ from the training set's {train.models};"
+            " pick common ones with --models"
+        )
+    test = test.select_models(train.models)
+    template = prompt_template(train.turns)
+    model = router_embedder(embedder)
+    train_vectors = embed_conversations(model, train.turns, template)
+    router = train_router(train, kind, embedder, train_vectors, template, **options)
+    pred = predict_quality(router, embed_conversations(model, test.turns, template))
+    return pred, template
+
+
+def evaluate(
+    outcomes: Outcomes,
+    pred: np.ndarray,
+    label: str = "router",
+    intervals: bool = False,
+    resamples: int = ci.RESAMPLES,
+) -> EvalReport:
     """Metrics for predicted quality `pred` on `outcomes`, beside the baselines."""
     costs, _ = model_costs(outcomes)
     if len(outcomes.models) == 2:
-        return _two_model(outcomes, pred, costs, label)
-    return _n_model(outcomes, pred, costs, label)
+        return _two_model(outcomes, pred, costs, label, intervals, resamples)
+    return _n_model(outcomes, pred, costs, label, intervals, resamples)
 
 
-def _two_model(outcomes: Outcomes, pred: np.ndarray, costs: list[float], label: str) -> EvalReport:
+def _two_model(
+    outcomes: Outcomes,
+    pred: np.ndarray,
+    costs: list[float],
+    label: str,
+    intervals: bool,
+    resamples: int,
+) -> EvalReport:
     weak, strong = int(np.argmin(costs)), int(np.argmax(costs))
     q_weak, q_strong = outcomes.scores[:, weak], outcomes.scores[:, strong]
     scores = {
@@ -80,8 +126,10 @@ def _two_model(outcomes: Outcomes, pred: np.ndarray, costs: list[float], label: 
     report = EvalReport(outcomes.models, costs)
     for name, s in scores.items():
         r = metrics.two_model_report(s, q_weak, q_strong)
-        report.rows.append((name, {"APGR": r.apgr, "CPT(50%)": r.cpt50, "CPT(80%)": r.cpt80}))
+        report.rows.append((name, ci.two_model_figures(s, q_weak, q_strong)))
         report.curves[name] = np.column_stack([r.curve.share, r.curve.pgr])
+        if intervals and name == label:
+            report.intervals[name] = ci.bootstrap_two_model(s, q_weak, q_strong, resamples)
     for name, col in (("weak only", weak), ("strong only", strong)):
         share = 0.0 if col == weak else 1.0
         report.rows.append(
@@ -93,8 +141,15 @@ def _two_model(outcomes: Outcomes, pred: np.ndarray, costs: list[float], label: 
     return report
 
 
-def _n_model(outcomes: Outcomes, pred: np.ndarray, costs: list[float], label: str) -> EvalReport:
-    truth = _quality(outcomes)
+def _n_model(
+    outcomes: Outcomes,
+    pred: np.ndarray,
+    costs: list[float],
+    label: str,
+    intervals: bool,
+    resamples: int,
+) -> EvalReport:
+    truth = quality(outcomes)
     c = np.asarray(costs, dtype=np.float64)
     c_min, c_max = float(c.min()), float(c.max())
     singles = metrics.single_model_points(truth, c)
@@ -107,6 +162,9 @@ def _n_model(outcomes: Outcomes, pred: np.ndarray, costs: list[float], label: st
     for name, pts in curves.items():
         report.rows.append((name, {"AIQ": metrics.aiq(pts, c_min, c_max)}))
         report.curves[name] = pts
+    if intervals:
+        aiq = ci.bootstrap_aiq(pred, truth, c, max(resamples // 5, 50))
+        report.intervals[label] = {"AIQ": aiq}
     best = int(np.argmax(singles[:, 1]))
     at_best_cost = curves[label][curves[label][:, 0] <= c[best] + 1e-12]
     report.rows.append(
@@ -124,7 +182,7 @@ def _n_model(outcomes: Outcomes, pred: np.ndarray, costs: list[float], label: st
     return report
 
 
-def _quality(outcomes: Outcomes) -> np.ndarray:
+def quality(outcomes: Outcomes) -> np.ndarray:
     lo, hi = score_range(outcomes.scores)
     return (outcomes.scores - lo) / (hi - lo)
 
@@ -133,7 +191,8 @@ def format_report(report: EvalReport) -> str:
     """A plain-text table, one router per line."""
     lines = []
     for name, values in report.rows:
-        cells = "  ".join(f"{k} {_fmt(k, v)}" for k, v in values.items())
+        bounds = report.intervals.get(name, {})
+        cells = "  ".join(f"{k} {_fmt(k, v)}{_span(k, bounds.get(k))}" for k, v in values.items())
         lines.append(f"{name:<40} {cells}")
     return "\n".join(lines)
 
@@ -143,7 +202,15 @@ def _fmt(key: str, value: float | None) -> str:
         return "n/a"
     if key.startswith("CPT") or key == "share":
         return f"{value * 100:.1f}%"
+    if key.startswith("saving"):
+        return f"{value:.2f}x"
     return f"{value:.3f}"
+
+
+def _span(key: str, estimate: Estimate | None) -> str:
+    if estimate is None:
+        return ""
+    return f" [{_fmt(key, estimate.low)}, {_fmt(key, estimate.high)}]"
 
 
 def plot(report: EvalReport, path: str | Path, title: str = "") -> Path:
