@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     inspect,
     select,
+    text,
 )
 
 Migration = Callable[[Connection], None]
@@ -133,6 +134,39 @@ def m004_ledger_meta(conn: Connection) -> None:
         Column("value", Float, nullable=False),
     )
     table.create(conn)
+
+
+@migration
+def m005_requests_by_month(conn: Connection) -> None:
+    """PostgreSQL: `requests` partitioned by month of `ts` (see `partitions.py`), the rows
+    already there copied in, ids kept (64-bit from now on: the primary key becomes (id, ts),
+    as a partitioned table's must hold the partition column). Other databases: nothing."""
+    if conn.dialect.name != "postgresql":
+        return
+    from smallfirst.ledger import partitions
+
+    old = "requests_unpartitioned"
+    indexes = conn.execute(
+        text("SELECT indexname FROM pg_indexes WHERE tablename = 'requests'")
+    ).scalars()
+    for index in list(indexes):  # their names are the new table's to take
+        conn.execute(text(f'ALTER INDEX "{index}" RENAME TO "{old}_{index}"'))
+    conn.execute(text(f"ALTER TABLE requests RENAME TO {old}"))
+    conn.execute(
+        text(f"CREATE TABLE requests (LIKE {old} INCLUDING DEFAULTS) PARTITION BY RANGE (ts)")
+    )
+    conn.execute(text("ALTER TABLE requests ALTER COLUMN id TYPE BIGINT"))
+    conn.execute(text("ALTER TABLE requests ADD CONSTRAINT requests_pkey PRIMARY KEY (id, ts)"))
+    for column in ("request_id", "ts", "key_id"):
+        conn.execute(text(f"CREATE INDEX ix_requests_{column} ON requests ({column})"))
+    conn.execute(text("ALTER SEQUENCE requests_id_seq AS BIGINT OWNED BY requests.id"))
+    partitions.create_default(conn)
+    first, last = conn.execute(text(f"SELECT min(ts), max(ts) FROM {old}")).one()
+    now = time.time()
+    partitions.ensure_months(conn, min(first or now, now), max(last or now, now))
+    conn.execute(text(f"INSERT INTO requests SELECT * FROM {old}"))
+    conn.execute(text(f"DROP TABLE {old}"))
+    partitions.ensure_ahead(conn, now)
 
 
 def _migrations_table(metadata: MetaData) -> Table:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, select, update
 
 from smallfirst.config import RetentionConfig
+from smallfirst.ledger import partitions
 from smallfirst.ledger.store import LedgerStore
 
 log = logging.getLogger("smallfirst.ledger")
@@ -57,9 +58,9 @@ def prune(
             if scanned == policy.batch_rows:
                 continue
         if policy.rows_days is not None:
-            deleted = delete_rows(store, now - policy.rows_days * DAY_S, policy.batch_rows)
+            deleted, more = delete_rows(store, now - policy.rows_days * DAY_S, policy.batch_rows)
             done.rows += deleted
-            if deleted == policy.batch_rows:
+            if more:
                 continue
         done.finished = True
         break
@@ -96,12 +97,21 @@ def blank_prompts(store: LedgerStore, before: float, policy: RetentionConfig) ->
         return len(rows), blanked
 
 
-def delete_rows(store: LedgerStore, before: float, batch_rows: int) -> int:
-    """One batch: delete up to `batch_rows` of the oldest raw rows older than `before`."""
+def delete_rows(store: LedgerStore, before: float, batch_rows: int) -> tuple[int, bool]:
+    """One batch: delete up to `batch_rows` of the oldest raw rows older than `before`.
+    On PostgreSQL, whole months older than `before` go first, all in one batch, each dropped
+    in one statement however many rows it holds (and the months ahead are created).
+    Returns (rows deleted, whether more may be left)."""
     table = store.requests
     oldest = select(table.c.id).where(table.c.ts < before).order_by(table.c.ts).limit(batch_rows)
     with store.engine.begin() as conn:
-        return conn.execute(delete(table).where(table.c.id.in_(oldest))).rowcount
+        if partitions.is_partitioned(conn):
+            partitions.ensure_ahead(conn, time.time())
+            dropped = partitions.drop_before(conn, before)
+            if dropped:
+                return dropped, True
+        deleted = conn.execute(delete(table).where(table.c.id.in_(oldest))).rowcount
+        return deleted, deleted == batch_rows
 
 
 def _mark(conn: Connection, store: LedgerStore) -> float | None:

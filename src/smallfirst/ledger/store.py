@@ -6,6 +6,7 @@ one definition of the schema. Writes are batched by `LedgerWriter`; the store it
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, event, func, sele
 
 from smallfirst.config import state_dir
 from smallfirst.errors import ConfigError
-from smallfirst.ledger import rollups
+from smallfirst.ledger import partitions, rollups
 from smallfirst.ledger.migrations import migrate
 
 LEDGER_FILE = "ledger.db"
@@ -48,6 +49,7 @@ class LedgerStore:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         with self.engine.begin() as conn:
             migrate(conn)
+            partitions.ensure_ahead(conn, time.time())
         metadata = MetaData()
         self.requests = Table("requests", metadata, autoload_with=self.engine)
         self.api_keys = Table("api_keys", metadata, autoload_with=self.engine)
