@@ -66,6 +66,8 @@ class ModelConfig(Strict):
     """The model's name at its provider; defaults to `name`."""
     path: str | None = None
     """GGUF file for `llamacpp`; default: the packaged Gemma 3 270M."""
+    adapter: str | None = None
+    """`llamacpp`: a LoRA adapter GGUF applied on the base (`smallfirst distill finetune`)."""
     base_url: str | None = None
     api_key_env: str | None = None
     """Name of the environment variable holding the API key (read when the model is first used)."""
@@ -526,6 +528,8 @@ def resolve_model_paths(config: Config, base: Path) -> None:
             model.path = _beside(model.path, base)
         for key in MODEL_PATH_OPTIONS:
             value = model.options.get(key)
+        if model.adapter:
+            model.adapter = _beside(model.adapter, base)
             if isinstance(value, str) and value:
                 model.options[key] = _beside(value, base)
 

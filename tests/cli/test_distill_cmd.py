@@ -92,15 +92,3 @@ def test_cap_message_and_errors(project):
     assert changed.exit_code == 1 and "different task spec" in changed.stderr
     no_bank = runner.invoke(app, ["distill", "student", "ghost"])
     assert no_bank.exit_code == 1 and "no example bank 'ghost'" in no_bank.stderr
-
-
-def test_finetune_without_gpu_exits_2_with_the_reason(tmp_path):
-    from smallfirst.distill.finetune import missing_requirements
-
-    if not missing_requirements():
-        pytest.skip("this machine can fine-tune")
-    data = tmp_path / "ft.jsonl"
-    data.write_text(json.dumps({"prompt": "p", "completion": "c"}) + "\n")
-    result = runner.invoke(app, ["distill", "finetune", str(data), "--base-model", "m"])
-    assert result.exit_code == 2
-    assert "cannot run on this machine" in result.stderr and "GPU" in result.stderr

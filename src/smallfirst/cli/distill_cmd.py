@@ -10,16 +10,29 @@ from pathlib import Path
 
 import click
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from typer.core import TyperGroup
 
 from smallfirst.cli.common import console, err_console, fail, format_usd, run
-from smallfirst.config import load_config, state_dir
+from smallfirst.config import EMBEDDED_MODEL_NAME, load_config, state_dir
 from smallfirst.distill.bank import ExampleBank
 from smallfirst.distill.export import FORMATS, export_bank
-from smallfirst.distill.finetune import FinetuneUnavailableError, LoraSettings, finetune
+from smallfirst.distill.finetune import (
+    FinetuneSettings,
+    config_lines,
+    prepare_finetune,
+    run_finetune,
+)
 from smallfirst.distill.inputs import read_inputs
+from smallfirst.distill.lora_train import TrainSettings, TrainState
 from smallfirst.distill.prompts import task_summary
 from smallfirst.distill.student import KINDS, train_from_bank
 from smallfirst.distill.teacher import LabelProgress, LabelSettings, TeacherRun
@@ -233,22 +246,82 @@ def export(
 
 @distill_app.command("finetune")
 def finetune_cmd(
-    data: Path = typer.Argument(..., help="Exported JSONL (either format)."),
-    base_model: str = typer.Option(..., "--base-model", help="HF model id or local path."),
-    out: Path = typer.Option(Path("lora-adapter"), "--out", help="Adapter output folder."),
-    epochs: float = typer.Option(2.0, "--epochs", min=0.1),
-    rank: int = typer.Option(16, "--rank", min=1, max=512),
+    bank: str = typer.Argument(..., help="Bank name or .sqlite path."),
+    base: str = typer.Option(
+        EMBEDDED_MODEL_NAME, "--base", help="A configured llama.cpp model or a local .gguf."
+    ),
+    task: Path = typer.Option(
+        None, "--task", help="The task spec the bank was labelled with (keeps label descriptions)."
+    ),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: state dir/adapters)."),
+    epochs: float = typer.Option(3.0, "--epochs", min=0.05),
+    max_minutes: float = typer.Option(None, "--max-minutes", min=0.1, help="Stop after this."),
+    rank: int = typer.Option(8, "--rank", min=1, max=256),
+    learning_rate: float = typer.Option(5e-4, "--learning-rate", min=1e-7, max=1.0),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, max=512),
+    valid_share: float = typer.Option(0.1, "--valid-share", help="Held out for early stopping."),
+    patience: int = typer.Option(3, "--patience", min=1, help="Evaluations without a new best."),
 ) -> None:
-    """LoRA-tune a small model on a GPU machine (peft + trl); explains what is missing here."""
+    """LoRA-tune the embedded model on the bank's teacher pairs (CPU, or a GPU when present);
+    rerun the same command to resume an interrupted run."""
+    train = TrainSettings(
+        rank=rank,
+        alpha=2.0 * rank,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        epochs=epochs,
+        max_minutes=max_minutes,
+        patience=patience,
+    )
     try:
-        path = finetune(data, out, LoraSettings(base_model, epochs=epochs, rank=rank))
-    except FinetuneUnavailableError as exc:
-        fail(exc.message, code=2)
-        raise
+        spec = load_spec(task) if task is not None else None
+        settings = FinetuneSettings(base=base, valid_share=valid_share, train=train)
+        plan = prepare_finetune(bank, settings, out=out, spec=spec)
     except SmallfirstError as exc:
         fail(exc.message)
         raise
-    console.print(f"LoRA adapter -> {path}")
+    long = f", {plan.skipped_long} too long left out" if plan.skipped_long else ""
+    err_console.print(
+        f"fine-tuning {plan.base.name} ({plan.base.architecture}, {plan.base.parameters / 1e6:.0f}M"
+        f" parameters) on {plan.device}: {len(plan.train)} pairs, {len(plan.valid)} held out"
+        f"{long}; needs about {plan.needed_bytes / 2**30:.1f} GiB -> {plan.out}",
+        highlight=False,
+    )
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  held-out {task.fields[val]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console) as bar:
+        handle = bar.add_task("loading base", total=None, loss="-", val="-")
+
+        def update(state: TrainState) -> None:
+            bar.update(
+                handle,
+                description="training",
+                total=state.total_steps,
+                completed=state.step,
+                loss=f"{state.loss:.3f}",
+                val=f"{state.val_loss:.3f} (best {state.best_val_loss:.3f})",
+            )
+
+        try:
+            result = run_finetune(plan, update)
+        except SmallfirstError as exc:
+            fail(exc.message)
+            raise
+    state = result.state
+    resumed = f", resumed at step {state.resumed_from}" if state.resumed_from else ""
+    console.print(
+        f"LoRA adapter -> {result.adapter} ({result.adapter_bytes / 2**20:.1f} MiB)\n"
+        f"  {state.stopped} after {state.step} of {state.total_steps} steps{resumed}, "
+        f"{result.minutes:.1f} min; best held-out loss {state.best_val_loss:.4f} at step "
+        f"{state.best_step}\n  serve it: add to smallfirst.yaml\n{config_lines(result)}",
+        highlight=False,
+    )
 
 
 @distill_app.command("banks")

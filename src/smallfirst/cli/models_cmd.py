@@ -11,8 +11,9 @@ import typer
 from rich.table import Table
 
 from smallfirst.cli.common import console, err_console, fail, format_usd, run
-from smallfirst.config import load_config
+from smallfirst.config import ModelConfig, load_config
 from smallfirst.errors import SmallfirstError
+from smallfirst.models.llamacpp import resolve_model_path
 from smallfirst.models.registry import Registry, save_measured_throughput
 from smallfirst.routing.hops import HopLog
 from smallfirst.target import CascadeTarget, resolve
@@ -46,6 +47,7 @@ def models(
     table.add_column("name", no_wrap=True)
     for column in ("role", "tier", "backend", "$ in /Mtok", "$ out /Mtok", "price from", "context"):
         table.add_column(column, justify="right" if "$" in column else "left")
+    table.add_column("weights (llama.cpp)")
     for entry in registry.by_tier():
         marks = []
         if entry.name == registry.default_model:
@@ -61,8 +63,24 @@ def models(
             f"{entry.price.output_per_mtok:.4f}",
             entry.price.source,
             str(entry.config.context),
+            _weights(entry.config),
         )
     console.print(table)
+
+
+def _weights(config: ModelConfig) -> str:
+    """Base GGUF, LoRA adapter and the memory their weights take, for llama.cpp models."""
+    if config.backend != "llamacpp":
+        return ""
+    try:
+        files = [resolve_model_path(config)]
+    except SmallfirstError as exc:
+        return f"[red]{exc.message}[/]"
+    if config.adapter:
+        files.append(Path(config.adapter))
+    sizes = [f.stat().st_size if f.is_file() else 0 for f in files]
+    names = [f.name if size else f"{f} (missing)" for f, size in zip(files, sizes, strict=True)]
+    return f"{' + adapter '.join(names)}, {sum(sizes) / 2**20:.0f} MiB"
 
 
 async def _measure_all(registry: Registry) -> None:
