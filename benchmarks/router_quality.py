@@ -1,15 +1,18 @@
-"""Router quality on the shared RouteLLM and LLMRouter outcome sets (5-fold cross-validation).
+"""In-domain router quality on the shared RouteLLM and LLMRouter sets (5-fold cross-validation).
 
     nice python benchmarks/router_quality.py [--kinds knn linear mlp] [--embedders static minilm]
-                                             [--rating-sample 200] [--plots DIR]
+                                             [--rating-sample 200] [--plots DIR] [--no-template]
 
-Per set: contaminated prompts removed, embeddings cached as .npy under the state dir, each
-router trained on 4/5 and scored on the held-out fifth; metrics on the pooled held-out
-predictions (plus the spread of APGR over folds). Two-model sets print APGR, CPT(50%),
-CPT(80%) and the share of strong calls needed for 95% of the strong model's quality beside
+RouteLLM's protocol on its sets: contaminated prompts removed (an MT-Bench question goes when
+either turn is listed), MT-Bench one item per question routed on turn 1 and scored over both
+turns. Embeddings are cached as .npy under the state dir; each set's template is learned from
+its prompts (no scores). Each router is trained on 4/5 and scored on the held-out fifth;
+metrics on the pooled held-out predictions, every figure with a 95% bootstrap interval. Two-model
+sets print APGR, CPT(50%), CPT(80%) and RouteLLM's cost saving vs random (50% / CPT(50%)) beside
 random, oracle and RouteLLM's published figures; the 9-model LLMRouter set prints AIQ beside
-the single-model hull and the best single model. `--rating-sample N` also scores the naive
-baseline (the embedded model rates difficulty) on N random prompts per two-model set.
+the single-model hull and the best single model. All routers are shown; none is picked on the
+test folds (benchmarks/router_ood.py picks on inner folds of training data, out of domain).
+`--rating-sample N` also scores the naive baseline (the embedded model rates difficulty).
 """
 
 from __future__ import annotations
@@ -21,10 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from smallfirst.config import state_dir
+from smallfirst.evaluate.stats import Estimate
+from smallfirst.routing import intervals as ci
 from smallfirst.routing import metrics
 from smallfirst.routing.evaluation import cross_validate, evaluate, plot
 from smallfirst.routing.features import embed_cached
-from smallfirst.routing.outcomes import Outcomes, load_outcomes
+from smallfirst.routing.learned import prompt_template
+from smallfirst.routing.outcomes import Outcomes, first_turn_per_question, load_outcomes
+from smallfirst.routing.templates import Template
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing"
 SETS = {
@@ -37,38 +44,20 @@ SETS = {
     "LLMRouter-9": ("llmrouter/train.json", None),
 }
 PUBLISHED = {
-    # RouteLLM (Ong et al., 2024), best router per set; the saving is the cost ratio they
-    # report at 95% of GPT-4's quality.
-    "MT-Bench": {"APGR": 0.802, "CPT(50%)": 0.134, "saving@95%": 3.66},
-    "GSM8K": {"saving@95%": 1.49},
-    "MMLU": {"saving@95%": 1.41},
+    # RouteLLM (Ong et al., 2024), best router per set, out of domain (trained on Chatbot Arena
+    # preference data). Their cost saving is relative to a random router: 50% / CPT(50%).
+    "MT-Bench": {"APGR": 0.802, "CPT(50%)": 0.134, "saving vs random": 3.66},
+    "GSM8K": {"saving vs random": 1.41},
+    "MMLU": {"saving vs random": 1.49},
 }
+Figure = float | Estimate | None
 
 
-def share_for_quality(curve: metrics.PGRCurve, q_target: float) -> float | None:
-    """Smallest strong-call share whose mean quality reaches q_target (interpolated)."""
-    reached = np.flatnonzero(curve.quality >= q_target - 1e-12)
-    if len(reached) == 0:
-        return None
-    i = int(reached[0])
-    if i == 0:
-        return 0.0
-    q0, q1 = curve.quality[i - 1], curve.quality[i]
-    s0, s1 = curve.share[i - 1], curve.share[i]
-    return float(s0 + (q_target - q0) / (q1 - q0) * (s1 - s0))
-
-
-def two_model_row(outcomes: Outcomes, scores: np.ndarray) -> dict[str, float | None]:
+def two_model_row(outcomes: Outcomes, scores: np.ndarray, resamples: int) -> dict[str, Figure]:
     weak, strong = outcomes.scores[:, 0], outcomes.scores[:, 1]
-    report = metrics.two_model_report(scores, weak, strong)
-    share95 = share_for_quality(report.curve, 0.95 * strong.mean())
-    return {
-        "APGR": report.apgr,
-        "CPT(50%)": report.cpt50,
-        "CPT(80%)": report.cpt80,
-        "strong@95%": share95,
-        "saving@95%": (1 / share95) if share95 else None,
-    }
+    if resamples <= 0:
+        return dict(ci.two_model_figures(scores, weak, strong))
+    return dict(ci.bootstrap_two_model(scores, weak, strong, resamples))
 
 
 def order_weak_strong(outcomes: Outcomes) -> Outcomes:
@@ -85,17 +74,19 @@ def fold_apgrs(outcomes: Outcomes, gain: np.ndarray, folds: list[np.ndarray]) ->
     return out
 
 
-def fmt(value: float | None, key: str) -> str:
+def fmt(value: Figure, key: str) -> str:
     if value is None:
         return "n/a"
-    if key.startswith(("CPT", "strong@")):
+    if isinstance(value, Estimate):
+        return f"{fmt(value.value, key)} [{fmt(value.low, key)}, {fmt(value.high, key)}]"
+    if key.startswith("CPT"):
         return f"{value * 100:.1f}%"
     if key.startswith("saving"):
         return f"{value:.2f}x"
     return f"{value:.3f}"
 
 
-TWO_KEYS = ["APGR", "CPT(50%)", "CPT(80%)", "strong@95%", "saving@95%"]
+TWO_KEYS = list(ci.TWO_MODEL_KEYS)
 
 
 def print_two(name: str, rows: list[tuple[str, dict]]) -> None:
@@ -106,33 +97,39 @@ def print_two(name: str, rows: list[tuple[str, dict]]) -> None:
         print(f"| {label} | " + " | ".join(fmt(row.get(k), k) for k in TWO_KEYS) + " |")
 
 
+def set_template(outcomes: Outcomes, args) -> Template:
+    return Template() if args.no_template else prompt_template(outcomes.turns)
+
+
 def run_two_model(name: str, outcomes: Outcomes, args, cache: Path) -> None:
     outcomes = order_weak_strong(outcomes)
     n = len(outcomes)
     rows: list[tuple[str, dict]] = []
+    template = set_template(outcomes, args)
     for emb in args.embedders:
-        vectors = embed_cached(emb, outcomes.turns, cache)
+        vectors = embed_cached(emb, outcomes.turns, cache, template)
         for kind in args.kinds:
             started = time.perf_counter()
             pred, folds = cross_validate(outcomes, vectors, kind, emb, args.folds, args.seed)
             gain = pred[:, 1] - pred[:, 0]
-            row = two_model_row(outcomes, gain)
+            row = two_model_row(outcomes, gain, args.resamples)
             spread = fold_apgrs(outcomes, gain, folds)
             label = f"{kind}/{emb} (APGR per fold {np.mean(spread):.3f} ± {np.std(spread):.3f})"
             rows.append((label, row))
             print(f"  {name} {kind}/{emb}: {time.perf_counter() - started:.1f}s", flush=True)
             if args.plots and kind == args.kinds[0] and emb == args.embedders[0]:
                 plot(evaluate(outcomes, pred, f"{kind}/{emb}"), args.plots / f"{name}.png", name)
-    rows.append(("random", two_model_row(outcomes, metrics.random_scores(n))))
+    rows.append(("random", two_model_row(outcomes, metrics.random_scores(n), 0)))
     oracle = metrics.oracle_scores(outcomes.scores[:, 0], outcomes.scores[:, 1])
-    rows.append(("oracle", two_model_row(outcomes, oracle)))
+    rows.append(("oracle", two_model_row(outcomes, oracle, 0)))
     if name in PUBLISHED:
         rows.append(("RouteLLM published (best router)", PUBLISHED[name]))
     if args.rating_sample:
         rows.extend(rating_rows(outcomes, args, cache))
     q = outcomes.scores.mean(axis=0)
+    unit = "questions, routed on turn 1" if name == "MT-Bench" else "prompts"
     print_two(
-        f"{name} ({n} prompts; weak {outcomes.models[0]} {q[0]:.3f}, "
+        f"{name} ({n} {unit}; weak {outcomes.models[0]} {q[0]:.3f}, "
         f"strong {outcomes.models[1]} {q[1]:.3f})",
         rows,
     )
@@ -152,12 +149,15 @@ def rating_rows(outcomes: Outcomes, args, cache: Path) -> list[tuple[str, dict]]
     print(f"  rating: {len(sample)} prompts in {time.perf_counter() - started:.0f}s", flush=True)
     sub = outcomes.subset(sample)
     emb, kind = args.embedders[0], args.kinds[0]
-    vectors = embed_cached(emb, outcomes.turns, cache)
+    vectors = embed_cached(emb, outcomes.turns, cache, set_template(outcomes, args))
     pred, _ = cross_validate(outcomes, vectors, kind, emb, args.folds, args.seed)
     gain = (pred[:, 1] - pred[:, 0])[sample]
     return [
-        (f"rating (gemma-3-270m), {len(sample)}-prompt sample", two_model_row(sub, ratings)),
-        (f"{kind}/{emb} on the same sample", two_model_row(sub, gain)),
+        (
+            f"rating (gemma-3-270m), {len(sample)}-prompt sample",
+            two_model_row(sub, ratings, args.resamples),
+        ),
+        (f"{kind}/{emb} on the same sample", two_model_row(sub, gain, args.resamples)),
     ]
 
 
@@ -166,17 +166,17 @@ def run_n_model(name: str, outcomes: Outcomes, args, cache: Path) -> None:
     print("| router | AIQ | quality at best single model's cost |")
     print("|---|---|---|")
     last = None
+    template = set_template(outcomes, args)
     for emb in args.embedders:
-        vectors = embed_cached(emb, outcomes.turns, cache)
+        vectors = embed_cached(emb, outcomes.turns, cache, template)
         for kind in args.kinds:
             pred, _ = cross_validate(outcomes, vectors, kind, emb, args.folds, args.seed)
-            report = evaluate(outcomes, pred, f"{kind}/{emb}")
+            label = f"{kind}/{emb}"
+            report = evaluate(outcomes, pred, label, args.resamples > 0, args.resamples)
             rows = dict(report.rows)
             best = next(v for k, v in report.rows if k.startswith("best single"))
-            print(
-                f"| {kind}/{emb} | {rows[f'{kind}/{emb}']['AIQ']:.3f} | "
-                f"{best['router quality at its cost']:.3f} |"
-            )
+            aiq = report.intervals.get(label, {}).get("AIQ") or rows[label]["AIQ"]
+            print(f"| {label} | {fmt(aiq, 'AIQ')} | {best['router quality at its cost']:.3f} |")
             last = report
             if args.plots and kind == args.kinds[0] and emb == args.embedders[0]:
                 plot(report, args.plots / f"{name}.png", name)
@@ -196,6 +196,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rating-sample", type=int, default=0)
     parser.add_argument("--plots", type=Path, default=None)
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--no-template", action="store_true", help="Embed whole prompts.")
     args = parser.parse_args()
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)
@@ -203,6 +205,7 @@ def main() -> None:
     for name in args.sets:
         file, contaminated = SETS[name]
         outcomes = load_outcomes(DATA / file, exclude=DATA / contaminated if contaminated else None)
+        outcomes = first_turn_per_question(outcomes)
         if len(outcomes.models) == 2:
             run_two_model(name, outcomes, args, cache)
         else:

@@ -1,0 +1,185 @@
+"""Out-of-domain router quality: train on one outcome set, test on another (issue 22).
+
+    SMALLFIRST_HOME=.smallfirst nice -n 10 python benchmarks/router_ood.py \\
+        [--sets MT-Bench GSM8K MMLU LLMRouter-9] [--embedder static] [--resamples 1000]
+
+RouteLLM sets (Mixtral-8x7B vs GPT-4, RouteLLM's protocol: contaminated prompts dropped,
+MT-Bench one item per question routed on turn 1): every ordered pair (train A, test B), A != B.
+LLMRouter (9 models): each task left out in turn, trained on the others. Tasks are told apart
+by the prompt's visible format (logic-grid puzzles, code, other questions); the file's
+`cluster_id` mixes them. Per pair, on the test set only:
+- `kNN baseline`: k=40 on the prompt embedding, no choices made;
+- `selected`: kind and hyperparameters picked by APGR / AIQ on inner folds of the training
+  set (MMLU's folds keep subjects apart), refitted on all of it;
+- `selected + prompt features`: the same, with length / code / maths / constraint features;
+- `ensemble`: the mean of kNN and linear (C=1) predictions.
+Every figure has a 95% bootstrap interval over test prompts; ΔAPGR vs kNN is paired. The
+template of each set is learned from the training prompts, as `router train` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from smallfirst.config import state_dir
+from smallfirst.routing import intervals as ci
+from smallfirst.routing.evaluation import quality
+from smallfirst.routing.features import embed_cached
+from smallfirst.routing.learned import model_costs, predict_quality, prompt_template, train_router
+from smallfirst.routing.outcomes import Outcomes, first_turn_per_question, load_outcomes
+from smallfirst.routing.prompt_features import feature_scaler, prompt_features, with_features
+from smallfirst.routing.selection import select_router
+from smallfirst.routing.templates import Template
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing"
+ROUTELLM = {
+    "MT-Bench": ("mt_bench__judgements.jsonl", "mt_bench__contaminated_prompts.jsonl"),
+    "GSM8K": ("gsm8k__gsm8k_responses.csv", "gsm8k__contaminated_prompts.jsonl"),
+    "MMLU": ("mmlu_responses", "mmlu__contaminated_prompts.jsonl"),
+}
+_PUZZLE = re.compile(r"There are \d+ houses")
+_CODE = re.compile(r"\bdef |from typing|```|\bpython\b|\bfunction\b", re.I)
+
+
+def load_routellm(name: str, root: Path = DATA) -> Outcomes:
+    file, contaminated = ROUTELLM[name]
+    base = root / "routellm"
+    return first_turn_per_question(load_outcomes(base / file, exclude=base / contaminated))
+
+
+def llmrouter_task(prompt: str) -> str:
+    """The task a prompt comes from, by its visible format."""
+    if _PUZZLE.search(prompt[:300]):
+        return "logic puzzles"
+    if _CODE.search(prompt):
+        return "code"
+    return "other questions"
+
+
+def routers(train: Outcomes, test: Outcomes, embed, seed: int) -> dict[str, tuple[np.ndarray, str]]:
+    """Test-set predicted quality of each router variant, and what was picked."""
+    template = prompt_template(train.turns)
+    x_train, x_test = embed(train, template), embed(test, template)
+    out = {}
+    knn = train_router(train, "knn", vectors=x_train, template=template, k=40)
+    out["kNN baseline (k=40)"] = (predict_quality(knn, x_test), "")
+    linear = train_router(train, "linear", vectors=x_train, template=template, c=1.0)
+    out["ensemble kNN + linear"] = (
+        (out["kNN baseline (k=40)"][0] + predict_quality(linear, x_test)) / 2,
+        "",
+    )
+    scaler = feature_scaler(prompt_features([t[-1] for t in train.turns]))
+    f_train = with_features(x_train, prompt_features([t[-1] for t in train.turns]), scaler)
+    f_test = with_features(x_test, prompt_features([t[-1] for t in test.turns]), scaler)
+    for label, (xa, xb) in {
+        "selected on train folds": (x_train, x_test),
+        "selected + prompt features": (f_train, f_test),
+    }.items():
+        chosen = select_router(train, xa, seed=seed)
+        model = train_router(train, chosen.kind, vectors=xa, template=template, **chosen.options)
+        out[label] = (predict_quality(model, xb), chosen.label)
+    return out
+
+
+def fmt(e, key: str) -> str:
+    if e is None:
+        return "n/a"
+    if key.startswith("CPT"):
+        return f"{e.value * 100:.1f}% [{e.low * 100:.0f}, {e.high * 100:.0f}]"
+    if key.startswith("saving"):
+        return f"{e.value:.2f}x [{e.low:.2f}, {e.high:.2f}]"
+    return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+
+def two_model_pair(name: str, train: Outcomes, test: Outcomes, embed, args) -> list[str]:
+    test = test.select_models(train.models)
+    costs = model_costs(train)[0]
+    weak, strong = int(np.argmin(costs)), int(np.argmax(costs))
+    q_weak, q_strong = test.scores[:, weak], test.scores[:, strong]
+    lines = [
+        f"\n#### {name} ({len(train)} train, {len(test)} test prompts)\n",
+        "| router (picked) | APGR | CPT(50%) | CPT(80%) | saving vs random | ΔAPGR vs kNN |",
+        "|---|---|---|---|---|---|",
+    ]
+    found = routers(train, test, embed, args.seed)
+    baseline = found["kNN baseline (k=40)"][0]
+    base_gain = baseline[:, strong] - baseline[:, weak]
+    for label, (pred, picked) in found.items():
+        gain = pred[:, strong] - pred[:, weak]
+        figures = ci.bootstrap_two_model(gain, q_weak, q_strong, args.resamples, args.seed)
+        delta = (
+            fmt(ci.apgr_difference(gain, base_gain, q_weak, q_strong, args.resamples), "APGR")
+            if label != "kNN baseline (k=40)"
+            else ""
+        )
+        cells = " | ".join(fmt(figures[k], k) for k in ci.TWO_MODEL_KEYS)
+        lines.append(f"| {label}{f' ({picked})' if picked else ''} | {cells} | {delta} |")
+    lines.append("| random | 0.500 | 50.0% | 80.0% | 1.00x | |")
+    return lines
+
+
+def n_model_pair(name: str, train: Outcomes, test: Outcomes, embed, args) -> list[str]:
+    truth = quality(test)
+    costs = np.asarray(model_costs(train)[0])
+    lines = [
+        f"\n#### {name} ({len(train)} train, {len(test)} test prompts, 9 models)\n",
+        "| router (picked) | AIQ |",
+        "|---|---|",
+    ]
+    for label, (pred, picked) in routers(train, test, embed, args.seed).items():
+        aiq = ci.bootstrap_aiq(pred, truth, costs, max(args.resamples // 5, 50), args.seed)
+        lines.append(f"| {label}{f' ({picked})' if picked else ''} | {fmt(aiq, 'AIQ')} |")
+    lines.append(f"| random mix (single-model hull) | {ci.single_hull_aiq(truth, costs):.3f} |")
+    return lines
+
+
+def run(args, embed, root: Path = DATA) -> list[str]:
+    lines: list[str] = []
+    two = [s for s in args.sets if s in ROUTELLM]
+    if len(two) >= 2:
+        sets = {name: load_routellm(name, root) for name in two}
+        lines.append("\n### RouteLLM sets, trained on one, tested on another\n")
+        for a in two:
+            for b in two:
+                if a != b:
+                    started = time.perf_counter()
+                    lines += two_model_pair(f"{a} -> {b}", sets[a], sets[b], embed, args)
+                    print(f"  {a} -> {b}: {time.perf_counter() - started:.0f}s", flush=True)
+    if "LLMRouter-9" in args.sets:
+        full = load_outcomes(root / "llmrouter" / "train.json")
+        tasks = np.array([llmrouter_task(t[-1]) for t in full.turns])
+        lines.append("\n### LLMRouter, each task left out in turn\n")
+        for task in sorted(set(tasks)):
+            train = full.subset(np.flatnonzero(tasks != task))
+            test = full.subset(np.flatnonzero(tasks == task))
+            lines += n_model_pair(f"others -> {task}", train, test, embed, args)
+    return lines
+
+
+def cached_embedder(embedder: str):
+    cache = state_dir() / "cache" / "router-embeddings"
+
+    def embed(outcomes: Outcomes, template: Template) -> np.ndarray:
+        return embed_cached(embedder, outcomes.turns, cache, template)
+
+    return embed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", default=[*ROUTELLM, "LLMRouter-9"])
+    parser.add_argument("--embedder", default="static")
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for line in run(args, cached_embedder(args.embedder)):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
