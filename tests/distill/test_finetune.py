@@ -149,3 +149,20 @@ def test_pairs_are_in_the_prompt_a_served_task_sends(summary, output, answer):
     )
     assert PromptRecorder.prompts == [pair.prompt]
     assert served.raw == answer
+
+
+def test_models_shows_base_adapter_and_memory(tmp_path: Path, embedded_model_path: str):
+    (tmp_path / "zoo-lora.gguf").write_bytes(b"\0" * 2**20)
+    (tmp_path / "smallfirst.yaml").write_text(
+        "models:\n"
+        "  - {name: gemma-3-270m, backend: llamacpp}\n"
+        "  - {name: gemma-zoo, backend: llamacpp, adapter: zoo-lora.gguf}\n"
+        "  - {name: gone, backend: llamacpp, adapter: nowhere.gguf}\n"
+    )
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    base_mib = Path(embedded_model_path).stat().st_size / 2**20
+    assert f"gemma-3-270m-q4_k_m.gguf, {base_mib:.0f} MiB" in rows["gemma-3-270m"]
+    assert f"+ adapter zoo-lora.gguf, {base_mib + 1:.0f} MiB" in rows["gemma-zoo"]
+    assert "nowhere.gguf (missing)" in rows["gone"]
