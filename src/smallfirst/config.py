@@ -50,6 +50,8 @@ class CapabilitiesConfig(Strict):
     """The data never leaves this network: personal data may go to this model."""
     tools: bool | None = None
     vision: bool | None = None
+    audio: bool | None = None
+    files: bool | None = None
     json_schema: bool | None = None
     grammar: bool | None = None
     logprobs: bool | None = None

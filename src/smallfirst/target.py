@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 from smallfirst.blocking import iterate_blocking, run_blocking
@@ -28,6 +28,13 @@ from smallfirst.models.registry import ModelEntry, Registry
 from smallfirst.routing.base import DefaultRouter, RouteDecision, Router, resolve_router
 from smallfirst.routing.cascade import CASCADE_PREFIX, Cascade, Cascades
 from smallfirst.routing.hops import Hop, HopLog
+from smallfirst.routing.requirements import (
+    lacking,
+    needs_of,
+    no_model_serves,
+    refuse,
+    why_unfit,
+)
 from smallfirst.routing.resilience import current_scope, failover_scope
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation, Message, Usage
 
@@ -203,6 +210,10 @@ class ModelTarget(_OneModel):
         """The configured model (`name` may be the alias `default`)."""
 
     def route(self, request: AnyRequest) -> Route:
+        """This model, if it can honour every field of the request (else a 400 naming it)."""
+        missing = lacking(self.entry, needs_of(request))
+        if missing:
+            refuse(self.entry, missing, self.registry.entries.values())
         return Route(self.entry)
 
 
@@ -214,8 +225,28 @@ class RouterTarget(_OneModel):
         self.router = router
 
     def route(self, request: AnyRequest) -> Route:
+        """The router's choice; when that model lacks a capability the request needs or its
+        context is too small, the next model that can serve it (cheapest above the choice
+        first), with the reason saying what was passed over."""
         decision = self.router.decide(messages_of(request))
-        return Route(self.registry.get(decision.model), decision)
+        chosen = self.registry.get(decision.model)
+        needs = needs_of(request)
+        why = why_unfit(chosen, request, needs)
+        if why is None:
+            return Route(chosen, decision)
+        order = self.registry.by_tier()
+        at = order.index(chosen)
+        passed = [why]
+        for entry in [*order[at + 1 :], *reversed(order[:at])]:
+            if decision.details.get("local_only") and not entry.capabilities.local:
+                passed.append(f"{entry.name} is not local")
+                continue
+            why = why_unfit(entry, request, needs)
+            if why is None:
+                reason = f"{decision.reason}; {'; '.join(passed)}: {entry.name} instead"
+                return Route(entry, replace(decision, model=entry.name, reason=reason))
+            passed.append(why)
+        no_model_serves(needs, passed)
 
     async def aroute(self, request: AnyRequest) -> Route:
         if isinstance(self.router, DefaultRouter):

@@ -9,23 +9,165 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 Role = Literal["system", "user", "assistant", "tool"]
 Tier = Literal["tiny", "small", "medium", "large"]
 TIERS: tuple[Tier, ...] = ("tiny", "small", "medium", "large")
+
+
+PartKind = Literal["text", "image", "audio", "file"]
+
+
+@dataclass(slots=True)
+class ContentPart:
+    """One piece of a message: text, an image (URL or `data:` URL), audio or a file.
+
+    `raw` keeps the part exactly as the client sent it, so a backend that speaks the same
+    format forwards it untouched."""
+
+    kind: PartKind
+    text: str = ""
+    url: str | None = None
+    """An image's URL (`https://...` or `data:image/png;base64,...`)."""
+    detail: str | None = None
+    raw: dict[str, Any] | None = None
+
+    @classmethod
+    def from_openai(cls, raw: dict[str, Any]) -> ContentPart:
+        kind = raw.get("type")
+        if kind == "text":
+            return cls("text", text=raw.get("text") or "", raw=raw)
+        if kind == "image_url":
+            image = raw.get("image_url")
+            image = image if isinstance(image, dict) else {"url": image}
+            return cls("image", url=image.get("url"), detail=image.get("detail"), raw=raw)
+        if kind == "input_audio":
+            return cls("audio", raw=raw)
+        return cls("file", raw=raw)
+
+    def to_openai(self) -> dict[str, Any]:
+        if self.raw is not None:
+            return self.raw
+        if self.kind == "text":
+            return {"type": "text", "text": self.text}
+        image: dict[str, Any] = {"url": self.url}
+        if self.detail:
+            image["detail"] = self.detail
+        return {"type": "image_url", "image_url": image}
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A call the model asks for; `arguments` is JSON text, as in OpenAI's format."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+    @classmethod
+    def from_openai(cls, raw: dict[str, Any]) -> ToolCall:
+        function = raw.get("function") or {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = orjson.dumps(arguments if arguments is not None else {}).decode()
+        return cls(id=raw.get("id") or "", name=function.get("name") or "", arguments=arguments)
+
+
+@dataclass(slots=True)
+class Tool:
+    """A function the model may call, with a JSON schema for its arguments."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    @classmethod
+    def from_openai(cls, raw: dict[str, Any]) -> Tool:
+        function = raw.get("function") or {}
+        return cls(
+            name=function.get("name") or "",
+            description=function.get("description"),
+            parameters=function.get("parameters"),
+            strict=function.get("strict"),
+        )
+
+    def to_openai(self) -> dict[str, Any]:
+        function: dict[str, Any] = {"name": self.name}
+        if self.description is not None:
+            function["description"] = self.description
+        if self.parameters is not None:
+            function["parameters"] = self.parameters
+        if self.strict is not None:
+            function["strict"] = self.strict
+        return {"type": "function", "function": function}
 
 
 @dataclass(slots=True)
 class Message:
     role: Role
     content: str
+    """The text of the message (its text parts joined); what text-only code reads."""
+    parts: list[ContentPart] | None = None
+    """Every part, in order, when the content was a list (images, audio, files, text)."""
+    tool_calls: list[ToolCall] | None = None
+    """An assistant turn's calls."""
+    tool_call_id: str | None = None
+    """A `tool` turn: the call this is the result of."""
+    name: str | None = None
 
     @classmethod
     def from_openai(cls, raw: dict[str, Any]) -> Message:
-        """Accept OpenAI message dicts, flattening content parts to text."""
+        """An OpenAI message dict, whole: content parts, tool calls and tool results."""
         content = raw.get("content")
+        parts = None
         if isinstance(content, list):
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        return cls(role=raw["role"], content=content or "")
+            parts = [ContentPart.from_openai(p) for p in content if isinstance(p, dict)]
+            content = "".join(p.text for p in parts if p.kind == "text")
+        calls = raw.get("tool_calls")
+        return cls(
+            role=raw["role"],
+            content=content or "",
+            parts=parts,
+            tool_calls=[ToolCall.from_openai(c) for c in calls] if calls else None,
+            tool_call_id=raw.get("tool_call_id"),
+            name=raw.get("name"),
+        )
+
+    def to_openai(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": self.role}
+        if self.parts is not None:
+            out["content"] = [part.to_openai() for part in self.parts]
+        else:
+            out["content"] = self.content if self.content or not self.tool_calls else None
+        if self.tool_calls:
+            out["tool_calls"] = [call.to_openai() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+    @property
+    def is_text(self) -> bool:
+        """Only text: no image, audio or file parts, no tool calls or results."""
+        return (
+            not self.tool_calls
+            and self.role != "tool"
+            and all(part.kind == "text" for part in self.parts or ())
+        )
+
+
+ToolChoice = str | dict[str, Any]
+"""`auto`, `none`, `required`, or `{"type": "function", "function": {"name": ...}}`."""
 
 
 @dataclass(slots=True)
@@ -41,6 +183,18 @@ class GenerationParams:
     """Constrain the output to JSON matching this schema (grammar or response_format)."""
     grammar: str | None = None
     """A raw GBNF grammar; only the embedded backend honours it."""
+    json_object: bool = False
+    """`response_format: {"type": "json_object"}`: any valid JSON object."""
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+
+    def forced_tool(self) -> str | None:
+        """The function `tool_choice` names, if it names one."""
+        choice = self.tool_choice
+        if isinstance(choice, dict):
+            return (choice.get("function") or {}).get("name") or choice.get("name")
+        return None
 
 
 @dataclass(slots=True)
@@ -58,7 +212,14 @@ class CompletionRequest:
 @dataclass(slots=True)
 class Usage:
     input_tokens: int = 0
+    """Every prompt token, cached ones included."""
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    """Of `input_tokens`, those read from the provider's prompt cache (billed at its cached
+    rate): OpenAI `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, those written to the prompt cache (Anthropic
+    `cache_creation_input_tokens`, billed at its cache-write rate)."""
 
     @property
     def total_tokens(self) -> int:
@@ -83,6 +244,9 @@ class Generation:
     logprobs: list[TokenLogprob] | None = None
     latency_s: float = 0.0
     ttft_s: float | None = None
+    tool_calls: list[ToolCall] | None = None
+    """The calls the model made (then `finish_reason` is `tool_calls`)."""
+    refusal: str | None = None
 
 
 @dataclass(slots=True)
@@ -93,3 +257,15 @@ class Delta:
     finish_reason: str | None = None
     usage: Usage | None = None
     logprobs: list[TokenLogprob] | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A streamed piece of a tool call, in OpenAI's shape: the first piece of call `index`
+    carries its id and name, later pieces more of its arguments' JSON text."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""

@@ -32,6 +32,10 @@ class Capabilities:
     """Takes tool / function definitions and answers with tool calls."""
     vision: bool = False
     """Takes images in the messages."""
+    audio: bool = False
+    """Takes audio parts (`input_audio`) in the messages."""
+    files: bool = False
+    """Takes file parts (e.g. PDFs) in the messages."""
     json_schema: bool = False
     """Can be held to a JSON schema (a grammar, or `response_format` json_schema)."""
     grammar: bool = False
@@ -46,10 +50,16 @@ class Capabilities:
 
 
 def openai_compatible(config: ModelConfig) -> Capabilities:
-    """Local only on a loopback host; `response_format` json_schema only on chat."""
+    """Local only on a loopback host; `response_format` json_schema only on chat. Tools,
+    images, audio and files are forwarded as sent, so the upstream honours them or answers
+    with its own error: declare `vision: false` (etc.) for a text-only server, and routing
+    then sends such requests elsewhere instead."""
     return Capabilities(
         local=is_loopback_url(config.base_url),
         tools=True,
+        vision=True,
+        audio=True,
+        files=True,
         json_schema=config.style == "chat",
         logprobs=True,
     )
@@ -62,7 +72,7 @@ BACKEND_DEFAULTS: dict[str, BackendDefaults] = {
         local=True, json_schema=True, grammar=True, logprobs=True, embedded=True
     ),
     "openai": openai_compatible,
-    "anthropic": Capabilities(tools=True, vision=True),
+    "anthropic": Capabilities(tools=True, vision=True, files=True),
     "replay": Capabilities(local=True, logprobs=True),
     "student": Capabilities(local=True, logprobs=True),
 }

@@ -29,6 +29,7 @@ from smallfirst.routing.fallback import (
     is_fatal,
 )
 from smallfirst.routing.hops import CascadeResult, HopLog
+from smallfirst.routing.requirements import Need, needs_of, no_model_serves, why_unfit
 from smallfirst.routing.resilience import failover_caller
 from smallfirst.types import TIERS, ChatRequest, Delta, Generation, Message
 
@@ -80,6 +81,14 @@ class Cascade:
         if any(c.name == "logprob" for c in self.checks):
             request = replace(request, params=replace(request.params, logprobs=True))
         start, local_only = self._start_rung(request, log)
+        needs = needs_of(request)
+        passed = [
+            why
+            for m in self.rungs[start:]
+            if (why := why_unfit(self.registry.get(m), request, needs)) is not None
+        ]
+        if len(passed) == len(self.rungs[start:]):
+            no_model_serves(needs, passed)
         best: tuple[Generation, int] | None = None
         failures: list[tuple[str, SmallfirstError]] = []
         for rung in range(start, len(self.rungs)):
@@ -91,6 +100,9 @@ class Cascade:
                 candidates = [m for m in candidates if self.registry.get(m).capabilities.local]
                 if not candidates:
                     continue
+            candidates = self._able(candidates, request, needs, log, rung)
+            if not candidates:
+                continue
             try:
                 generation = await self.caller.generate(
                     request, candidates, log, deadline, rung, failures
@@ -108,6 +120,20 @@ class Cascade:
                 return self._result(log, generation, rung, verified=False)
             self._escalate(log, rung, "the answer failed its checks")
         return self._give_up(log, best, failures)
+
+    def _able(
+        self, candidates: list[str], request: AnyRequest, needs: list[Need], log: HopLog, rung: int
+    ) -> list[str]:
+        """The candidates that can honour every field of the request and fit its prompt; a
+        rung's own model passed over is a hop saying why."""
+        able = []
+        for name in candidates:
+            why = why_unfit(self.registry.get(name), request, needs)
+            if why is None:
+                able.append(name)
+            elif name == self.rungs[rung]:
+                log.add("failure", model=name, rung=rung, outcome="skipped", detail=why)
+        return able
 
     def _start_rung(self, request: AnyRequest, log: HopLog) -> tuple[int, bool]:
         """The rung to start on, and whether only `local` models may answer (personal data)."""
@@ -142,9 +168,9 @@ class Cascade:
         """The chosen model's rung, else the first rung of at least its tier."""
         if model in self.rungs:
             return self.rungs.index(model)
-        rank = TIERS.index(self.registry.get(model).tier)  # type: ignore[arg-type]
+        rank = TIERS.index(self.registry.get(model).tier)
         for index, name in enumerate(self.rungs):
-            if TIERS.index(self.registry.get(name).tier) >= rank:  # type: ignore[arg-type]
+            if TIERS.index(self.registry.get(name).tier) >= rank:
                 return index
         return len(self.rungs) - 1
 

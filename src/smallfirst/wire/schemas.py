@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from smallfirst.errors import InvalidRequestError
-from smallfirst.types import GenerationParams, Message
+from smallfirst.types import GenerationParams, Message, Tool
 
 
 class Body(BaseModel):
@@ -75,11 +75,64 @@ class ContentPart(BaseModel):
         return value
 
 
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    name: str = Field(min_length=1)
+    arguments: str
+    """JSON text, as the model wrote it."""
+
+
+class ToolCallBody(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    id: str = Field(min_length=1)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCallBody] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @field_validator("tool_call_id")
+    @classmethod
+    def _tool_results_name_their_call(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("role") == "tool":
+            raise ValueError("a tool message needs the tool_call_id of the call it answers")
+        return value
+
+
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolBody(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(BaseModel):
+    name: str = Field(min_length=1)
+
+
+class NamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class ChatBody(SamplingBody):
@@ -87,6 +140,22 @@ class ChatBody(SamplingBody):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: dict[str, Any] | None = None
+    tools: list[ToolBody] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _named_tool_exists(
+        cls, value: str | NamedToolChoice | None, info: ValidationInfo
+    ) -> str | NamedToolChoice | None:
+        tools = info.data.get("tools") or []
+        if isinstance(value, NamedToolChoice):
+            if value.function.name not in {tool.function.name for tool in tools}:
+                raise ValueError(f"tool_choice names {value.function.name!r}, not in tools")
+        elif value == "required" and not tools:
+            raise ValueError("tool_choice is 'required' but no tools are given")
+        return value
 
     @field_validator("response_format")
     @classmethod
@@ -109,6 +178,14 @@ class ChatBody(SamplingBody):
         params.logprobs = self.logprobs
         params.top_logprobs = self.top_logprobs
         params.json_schema = _schema_of(self.response_format)
+        params.json_object = (self.response_format or {}).get("type") == "json_object"
+        if self.tools:
+            params.tools = [
+                Tool.from_openai(tool.model_dump(exclude_none=True)) for tool in self.tools
+            ]
+        choice = self.tool_choice
+        params.tool_choice = choice.model_dump() if isinstance(choice, BaseModel) else choice
+        params.parallel_tool_calls = self.parallel_tool_calls
         return params
 
 
