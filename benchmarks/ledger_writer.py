@@ -12,7 +12,7 @@ noise from a shared machine hits both alike; the medians are compared.
     nice .venv/bin/python benchmarks/ledger_writer.py --rows 100000 --rounds 5
     .venv/bin/python benchmarks/ledger_writer.py --url postgresql+psycopg://...  # PostgreSQL
 
-`--url` names a server database; each run empties its tables first (a SQLite file per run
+`--url` names a PostgreSQL database; each run truncates its tables first (a SQLite file per run
 otherwise).
 """
 
@@ -64,8 +64,7 @@ def _fresh_store(kind: type[LedgerStore], url: str | None, tmp: Path, run: int) 
         return kind(f"sqlite:///{tmp / f'writer-{kind.__name__}-{run}.db'}")
     store = kind(url)
     with store.engine.begin() as conn:
-        conn.execute(text("DELETE FROM requests"))
-        conn.execute(text("DELETE FROM rollups"))
+        conn.execute(text("TRUNCATE requests, rollups"))
     return store
 
 

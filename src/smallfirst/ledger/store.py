@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, event, func, select
+from sqlalchemy import Engine, MetaData, create_engine, event, func, select
 
 from smallfirst.config import state_dir
 from smallfirst.errors import ConfigError
@@ -18,6 +18,7 @@ from smallfirst.ledger import partitions, rollups
 from smallfirst.ledger.migrations import migrate
 
 LEDGER_FILE = "ledger.db"
+TABLES = ("requests", "api_keys", "rollups", "ledger_meta")
 
 
 def default_ledger_url() -> str:
@@ -50,11 +51,11 @@ class LedgerStore:
         with self.engine.begin() as conn:
             migrate(conn)
             partitions.ensure_ahead(conn, time.time())
-        metadata = MetaData()
-        self.requests = Table("requests", metadata, autoload_with=self.engine)
-        self.api_keys = Table("api_keys", metadata, autoload_with=self.engine)
-        self.rollups = Table("rollups", metadata, autoload_with=self.engine)
-        self.meta = Table("ledger_meta", metadata, autoload_with=self.engine)
+        metadata = MetaData()  # one reflection for all four: on PostgreSQL a table at a time
+        metadata.reflect(self.engine, only=list(TABLES))  # took ~1 s of every CLI start
+        self.requests, self.api_keys, self.rollups, self.meta = (
+            metadata.tables[name] for name in TABLES
+        )
 
     def insert(self, rows: Iterable[dict[str, Any]]) -> int:
         """Store raw rows and add them to the rollups, in one transaction."""
