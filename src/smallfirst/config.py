@@ -410,6 +410,7 @@ class Config(Strict):
     def _cascade_refs(self) -> Config:
         names = {m.name for m in self.models}
         for cascade_name, cascade in self.cascades.items():
+            refs: list[tuple[tuple[str | int, ...], str | None]]
             refs = [(("rungs", i), rung) for i, rung in enumerate(cascade.rungs)]
             refs += [(("checks", i, "model"), c.model) for i, c in enumerate(cascade.checks)]
             for loc, ref in refs:
@@ -436,11 +437,11 @@ class Config(Strict):
             if isinstance(router, RulesRouterConfig) and router.local_model:
                 _check_local(router_name, router.local_model, self.models)
         for cascade_name, cascade in self.cascades.items():
-            ref = cascade.router
-            if ref and ref != "auto" and ref not in self.routers and not ref.startswith("router-"):
+            via = cascade.router  # the router that picks the first rung
+            if via and via != "auto" and via not in self.routers and not via.startswith("router-"):
                 raise AtKey(
                     ("cascades", cascade_name, "router"),
-                    f"{ref!r} is neither `auto`, a `router-<kind>` name nor one of the routers: "
+                    f"{via!r} is neither `auto`, a `router-<kind>` name nor one of the routers: "
                     f"{sorted(self.routers)}",
                 )
         return self
@@ -458,6 +459,7 @@ class AtKey(ValueError):
 def _model_refs(router: Any) -> list[tuple[tuple[str | int, ...], str]]:
     """(location in the router's config, model name) for each model the router names."""
     if isinstance(router, RulesRouterConfig):
+        refs: list[tuple[tuple[str | int, ...], str]]
         refs = [(("rules", i, "model"), r.model) for i, r in enumerate(router.rules)]
         refs += [((k,), v) for k in ("local_model", "default") if (v := getattr(router, k))]
         return refs

@@ -176,6 +176,7 @@ class Journal:
         now, now_next = self._at("incoming", seq), self._at("incoming", seq + 1)
         was, was_next = self._at("lines", seq), self._at("lines", seq + 1)
         if was is None:
+            assert now is not None  # `seq` is a position of at least one of the two tables
             return f"{noun} {now[0]} was added after the {seq} recorded {noun}s"
         if now is None:
             return f"{noun}s from {was[0]} on were removed"

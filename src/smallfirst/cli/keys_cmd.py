@@ -89,16 +89,16 @@ def list_keys(
     table = Table(title="API keys")
     for column in ("id", "name", "budget", "spent", "rpm", "tpm", "created", "state"):
         table.add_column(column)
-    for row in rows:
+    for k in keys:
         table.add_row(
-            row["id"],
-            row["name"],
-            "-" if row["budget_usd"] is None else format_usd(row["budget_usd"]),
-            format_usd(row["spent_usd"]),
-            str(row["rpm"] or "-"),
-            str(row["tpm"] or "-"),
-            row["created"],
-            "revoked" if row["revoked"] else "active",
+            k.id,
+            k.name,
+            "-" if k.budget_usd is None else format_usd(k.budget_usd),
+            format_usd(spent.get(k.id, 0.0)),
+            str(k.rpm or "-"),
+            str(k.tpm or "-"),
+            _iso(k.created_at),
+            "revoked" if k.revoked_at else "active",
         )
     console.print(table)
 

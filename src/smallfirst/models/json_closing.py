@@ -224,7 +224,7 @@ class JsonCloser:
                 first = False
             out += "}"
         else:
-            item = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+            item = items if isinstance(items := schema.get("items"), dict) else {}
             needed = max(schema.get("minItems", 0) - frame.items, frame.state == "value")
             first = frame.state in ("value_or_end", "value")
             for _ in range(needed):
@@ -264,7 +264,7 @@ class JsonCloser:
             ]
             return "{" + ",".join(parts) + "}"
         if kind == "array":
-            item = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+            item = items if isinstance(items := schema.get("items"), dict) else {}
             items = [self.shortest(item)] * schema.get("minItems", 0)
             return "[" + ",".join(items) + "]"
         if kind == "string":

@@ -144,7 +144,7 @@ class Registry:
         """Cheapest rung first: by tier, then by output price."""
         return sorted(
             self.entries.values(),
-            key=lambda e: (TIERS.index(e.config.tier), e.price.output_per_mtok),  # type: ignore[arg-type]
+            key=lambda e: (TIERS.index(e.config.tier), e.price.output_per_mtok),
         )
 
     @property
@@ -159,7 +159,7 @@ class Registry:
             return self.config.baseline_model
         return max(
             self.entries.values(),
-            key=lambda e: (e.price.input_per_mtok + e.price.output_per_mtok, TIERS.index(e.tier)),  # type: ignore[arg-type]
+            key=lambda e: (e.price.input_per_mtok + e.price.output_per_mtok, TIERS.index(e.tier)),
         ).name
 
     async def aclose(self) -> None:

@@ -262,7 +262,7 @@ class KnowledgeBase:
         """Take documents out: exact sources, or every document under a given folder."""
         with self._lock:
             known = self.store.sources()
-            wanted = set()
+            wanted: set[str] = set()
             for given in sources:
                 for key in {str(given), str(Path(given).resolve())}:
                     folder = key.rstrip("/") + "/"

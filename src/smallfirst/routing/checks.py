@@ -229,7 +229,7 @@ class JudgeCheck:
 
 def judge_yes_probability(verdict: Generation) -> float:
     """From the first token's top logprobs when given, else from the text itself."""
-    first = (verdict.logprobs or [None])[0]
+    first = verdict.logprobs[0] if verdict.logprobs else None
     if first is not None and first.top:
         yes = sum(math.exp(v) for k, v in first.top.items() if k.strip().lower() == "yes")
         no = sum(math.exp(v) for k, v in first.top.items() if k.strip().lower() == "no")

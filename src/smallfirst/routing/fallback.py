@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -78,7 +78,7 @@ def is_deferral(exc: SmallfirstError) -> bool:
 
 
 def exhausted_error(
-    request_id: str, failures: list[tuple[str, SmallfirstError]], cooling: list[str] = ()
+    request_id: str, failures: list[tuple[str, SmallfirstError]], cooling: Sequence[str] = ()
 ) -> SmallfirstError:
     """One clear error naming every model that was tried and why it failed (its last error,
     with the number of attempts when it was retried). Only deferrals: a 422 deferral.
@@ -156,11 +156,11 @@ class FailoverCaller:
         explicit = self.config.fallbacks.get(name)
         if explicit is not None:
             return [name, *[m for m in explicit if m != name]]
-        rank = TIERS.index(self.registry.get(name).tier)  # type: ignore[arg-type]
+        rank = TIERS.index(self.registry.get(name).tier)
         later = [
             e.name
             for e in self.registry.by_tier()
-            if e.name != name and TIERS.index(e.tier) >= rank  # type: ignore[arg-type]
+            if e.name != name and TIERS.index(e.tier) >= rank
         ]
         return [name, *later]
 

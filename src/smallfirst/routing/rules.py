@@ -151,16 +151,16 @@ class RulesRouter:
         text = "\n".join(m.content for m in messages if m.role in ("system", "user"))
         if self.pii_to_local:
             pii = find_pii(text)
-            if pii and self.local_model is None:
-                raise PermissionDeniedError(
-                    f"this request contains personal data ({PII_NAMES[pii]}) and no model is "
-                    "declared local, so it is not sent anywhere: add `capabilities: {local: "
-                    "true}` to a self-hosted model in smallfirst.yaml (or set the router's "
-                    "`local_model`)",
-                    code="personal_data_needs_local_model",
-                    param="messages",
-                )
             if pii:
+                if self.local_model is None:
+                    raise PermissionDeniedError(
+                        f"this request contains personal data ({PII_NAMES[pii]}) and no model "
+                        "is declared local, so it is not sent anywhere: add `capabilities: "
+                        "{local: true}` to a self-hosted model in smallfirst.yaml (or set the "
+                        "router's `local_model`)",
+                        code="personal_data_needs_local_model",
+                        param="messages",
+                    )
                 return RouteDecision(
                     self.local_model,
                     self.name,

@@ -41,6 +41,7 @@ async def embeddings(request: Request) -> Response:
         raise InvalidRequestError(f"at most {MAX_INPUTS} inputs per request", param="input")
     call.entry.requested_model = body.model
     chars = sum(len(t) for t in texts)
+    vectors: np.ndarray | list[list[float]]
     if body.model in LOCAL_NAMES:
         call.routed(local_entry(), None)
         await call.admit(chars, 1)

@@ -13,6 +13,6 @@ from smallfirst.types import TIERS
 
 def tier_above(registry: Registry, model: str) -> str | None:
     """The cheapest model of the next higher tier that has one, or None at the top."""
-    rank = TIERS.index(registry.get(model).tier)  # type: ignore[arg-type]
-    higher = [e for e in registry.by_tier() if TIERS.index(e.tier) > rank]  # type: ignore[arg-type]
+    rank = TIERS.index(registry.get(model).tier)
+    higher = [e for e in registry.by_tier() if TIERS.index(e.tier) > rank]
     return higher[0].name if higher else None

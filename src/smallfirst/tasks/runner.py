@@ -162,7 +162,7 @@ def default_max_tokens(spec: TaskSpec) -> int:
         return 16 + max(len(name) for name in spec.label_names) // 2
     if isinstance(spec, ExtractSpec):
         return 256
-    return 2 * spec.max_words + 16  # type: ignore[union-attr]
+    return 2 * spec.max_words + 16
 
 
 async def generate(provider: Provider, plan: PromptPlan, params: GenerationParams) -> Generation:

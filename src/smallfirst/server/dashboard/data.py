@@ -171,7 +171,7 @@ def latency_rows(conn: Connection, span: TimeRange, limit: int | None = None) ->
     query = select(C.model, C.tier, C.latency_ms, C.ttft_ms).where(
         _window(span), C.status < 400, C.latency_ms.is_not(None)
     )
-    return [tuple(row) for row in conn.execute(query.limit(limit))]  # type: ignore[misc]
+    return [tuple(row) for row in conn.execute(query.limit(limit))]
 
 
 def series(conn: Connection, span: TimeRange) -> dict[str, Any]:
