@@ -43,7 +43,7 @@ from ledger_writer import report as writer_report
 from ledger_writer import writer_benchmark
 from smallfirst.cli import app as cli
 from smallfirst.config import RetentionConfig
-from smallfirst.ledger import LedgerStore
+from smallfirst.ledger import LedgerStore, partitions
 from smallfirst.ledger.retention import prune
 from smallfirst.server.dashboard import mount_dashboard
 from smallfirst.testing import BackgroundServer
@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         url = args.url or f"sqlite:///{path}"
         store = LedgerStore(url)
         now = time.time()
+        with store.engine.begin() as conn:  # PostgreSQL: the months a gateway made as it ran
+            if partitions.is_partitioned(conn):
+                partitions.ensure_months(conn, now - WINDOWS["30d"], now)
         start = time.perf_counter()
         rows = (bulk_seed if args.seed == "bulk" else seed)(store, traffic(args.requests, now))
         figures["seed_s"] = time.perf_counter() - start

@@ -54,9 +54,11 @@ def test_chunks_never_split_a_request_from_its_hops() -> None:
 
 
 def test_writer_benchmark_prints_both_stores_side_by_side(capsys) -> None:
-    figures = writer_main(["--rows", "400", "--rounds", "2"])
+    figures = writer_main(["--rows", "400", "--rounds", "2", "--paced-seconds", "0.2"])
     out = capsys.readouterr().out
     assert "writer rows/s with rollups" in out and "writer rows/s without" in out
     assert "rollups cost" in out
     assert set(figures["writer_rows_s"]) == {"with rollups", "without"}
     assert all(len(runs) == 2 for runs in figures["writer_rows_s"].values())
+    assert "CPU us/row at 1,000 rows/s: with rollups" in out
+    assert all(r > 0 for runs in figures["paced_cpu_us_per_row"].values() for r in runs)
