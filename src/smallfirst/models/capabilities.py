@@ -69,7 +69,7 @@ BackendDefaults = Capabilities | Callable[[ModelConfig], Capabilities]
 
 BACKEND_DEFAULTS: dict[str, BackendDefaults] = {
     "llamacpp": Capabilities(
-        local=True, json_schema=True, grammar=True, logprobs=True, embedded=True
+        local=True, tools=True, json_schema=True, grammar=True, logprobs=True, embedded=True
     ),
     "openai": openai_compatible,
     "anthropic": Capabilities(tools=True, vision=True, files=True),

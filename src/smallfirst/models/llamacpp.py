@@ -28,6 +28,7 @@ from smallfirst.errors import (
 )
 from smallfirst.models.base import StreamingProvider
 from smallfirst.models.generation_loop import DecodeSettings
+from smallfirst.models.grammar_tools import plan_tool_call, tool_stream
 from smallfirst.models.json_closing import JsonCloser
 from smallfirst.models.llamacpp_engine import BatchEngine, default_threads
 from smallfirst.models.llamacpp_generation import END, GenerationJob
@@ -294,7 +295,10 @@ class LlamaCppProvider(StreamingProvider):
             self.queued -= 1
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
-        return self._stream(lambda llama: self._chat_prompt(llama, request), request.params)
+        plan = plan_tool_call(request)  # tools through the grammar (models/grammar_tools.py)
+        asked = request if plan is None else plan.request
+        deltas = self._stream(lambda llama: self._chat_prompt(llama, asked), asked.params)
+        return tool_stream(deltas) if plan is not None and plan.calls_allowed else deltas
 
     def stream_complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         return self._stream(lambda _llama: (request.prompt, []), request.params)

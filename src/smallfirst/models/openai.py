@@ -21,6 +21,7 @@ from smallfirst.wire.collect import StreamCollector
 from smallfirst.wire.parse import first_choice, parse_embeddings, parse_logprobs, parse_usage
 from smallfirst.wire.requests import chat_body, completion_body
 from smallfirst.wire.sse import sse_events
+from smallfirst.wire.tool_calls import parse_tool_calls
 
 
 def read_api_key(config: ModelConfig) -> str | None:
@@ -90,6 +91,8 @@ class OpenAIProvider:
             usage=parse_usage(data.get("usage"), self.name),
             logprobs=parse_logprobs(choice.get("logprobs")),
             latency_s=time.perf_counter() - started,
+            tool_calls=parse_tool_calls(message.get("tool_calls"), self.name),
+            refusal=message.get("refusal"),
         )
 
     async def complete(self, request: CompletionRequest) -> Generation:

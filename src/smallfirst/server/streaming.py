@@ -50,6 +50,9 @@ async def _events(
             if delta.text:
                 call.first_token()
                 yield writer.text(delta.text)
+            if delta.tool_calls:
+                call.first_token()
+                yield writer.tool_calls(delta.tool_calls)
             delta = await anext(deltas, None)
         usage = collected.usage()
         call.succeed(usage, collected.text)

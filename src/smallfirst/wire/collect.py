@@ -13,6 +13,7 @@ from typing import Any
 
 from smallfirst.types import Delta, Generation, TokenLogprob, Usage
 from smallfirst.wire.parse import choice_text, decode_chunk, parse_logprobs, parse_usage
+from smallfirst.wire.tool_calls import ToolCallAssembler, parse_tool_call_deltas
 
 
 class StreamCollector:
@@ -21,6 +22,7 @@ class StreamCollector:
         """Names the upstream in errors; None: "the upstream"."""
         self.parts: list[str] = []
         self.logprobs: list[TokenLogprob] = []
+        self.tool_calls = ToolCallAssembler()
         self.finish_reason: str | None = None
         self.raw_usage: Any = None
         self.error: Any = None
@@ -46,8 +48,12 @@ class StreamCollector:
                 continue
             text = choice_text(choice)
             logprobs = parse_logprobs(choice.get("logprobs"))
-            if text or logprobs:
-                pieces.append(Delta(text=text, logprobs=logprobs))
+            delta = choice.get("delta")
+            calls = (
+                parse_tool_call_deltas(delta.get("tool_calls")) if isinstance(delta, dict) else []
+            )
+            if text or logprobs or calls:
+                pieces.append(Delta(text=text, logprobs=logprobs, tool_calls=calls or None))
                 self.add_delta(pieces[-1])
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
@@ -60,6 +66,8 @@ class StreamCollector:
             self.parts.append(delta.text)
         if delta.logprobs:
             self.logprobs.extend(delta.logprobs)
+        if delta.tool_calls:
+            self.tool_calls.add(delta.tool_calls)
         if delta.finish_reason:
             self.finish_reason = delta.finish_reason
         if delta.usage is not None:
@@ -87,4 +95,5 @@ class StreamCollector:
             finish_reason=self.finish_reason or "stop",
             usage=self.usage(),
             logprobs=self.logprobs or None,
+            tool_calls=self.tool_calls.calls(),
         )

@@ -14,17 +14,21 @@ from typing import Any
 
 import orjson
 
-from smallfirst.types import Generation, TokenLogprob, Usage
+from smallfirst.types import Generation, TokenLogprob, ToolCall, ToolCallDelta, Usage
+from smallfirst.wire.tool_calls import tool_call_deltas_json
 
 DONE = b"data: [DONE]\n\n"
 
 
-def usage_json(usage: Usage) -> dict[str, int]:
-    return {
+def usage_json(usage: Usage) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
     }
+    if usage.cached_input_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_input_tokens}
+    return out
 
 
 def logprobs_json(items: list[TokenLogprob] | None) -> dict[str, Any] | None:
@@ -53,6 +57,8 @@ def completion_json(generation: Generation, request_id: str, chat: bool) -> dict
         finish_reason=generation.finish_reason,
         usage=usage_json(generation.usage),
         logprobs=generation.logprobs,
+        tool_calls=generation.tool_calls,
+        refusal=generation.refusal,
     )
 
 
@@ -65,11 +71,19 @@ def answer_json(
     finish_reason: str = "stop",
     usage: Mapping[str, Any],
     logprobs: list[TokenLogprob] | None = None,
+    tool_calls: list[ToolCall] | None = None,
+    refusal: str | None = None,
 ) -> dict[str, Any]:
     """A whole answer; `usage` goes out as given (a test server may send broken counts)."""
     choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason}
     if chat:
-        choice["message"] = {"role": "assistant", "content": text}
+        content = text if text or not tool_calls else None  # OpenAI: null beside calls
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if tool_calls:
+            message["tool_calls"] = [call.to_openai() for call in tool_calls]
+        if refusal is not None:
+            message["refusal"] = refusal
+        choice["message"] = message
         choice["logprobs"] = logprobs_json(logprobs)
     else:
         choice["text"] = text
@@ -134,6 +148,10 @@ class ChunkWriter:
 
     def text(self, text: str) -> bytes:
         return self._text_prefix + orjson.dumps(text) + self._text_suffix
+
+    def tool_calls(self, pieces: list[ToolCallDelta]) -> bytes:
+        delta = {"tool_calls": tool_call_deltas_json(pieces)}
+        return self._event([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
 
     def finish(self, reason: str) -> bytes:
         choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": reason}

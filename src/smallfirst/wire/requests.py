@@ -10,7 +10,7 @@ from smallfirst.types import ChatRequest, CompletionRequest, GenerationParams
 def chat_body(model: str, request: ChatRequest, stream: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [m.to_openai() for m in request.messages],
         **params_body(request.params),
     }
     return _streamed(body) if stream else body
@@ -34,7 +34,15 @@ def params_body(params: GenerationParams) -> dict[str, Any]:
         body["logprobs"] = True
         if params.top_logprobs:
             body["top_logprobs"] = params.top_logprobs
-    if params.json_schema is not None:
+    if params.tools:
+        body["tools"] = [tool.to_openai() for tool in params.tools]
+    if params.tool_choice is not None:
+        body["tool_choice"] = params.tool_choice
+    if params.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = params.parallel_tool_calls
+    if params.json_object:
+        body["response_format"] = {"type": "json_object"}
+    elif params.json_schema is not None:
         body["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": "output", "schema": params.json_schema, "strict": True},
