@@ -19,7 +19,7 @@ received: list[dict] = []
 async def messages(request):
     body = await request.json()
     received.append({"body": body, "key": request.headers.get("x-api-key")})
-    if body["messages"][0]["content"] == "overload":
+    if body["messages"][0]["content"][0]["text"] == "overload":
         return JSONResponse(
             {"type": "error", "error": {"message": "slow down"}}, 429, headers={"retry-after": "3"}
         )
@@ -67,7 +67,9 @@ def test_body_moves_system_out_and_merges_turns():
     )
     body = messages_body("claude-x", request, stream=False)
     assert body["system"] == "be brief"
-    assert body["messages"] == [{"role": "user", "content": "a\n\nb"}]
+    assert body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
+    ]
     assert body["stop_sequences"] == ["END"] and body["max_tokens"] == 10
 
 
