@@ -40,6 +40,10 @@ class Price(Strict):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    """Prompt tokens read from the provider's prompt cache; unset: the input price."""
+    cache_write: float | None = Field(default=None, ge=0)
+    """Prompt tokens written to the provider's prompt cache; unset: the input price."""
 
 
 class CapabilitiesConfig(Strict):

@@ -56,7 +56,8 @@ def _print(summary: dict) -> None:
             timespec="seconds"
         )
     table = Table(title=f"smallfirst gateway ({when})")
-    for column in ("tier", "model", "requests", "share", "errors", "tokens in/out", "spend"):
+    columns = ("tier", "model", "requests", "share", "errors", "tokens in/out", "cached in")
+    for column in (*columns, "spend"):
         table.add_column(column, justify="left" if column in ("tier", "model") else "right")
     for row in summary["models"]:
         share = row["share"]
@@ -67,12 +68,14 @@ def _print(summary: dict) -> None:
             "-" if share is None else f"{share:.1%}",
             str(row["errors"]),
             f"{row['input_tokens']:,}/{row['output_tokens']:,}",
+            f"{row['cached_input_tokens']:,}",
             format_usd(row["cost_usd"]),
         )
     console.print(table)
     saved = totals["savings_share"]
     console.print(
         f"requests {totals['requests']:,} · errors {totals['errors']:,} · "
+        f"cached input tokens {totals['cached_input_tokens']:,} · "
         f"spend {format_usd(totals['cost_usd'])} · "
         f"baseline {format_usd(totals['baseline_cost_usd'])}"
         f" · saved {format_usd(totals['savings_usd'])}"

@@ -42,6 +42,10 @@ class LedgerEntry:
     stream: bool = False
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    """Of `input_tokens`, read from the provider's prompt cache (priced at its cached rate)."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, written to the provider's prompt cache."""
     cost_usd: float = 0.0
     baseline_model: str | None = None
     baseline_cost_usd: float = 0.0

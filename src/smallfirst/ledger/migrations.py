@@ -169,6 +169,23 @@ def m005_requests_by_month(conn: Connection) -> None:
     partitions.ensure_ahead(conn, now)
 
 
+CACHE_COLUMNS = ("cached_input_tokens", "cache_write_tokens")
+
+
+@migration
+def m006_cached_tokens(conn: Connection) -> None:
+    """Prompt tokens read from / written to a provider's prompt cache, on request rows and
+    in the rollups (rows from before count 0). A ledger whose rollups m003 created after
+    these measures joined `rollups.COUNTS` has them there already."""
+    for table in ("requests", "rollups"):
+        present = {column["name"] for column in inspect(conn).get_columns(table)}
+        for column in CACHE_COLUMNS:
+            if column not in present:
+                conn.execute(
+                    text(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT NOT NULL DEFAULT 0")
+                )
+
+
 def _migrations_table(metadata: MetaData) -> Table:
     return Table(
         MIGRATIONS_TABLE,

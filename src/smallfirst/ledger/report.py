@@ -67,6 +67,7 @@ def summarize(store: LedgerStore, since: float | None = None) -> dict[str, Any]:
 
 def _empty(**labels: Any) -> dict[str, Any]:
     zeros = {"requests": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0}
+    zeros |= {"cached_input_tokens": 0, "cache_write_tokens": 0}
     return {**labels, **zeros, "cost_usd": 0.0, "baseline_cost_usd": 0.0}
 
 
@@ -75,5 +76,7 @@ def _add(row: dict[str, Any], measures: Totals, errors: bool) -> None:
     row["errors"] += measures.requests if errors else 0
     row["input_tokens"] += measures.input_tokens
     row["output_tokens"] += measures.output_tokens
+    row["cached_input_tokens"] += measures.cached_input_tokens
+    row["cache_write_tokens"] += measures.cache_write_tokens
     row["cost_usd"] += measures.cost_usd
     row["baseline_cost_usd"] += measures.baseline_cost_usd

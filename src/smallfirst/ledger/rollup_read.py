@@ -35,6 +35,7 @@ from sqlalchemy import (
 
 from smallfirst.ledger.rollups import (
     AMOUNTS,
+    CACHE_COUNTS,
     COUNTS,
     DIMENSIONS,
     GRANULARITIES,
@@ -58,7 +59,9 @@ ROLLUPS = table(
     *(column(name, Integer) for name in (*COUNTS, *LATENCY, *TTFT)),
     *(column(name, Float) for name in AMOUNTS),
 )
-REQUESTS = table("requests", *(column(name) for name in ROW_COLUMNS), column("id"))
+REQUESTS = table(
+    "requests", *(column(name) for name in (*ROW_COLUMNS, *CACHE_COUNTS)), column("id")
+)
 R, Q = ROLLUPS.c, REQUESTS.c
 Span = tuple[float | None, float | None]
 """[low, high) in unix seconds; None is unbounded."""

@@ -33,7 +33,9 @@ for a day's chart (96 points), hours for longer charts and days for long windows
 MINUTE = GRANULARITIES[0]
 DIMENSIONS = ("endpoint", "key_id", "key_name", "model", "tier", "router", "status_class")
 KEY_COLUMNS = ("bucket_s", "bucket", *DIMENSIONS)
-COUNTS = ("requests", "input_tokens", "output_tokens", "escalated", "hops")
+CACHE_COUNTS = ("cached_input_tokens", "cache_write_tokens")
+"""Prompt-cache tokens: raw columns since m006, so not in `ROW_COLUMNS` (m003 reads those)."""
+COUNTS = ("requests", "input_tokens", "output_tokens", "escalated", "hops", *CACHE_COUNTS)
 AMOUNTS = ("cost_usd", "baseline_cost_usd", "escalation_cost_usd")
 PER_DECADE = 12
 DECADES = 6
@@ -94,6 +96,8 @@ class Totals:
     output_tokens: int = 0
     escalated: int = 0
     hops: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
     escalation_cost_usd: float = 0.0
@@ -111,6 +115,8 @@ class Totals:
         self.output_tokens += other.output_tokens
         self.escalated += other.escalated
         self.hops += other.hops
+        self.cached_input_tokens += other.cached_input_tokens
+        self.cache_write_tokens += other.cache_write_tokens
         self.cost_usd += other.cost_usd
         self.baseline_cost_usd += other.baseline_cost_usd
         self.escalation_cost_usd += other.escalation_cost_usd
@@ -123,6 +129,8 @@ class Totals:
         self.requests += 1
         self.input_tokens += request["input_tokens"] or 0
         self.output_tokens += request["output_tokens"] or 0
+        self.cached_input_tokens += request.get("cached_input_tokens") or 0
+        self.cache_write_tokens += request.get("cache_write_tokens") or 0
         self.cost_usd += request["cost_usd"] or 0.0
         self.baseline_cost_usd += request["baseline_cost_usd"] or 0.0
         for value, histogram in (
@@ -193,6 +201,7 @@ _AT = {name: index for index, name in enumerate(MEASURES)}
 _REQUESTS, _INPUT, _OUTPUT = _AT["requests"], _AT["input_tokens"], _AT["output_tokens"]
 _ESCALATED, _HOPS, _COST = _AT["escalated"], _AT["hops"], _AT["cost_usd"]
 _BASELINE, _ESCALATION_COST = _AT["baseline_cost_usd"], _AT["escalation_cost_usd"]
+_CACHED, _CACHE_WRITE = _AT["cached_input_tokens"], _AT["cache_write_tokens"]
 _LAT0, _TTFT0 = _AT[LATENCY[0]], _AT[TTFT[0]]
 _ZERO = [0.0 if name in AMOUNTS else 0 for name in MEASURES]
 
@@ -222,6 +231,8 @@ def _count_request(slot: list[Any], request: dict[str, Any]) -> None:
     slot[_REQUESTS] += 1
     slot[_INPUT] += request["input_tokens"] or 0
     slot[_OUTPUT] += request["output_tokens"] or 0
+    slot[_CACHED] += request.get("cached_input_tokens") or 0  # absent before m006 (rebuild)
+    slot[_CACHE_WRITE] += request.get("cache_write_tokens") or 0
     slot[_COST] += request["cost_usd"] or 0.0
     slot[_BASELINE] += request["baseline_cost_usd"] or 0.0
     latency, ttft = request["latency_ms"], request["ttft_ms"]

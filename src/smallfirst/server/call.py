@@ -180,6 +180,8 @@ class Call:
         that is known instead (a cascade's hops, which ran before anything was sent)."""
         self.entry.input_tokens = usage.input_tokens
         self.entry.output_tokens = usage.output_tokens
+        self.entry.cached_input_tokens = usage.cached_input_tokens
+        self.entry.cache_write_tokens = usage.cache_write_tokens
         if self.model is not None:
             self.entry.cost_usd = (
                 self.model.price.cost(usage) if self.spent_usd is None else self.spent_usd

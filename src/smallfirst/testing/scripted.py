@@ -20,7 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from smallfirst.types import ToolCall
 from smallfirst.wire.render import DONE, ChunkWriter, answer_json, embeddings_json, error_event
+from smallfirst.wire.tool_calls import deltas_of
 
 Behaviour = Literal[
     "reply", "error", "hang", "reset", "malformed", "slow_stream", "stream_then_error"
@@ -40,6 +42,10 @@ class Script:
     completion_tokens: int | None = None
     bill_prompt: Callable[[dict[str, Any]], int] | None = None
     """Bill prompt tokens computed from the request body (instead of `prompt_tokens`)."""
+    cached_tokens: int | None = None
+    """Reported as `usage.prompt_tokens_details.cached_tokens` (a prompt-caching upstream)."""
+    tool_calls: list[ToolCall] | None = None
+    """Answer with these calls (finish reason `tool_calls`; streamed one piece per call)."""
 
 
 @dataclass
@@ -108,34 +114,48 @@ class ScriptedUpstream:
                 self._chunks(body, script, ChunkWriter("scripted-1", model, chat)),
                 media_type="text/event-stream",
             )
-        answer = answer_json("scripted-1", model, script.text, chat, usage=self._usage(script))
+        answer = answer_json(
+            "scripted-1",
+            model,
+            script.text,
+            chat,
+            finish_reason="tool_calls" if script.tool_calls else "stop",
+            usage=self._usage(script),
+            tool_calls=script.tool_calls,
+        )
         return Response(orjson.dumps(answer), media_type="application/json")
 
     def _usage(self, script: Script) -> dict[str, Any]:
         out = script.completion_tokens
         if out is None:
             out = max(1, len(script.text.split()))
-        return {
+        usage: dict[str, Any] = {
             "prompt_tokens": script.prompt_tokens,
             "completion_tokens": out,
             "total_tokens": script.prompt_tokens + out
             if isinstance(script.prompt_tokens, int | float)
             else out,
         }
+        if script.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": script.cached_tokens}
+        return usage
 
     async def _chunks(
         self, body: dict[str, Any], script: Script, writer: ChunkWriter
     ) -> AsyncIterator[bytes]:
-        for i, word in enumerate(script.text.split(" ")):
+        words = script.text.split(" ") if script.text or not script.tool_calls else []
+        for i, word in enumerate(words):
             if script.behaviour == "slow_stream":
                 await asyncio.sleep(script.delay_s)
             yield writer.text(word if i == 0 else " " + word)
+        if script.tool_calls:
+            yield writer.tool_calls(deltas_of(script.tool_calls))
         if script.behaviour == "stream_then_error":  # the text went out, then the model broke
             yield error_event(
                 {"error": {"message": "scripted mid-stream failure", "type": "server_error"}}
             )
             return
-        yield writer.finish("stop")
+        yield writer.finish("tool_calls" if script.tool_calls else "stop")
         if (body.get("stream_options") or {}).get("include_usage"):
             yield writer.usage(self._usage(script))
         yield DONE

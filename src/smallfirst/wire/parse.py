@@ -16,11 +16,23 @@ from smallfirst.types import TokenLogprob, Usage
 
 
 def parse_usage(raw: Any, model: str | None = None) -> Usage:
-    """An OpenAI `usage` object; invalid counts are an UpstreamError (see `token_count`)."""
+    """An OpenAI `usage` object; invalid counts are an UpstreamError (see `token_count`).
+    `prompt_tokens_details.cached_tokens` are the prompt tokens read from the upstream's
+    prompt cache (billed at the model's cached rate)."""
     usage = usage_object(raw, model)
+    prompt = token_count(usage, "prompt_tokens", model)
+    details = usage_object(usage.get("prompt_tokens_details"), model)
+    cached = token_count(details, "cached_tokens", model)
+    if cached > prompt:
+        source = "the upstream" if model is None else f"upstream model {model!r}"
+        raise UpstreamError(
+            f"{source} reported {cached} cached of {prompt} prompt tokens "
+            "(usage.prompt_tokens_details.cached_tokens are part of prompt_tokens)"
+        )
     return Usage(
-        input_tokens=token_count(usage, "prompt_tokens", model),
+        input_tokens=prompt,
         output_tokens=token_count(usage, "completion_tokens", model),
+        cached_input_tokens=cached,
     )
 
 
