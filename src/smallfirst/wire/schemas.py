@@ -16,6 +16,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from smallfirst.errors import InvalidRequestError
@@ -100,12 +101,11 @@ class ChatMessage(BaseModel):
     tool_call_id: str | None = None
     name: str | None = None
 
-    @field_validator("tool_call_id")
-    @classmethod
-    def _tool_results_name_their_call(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None and info.data.get("role") == "tool":
+    @model_validator(mode="after")
+    def _tool_results_name_their_call(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a tool message needs the tool_call_id of the call it answers")
-        return value
+        return self
 
 
 class FunctionSpec(BaseModel):
