@@ -1,4 +1,4 @@
-"""Importing smallfirst or building a Registry, Gateway or app writes nothing to disk: the
+"""Importing smallfirst or building a Registry, Gateway, app or Client writes nothing to disk: the
 state folder (./.smallfirst or $SMALLFIRST_HOME) appears only when something is stored."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from smallfirst import AsyncClient, Client
 from smallfirst.config import Config
 from smallfirst.models.registry import Registry, save_measured_throughput
 from smallfirst.server import create_app
@@ -20,13 +21,15 @@ def written(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-def test_building_a_registry_gateway_and_app_writes_nothing(
+def test_building_a_registry_gateway_app_and_client_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SMALLFIRST_HOME")  # the default: ./.smallfirst in the working directory
     Registry(Config())
     Gateway(Config())
     create_app(Config())
+    AsyncClient(Config())
+    Client(Config())
     assert written(tmp_path) == []
 
 
