@@ -32,6 +32,7 @@ from smallfirst.server.edge_limits import BodyTimeout
 from smallfirst.server.embeddings import embeddings, local_model_card
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.limits import Limiter
+from smallfirst.server.messages_endpoint import messages
 from smallfirst.server.metrics import CONTENT_TYPE
 from smallfirst.server.openapi import openapi_json
 from smallfirst.server.pipelines_endpoint import mount_pipelines
@@ -74,6 +75,7 @@ def create_app(
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            Route("/v1/messages", messages, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
         ],

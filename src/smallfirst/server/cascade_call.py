@@ -7,6 +7,8 @@ same request id, also when the cascade ends in an error.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import orjson
 from starlette.responses import Response
 
@@ -20,6 +22,7 @@ from smallfirst.server.call import Call
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.streaming import stream_deltas
 from smallfirst.target import CascadeTarget
+from smallfirst.types import Delta
 from smallfirst.wire.render import completion_json
 
 
@@ -32,7 +35,26 @@ async def run_cascade(
     stream: bool,
     include_usage: bool,
 ) -> Response:
-    """Answer through the cascade; errors propagate to the app's handler after hops are kept.
+    """Answer through the cascade; errors propagate to the app's handler after hops are kept."""
+    result, deltas = await climb(gateway, call, target, request, prompt_tokens, stream)
+    chat = call.entry.endpoint == "chat"
+    if deltas is not None:
+        return await stream_deltas(call, deltas, chat, include_usage)
+    call.succeed(result.generation.usage, result.generation.text)
+    body = orjson.dumps(completion_json(result.generation, call.request_id, chat=chat))
+    return Response(body, media_type="application/json", headers=call.headers())
+
+
+async def climb(
+    gateway: Gateway,
+    call: Call,
+    target: CascadeTarget,
+    request: AnyRequest,
+    prompt_tokens: int,
+    stream: bool,
+) -> tuple[CascadeResult, AsyncIterator[Delta] | None]:
+    """Run the ladder for any inbound API: the accepted answer (and, to stream, its deltas),
+    with every hop recorded and the request row settled on the model that answered.
 
     Admission reserves the cascade's worst case (every rung and check may run), since the
     request is charged what all of them spent."""
@@ -41,6 +63,7 @@ async def run_cascade(
     max_tokens = request.params.max_tokens
     await call.admit(estimate=admission.for_cascade(cascade, prompt_tokens, max_tokens))
     log = HopLog(call.request_id)
+    deltas: AsyncIterator[Delta] | None = None
     try:
         if stream:
             result, deltas = await cascade.stream(request, log=log)
@@ -49,12 +72,7 @@ async def run_cascade(
     finally:
         record_hops(gateway, call.entry, log.hops)
     _settle_route(gateway, call, result)
-    chat = call.entry.endpoint == "chat"
-    if stream:
-        return await stream_deltas(call, deltas, chat, include_usage)
-    call.succeed(result.generation.usage, result.generation.text)
-    body = orjson.dumps(completion_json(result.generation, call.request_id, chat=chat))
-    return Response(body, media_type="application/json", headers=call.headers())
+    return result, deltas
 
 
 def _settle_route(gateway: Gateway, call: Call, result: CascadeResult) -> None:

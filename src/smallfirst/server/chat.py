@@ -124,20 +124,11 @@ async def run_provider(
     """Any other backend, through its failover policy: each retry and fallback is a hop row,
     a fallback is tried only if it fits the admitted budget, and the request row names (and
     is priced at) the model that answered."""
-    registry = call.gateway.registry
     chat = isinstance(request, ChatRequest)
-    log = HopLog(call.request_id)
-
-    def fits(name: str) -> bool:
-        return call.fits(registry.get(name))
-
-    def answered_by(name: str) -> None:
-        call.routed(registry.get(name), None)
-
-    options = {"route": route, "log": log, "allow": fits, "on_model": answered_by}
+    log, options = failover_options(call, route)
     if body.stream:
         deltas = target.stream(request, **options)
-        return await stream_deltas(call, _hops_kept(call, log, deltas), chat, body.include_usage)
+        return await stream_deltas(call, hops_kept(call, log, deltas), chat, body.include_usage)
     try:
         found = await target.generate(request, **options)
     finally:
@@ -149,7 +140,22 @@ async def run_provider(
     return json_response(completion_json(generation, call.request_id, chat=chat), call)
 
 
-async def _hops_kept(call: Call, log: HopLog, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+def failover_options(call: Call, route: Route) -> tuple[HopLog, dict[str, Any]]:
+    """The hop log and the `generate` / `stream` options that keep a target's fallbacks
+    within the admitted budget and put the model that answered on the call."""
+    registry = call.gateway.registry
+    log = HopLog(call.request_id)
+
+    def fits(name: str) -> bool:
+        return call.fits(registry.get(name))
+
+    def answered_by(name: str) -> None:
+        call.routed(registry.get(name), None)
+
+    return log, {"route": route, "log": log, "allow": fits, "on_model": answered_by}
+
+
+async def hops_kept(call: Call, log: HopLog, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
     """The stream, and its hops recorded once it ended (answered, failed or cut off)."""
     try:
         async for delta in deltas:
