@@ -26,6 +26,7 @@ from smallfirst.server.gateway import Gateway
 from smallfirst.server.streaming import stream_deltas
 from smallfirst.target import CascadeTarget, Route, Target
 from smallfirst.types import ChatRequest, CompletionRequest, Delta
+from smallfirst.wire.fields import COMPLETION_HONOURED, HONOURED, refuse_unforwardable
 from smallfirst.wire.render import completion_json
 from smallfirst.wire.schemas import ChatBody, CompletionBody, parse_json, validate
 
@@ -100,7 +101,9 @@ async def answer(
     model, admitted, and then forwarded as bytes (OpenAI-compatible) or run and rendered."""
     gateway = call.gateway
     target = gateway.resolve(call, body.model)
+    honoured = HONOURED if isinstance(request, ChatRequest) else COMPLETION_HONOURED
     if isinstance(target, CascadeTarget):
+        refuse_unforwardable(data, target.name, honoured)
         return await run_cascade(
             gateway, call, target, request, prompt_tokens, body.stream, body.include_usage
         )
@@ -111,6 +114,7 @@ async def answer(
         if body.stream:
             return await passthrough.forward_stream(call, provider, path, data, body.include_usage)
         return await passthrough.forward(call, provider, path, data)
+    refuse_unforwardable(data, route.model.name, honoured)
     return await run_provider(call, target, route, request, body)
 
 
