@@ -186,6 +186,24 @@ def m006_cached_tokens(conn: Connection) -> None:
                 )
 
 
+@migration
+def m007_responses(conn: Connection) -> None:
+    """Stored Responses API answers (`store: true`), for `previous_response_id` (see
+    `responses_store.py`)."""
+    metadata = MetaData()
+    table = Table(
+        "responses",
+        metadata,
+        Column("id", String(80), primary_key=True),
+        Column("request_id", String(64), nullable=False),
+        Column("key_id", String(64)),
+        Column("created_at", Float, nullable=False, index=True),
+        Column("conversation", Text, nullable=False),
+        Column("response", Text, nullable=False),
+    )
+    table.create(conn)
+
+
 def _migrations_table(metadata: MetaData) -> Table:
     return Table(
         MIGRATIONS_TABLE,

@@ -36,6 +36,7 @@ from smallfirst.server.messages_endpoint import messages
 from smallfirst.server.metrics import CONTENT_TYPE
 from smallfirst.server.openapi import openapi_json
 from smallfirst.server.pipelines_endpoint import mount_pipelines
+from smallfirst.server.responses_endpoint import ROUTES as RESPONSES_ROUTES
 from smallfirst.server.tasks_endpoint import mount_tasks
 from smallfirst.tasks.catalog import TaskCatalog
 
@@ -72,6 +73,7 @@ def create_app(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
+            *RESPONSES_ROUTES,
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),

@@ -46,6 +46,8 @@ class Script:
     """Reported as `usage.prompt_tokens_details.cached_tokens` (a prompt-caching upstream)."""
     tool_calls: list[ToolCall] | None = None
     """Answer with these calls (finish reason `tool_calls`; streamed one piece per call)."""
+    finish_reason: str | None = None
+    """Default: `tool_calls` with calls, else `stop`."""
 
 
 @dataclass
@@ -119,7 +121,7 @@ class ScriptedUpstream:
             model,
             script.text,
             chat,
-            finish_reason="tool_calls" if script.tool_calls else "stop",
+            finish_reason=_finish_reason(script),
             usage=self._usage(script),
             tool_calls=script.tool_calls,
         )
@@ -155,10 +157,14 @@ class ScriptedUpstream:
                 {"error": {"message": "scripted mid-stream failure", "type": "server_error"}}
             )
             return
-        yield writer.finish("tool_calls" if script.tool_calls else "stop")
+        yield writer.finish(_finish_reason(script))
         if (body.get("stream_options") or {}).get("include_usage"):
             yield writer.usage(self._usage(script))
         yield DONE
+
+
+def _finish_reason(script: Script) -> str:
+    return script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
 
 
 async def _reset():
