@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import anthropic
@@ -25,6 +26,7 @@ from tests.server.gateway_helpers import (
 )
 
 CLAUDE_PRICE = Price(input=3.0, output=15.0)
+LABELS = {"kind": "constraint", "labels": ["positive", "negative", "neutral"]}
 WEATHER = {
     "name": "get_weather",
     "description": "Weather in a city",
@@ -57,6 +59,7 @@ class Stack:
 def config(openai_url: str, claude_url: str) -> Config:
     return Config(
         failover=ONE_ATTEMPT,
+        cascades={"labels": {"rungs": ["small", "claude"], "checks": [LABELS]}},
         models=[
             ModelConfig(
                 name="small",
@@ -90,25 +93,43 @@ def config(openai_url: str, claude_url: str) -> Config:
     )
 
 
-def _stack(auth: bool, monkeypatch) -> Iterator[Stack]:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "ak-upstream")
+@contextmanager
+def _stack(auth: bool) -> Iterator[Stack]:
     openai_up, claude_up = ScriptedUpstream(), ScriptedAnthropic()
     with (
+        pytest.MonkeyPatch.context() as env,
         BackgroundServer(openai_up.app) as openai_server,
         BackgroundServer(claude_up.app) as claude_server,
-        running_gateway(config(openai_server.url + "/v1", claude_server.url), auth=auth) as gw,
     ):
-        yield Stack(gw, openai_up, claude_up)
+        env.setenv("ANTHROPIC_API_KEY", "ak-upstream")
+        with running_gateway(config(openai_server.url + "/v1", claude_server.url), auth=auth) as gw:
+            yield Stack(gw, openai_up, claude_up)
 
 
 @pytest.fixture
-def stack(monkeypatch) -> Iterator[Stack]:
-    yield from _stack(False, monkeypatch)
+def stack() -> Iterator[Stack]:
+    with _stack(auth=False) as running:
+        yield running
 
 
 @pytest.fixture
-def authed(monkeypatch) -> Iterator[Stack]:
-    yield from _stack(True, monkeypatch)
+def authed() -> Iterator[Stack]:
+    with _stack(auth=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Stack]:
+    """One gateway for the tests that never reach an upstream (they find their row by id)."""
+    with _stack(auth=False) as running:
+        yield running
+
+
+def row_of(stack: Stack, response: httpx.Response) -> dict:
+    [row] = [
+        r for r in stack.rows() if r["request_id"] == response.headers["x-smallfirst-request-id"]
+    ]
+    return row
 
 
 def ask(client: anthropic.Anthropic, stream: bool, **create):
@@ -161,6 +182,26 @@ def test_auto_is_routed_like_chat(stack) -> None:
     )
     [row] = stack.rows()
     assert row["router"] and row["route_reason"] and row["model"] == message.model
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_cascade_climbs_and_charges_every_rung(stack, stream) -> None:
+    stack.openai_up.enqueue(Script(text="no idea", prompt_tokens=6, completion_tokens=2))
+    stack.claude_up.enqueue(text_reply("positive", usage={"input_tokens": 6, "output_tokens": 1}))
+    message = ask(
+        stack.client(),
+        stream,
+        model="cascade-labels",
+        messages=[{"role": "user", "content": "Label: great day"}],
+    )
+    assert (message.content[0].text, message.model) == ("positive", "claude")
+    rows = stack.gw.rows()
+    [request] = [r for r in rows if r["kind"] == "request"]
+    hops = [r for r in rows if r["kind"] == "hop"]
+    assert request["endpoint"] == "messages" and request["model"] == "claude"
+    assert hops and all(h["request_id"] == request["request_id"] for h in hops)
+    both = (6 * 1.0 + 2 * 2.0) / 1e6 + (6 * 3.0 + 1 * 15.0) / 1e6
+    assert request["cost_usd"] == pytest.approx(both)
 
 
 # --- tools -------------------------------------------------------------------------------
@@ -474,30 +515,31 @@ def test_an_image_to_a_text_only_model_is_refused(stack) -> None:
         ),
     ],
 )
-def test_bad_input_is_an_anthropic_400(stack, create, says) -> None:
-    response = httpx.post(stack.gw.url + "/v1/messages", json={"model": "small", **create})
+def test_bad_input_is_an_anthropic_400(shared, create, says) -> None:
+    response = httpx.post(shared.gw.url + "/v1/messages", json={"model": "small", **create})
     assert response.status_code == 400
     body = response.json()
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     assert says in body["error"]["message"]
-    assert not stack.openai_up.received
-    [row] = stack.rows()
+    assert not shared.openai_up.received
+    row = row_of(shared, response)
     assert (row["endpoint"], row["status"]) == ("messages", 400)
 
 
-def test_body_that_is_not_json_is_an_anthropic_400(stack) -> None:
-    response = httpx.post(stack.gw.url + "/v1/messages", content=b"{nope")
+def test_body_that_is_not_json_is_an_anthropic_400(shared) -> None:
+    response = httpx.post(shared.gw.url + "/v1/messages", content=b"{nope")
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
+    assert row_of(shared, response)["status"] == 400
 
 
-def test_unknown_model_is_a_not_found_error(stack) -> None:
+def test_unknown_model_is_a_not_found_error(shared) -> None:
     with pytest.raises(anthropic.NotFoundError) as caught:
-        stack.client().messages.create(
+        shared.client().messages.create(
             model="nope", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
         )
     assert caught.value.body["error"]["type"] == "not_found_error"
-    [row] = stack.rows()
+    row = row_of(shared, caught.value.response)
     assert (row["requested_model"], row["status"]) == ("nope", 404)
 
 

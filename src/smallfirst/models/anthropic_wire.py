@@ -152,7 +152,7 @@ def message_blocks(message: Message, where: str) -> list[dict[str, Any]]:
 def part_blocks(message: Message, where: str) -> list[dict[str, Any]]:
     if message.parts is None:
         return [{"type": "text", "text": message.content}] if message.content else []
-    blocks = []
+    blocks: list[dict[str, Any]] = []
     for j, part in enumerate(message.parts):
         if part.kind == "text":
             if part.text:

@@ -38,7 +38,9 @@ def text_reply(text: str, **options: Any) -> AnthropicReply:
     return AnthropicReply(content=[{"type": "text", "text": text}], **options)
 
 
-def tool_reply(name: str, arguments: dict[str, Any], call_id: str = "toolu_01", **options: Any):
+def tool_reply(
+    name: str, arguments: dict[str, Any], call_id: str = "toolu_01", **options: Any
+) -> AnthropicReply:
     block = {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
     return AnthropicReply(content=[block], stop_reason="tool_use", **options)
 
@@ -95,6 +97,7 @@ async def _events(message: dict[str, Any], reply: AnthropicReply) -> AsyncIterat
     yield _event("message_start", {"message": start})
     yield b'event: ping\ndata: {"type": "ping"}\n\n'
     for index, block in enumerate(reply.content):
+        opened: dict[str, Any]
         if block["type"] == "text":
             opened, whole = {"type": "text", "text": ""}, block["text"]
             piece = {"type": "text_delta", "text": ""}

@@ -111,7 +111,7 @@ class EventWriter:
         self._tool_blocks: dict[int, int] = {}
 
     def start(self) -> bytes:
-        message = {
+        message: dict[str, Any] = {
             "id": self.request_id,
             "type": "message",
             "role": "assistant",
