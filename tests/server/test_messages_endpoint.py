@@ -25,7 +25,7 @@ from tests.server.gateway_helpers import (
     running_gateway,
 )
 
-CLAUDE_PRICE = Price(input=3.0, output=15.0)
+CLAUDE_PRICE = Price(input=3.0, output=15.0, cached_input=0.3, cache_write=3.75)
 LABELS = {"kind": "constraint", "labels": ["positive", "negative", "neutral"]}
 WEATHER = {
     "name": "get_weather",
@@ -174,6 +174,35 @@ def test_text_answer_is_a_messages_ledger_row(stack, stream) -> None:
     assert (row["input_tokens"], row["output_tokens"]) == (7, 3)
     assert row["cost_usd"] == pytest.approx((7 * 1.0 + 3 * 2.0) / 1e6)
     assert message.id == row["request_id"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_cache_tokens_are_counted_and_priced(stack, stream) -> None:
+    usage = {
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cache_read_input_tokens": 2000,
+        "cache_creation_input_tokens": 100,
+    }
+    stack.claude_up.enqueue(text_reply("ok", usage=usage))
+    message = ask(
+        stack.client(), stream, model="claude", messages=[{"role": "user", "content": "hi"}]
+    )
+    got = message.usage
+    assert (got.input_tokens, got.output_tokens) == (10, 5)
+    assert (got.cache_read_input_tokens, got.cache_creation_input_tokens) == (2000, 100)
+    [row] = stack.rows()
+    assert row["input_tokens"] == 2110  # every prompt token, cached ones included
+    cost = (10 * 3.0 + 2000 * 0.3 + 100 * 3.75 + 5 * 15.0) / 1e6
+    assert row["cost_usd"] == pytest.approx(cost)
+
+
+def test_openai_cached_tokens_are_reported_as_cache_reads(stack) -> None:
+    stack.openai_up.enqueue(Script(text="ok", prompt_tokens=900, cached_tokens=800))
+    message = stack.client().messages.create(
+        model="small", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (100, 800)
 
 
 def test_auto_is_routed_like_chat(stack) -> None:
@@ -573,6 +602,16 @@ def test_x_api_key_and_bearer_both_authenticate(authed) -> None:
             model="small", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
         )
     assert [r["key_id"] for r in authed.rows()] == [key.id, key.id]
+
+
+def test_a_missing_key_names_both_headers(authed) -> None:
+    response = httpx.post(
+        authed.gw.url + "/v1/messages",
+        json={"model": "small", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["type"] == "authentication_error" and "x-api-key" in error["message"]
 
 
 def test_a_bad_key_is_an_authentication_error(authed) -> None:

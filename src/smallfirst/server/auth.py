@@ -68,7 +68,7 @@ class Authenticator:
         if presented is None:
             if self.required:
                 raise AuthenticationError(
-                    "Missing API key: send `Authorization: Bearer <key>` "
+                    "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>` "
                     "(create one with `smallfirst keys create --name NAME`)"
                 )
             return None
