@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from smallfirst import __version__
+from smallfirst.wire.responses_schemas import ResponsesBody
 from smallfirst.wire.schemas import ChatBody, CompletionBody, EmbeddingBody, ErrorBody
 
 REF = "#/components/schemas/{model}"
@@ -70,6 +71,7 @@ def _schemas() -> dict[str, Any]:
         (ChatBody, "validation"),
         (CompletionBody, "validation"),
         (EmbeddingBody, "validation"),
+        (ResponsesBody, "validation"),
         (ErrorBody, "serialization"),
     ]
     _, document = models_json_schema(models, ref_template=REF)
@@ -85,6 +87,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/chat/completions": _post("Chat completion (OpenAI-compatible)", "ChatBody"),
             "/v1/completions": _post("Text completion (OpenAI-compatible)", "CompletionBody"),
             "/v1/embeddings": _post("Embeddings (OpenAI-compatible)", "EmbeddingBody"),
+            "/v1/responses": _post("Responses API (OpenAI-compatible)", "ResponsesBody"),
             "/v1/models": _get("Configured models and routers"),
             "/health": _get("Liveness and configuration summary"),
         },
