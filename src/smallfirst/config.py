@@ -372,6 +372,33 @@ class LedgerConfig(Strict):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
+class CacheRouteConfig(Strict):
+    """The response cache for one route (a request's `model`: a model, router or cascade)."""
+
+    exact: bool = True
+    semantic: bool = False
+    always: bool = False
+    """Cache non-deterministic requests too (by default only temperature 0 or a seed)."""
+    shared: bool = False
+    """Entries shared by every key (default: each key its own; `local` models never share)."""
+    ttl_s: float = Field(default=3600, gt=0)
+    max_entries: int = Field(default=10_000, ge=1)
+    threshold: float | None = Field(default=None, gt=0, le=1)
+    """Semantic similarity needed for a hit; None: the calibrated one (`cache calibrate`)."""
+    target_precision: float = Field(default=0.99, gt=0, lt=1)
+    audit_rate: float = Field(default=0.05, ge=0, le=1)
+    """Share of semantic hits answered fresh off the response path to check the threshold."""
+    template: list[str] = Field(default_factory=list)
+    """Fixed openings or endings of the last user turn, stripped before embedding."""
+
+
+class CacheConfig(Strict):
+    routes: dict[str, CacheRouteConfig] = Field(default_factory=dict)
+    """Route (the request's `model`, or `*` for every route) -> its cache; none: no cache."""
+    embedder_path: str | None = None
+    """A model2vec static model folder (default: the one routers distill from MiniLM)."""
+
+
 class Config(Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     default_model: str | None = None
@@ -384,6 +411,7 @@ class Config(Strict):
     cascades: dict[str, CascadeConfig] = Field(default_factory=dict)
     failover: FailoverConfig = Field(default_factory=FailoverConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     pipelines: dict[str, str] = Field(default_factory=dict)
     """Pipeline name -> pipeline YAML path (for `/v1/pipelines/{name}` and the CLI)."""
     tasks: dict[str, str] = Field(default_factory=dict)

@@ -204,6 +204,31 @@ def m007_responses(conn: Connection) -> None:
     table.create(conn)
 
 
+@migration
+def m008_response_cache(conn: Connection) -> None:
+    """The response cache's entries and its per-task semantic thresholds (smallfirst/cache/)."""
+    metadata = MetaData()
+    Table(
+        "response_cache",
+        metadata,
+        Column("key", String(160), primary_key=True),
+        Column("scope", String(120), nullable=False, index=True),
+        Column("route", String(200), nullable=False, index=True),
+        Column("created_at", Float, nullable=False, index=True),
+        Column("expires_at", Float, nullable=False),
+        Column("entry", Text, nullable=False),
+    )
+    Table(
+        "response_cache_thresholds",
+        metadata,
+        Column("task", String(200), primary_key=True),
+        Column("threshold", Float, nullable=False),
+        Column("evidence", Text, nullable=False),
+        Column("updated_at", Float, nullable=False),
+    )
+    metadata.create_all(conn)
+
+
 def _migrations_table(metadata: MetaData) -> Table:
     return Table(
         MIGRATIONS_TABLE,
