@@ -234,7 +234,7 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-B = TypeVar("B", bound=Body)
+B = TypeVar("B", bound=BaseModel)
 
 
 TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
