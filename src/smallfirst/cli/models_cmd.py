@@ -90,7 +90,7 @@ async def _measure_all(registry: Registry) -> None:
     )
     try:
         for entry in registry.entries.values():
-            if entry.config.backend != "llamacpp":
+            if not entry.capabilities.embedded:  # throughput is measured here, in process
                 continue
             provider = registry.provider(entry.name)
             await provider.chat(request)  # warm-up: load weights, fill caches

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from smallfirst.distill.provider import StudentProvider
 from smallfirst.errors import InvalidRequestError
 from smallfirst.evaluate.candidate import Prediction
 from smallfirst.models.registry import Registry
@@ -149,4 +150,4 @@ def build_candidates(task: Task, names: Sequence[str], registry: Registry) -> li
 
 def _is_student(name: str, registry: Registry) -> bool:
     entry = registry.entries.get(name)
-    return entry is not None and entry.config.backend == "student"
+    return entry is not None and isinstance(registry.raw_provider(name), StudentProvider)
