@@ -352,3 +352,40 @@ async def test_an_empty_prompt_answer_escalates(two_tiers):
     step = result.steps["p"]
     assert step.status == "ok" and step.model == "large" and step.text == "deep view"
     assert [t.outcome for t in step.tries] == ["failed", "ok"]
+
+
+async def test_when_most_pieces_fail_the_whole_step_goes_up_once():
+    large_prompts: list[str] = []
+
+    async def small_chat(request):  # invalid JSON for two pieces of three
+        prompt = " ".join(m["content"] for m in (await request.json())["messages"])
+        return reply("{" if "Paragraph 2" not in prompt else NOTES)
+
+    async def large_chat(request):
+        large_prompts.append(" ".join(m["content"] for m in (await request.json())["messages"]))
+        return reply('{"facts": ["from large"]}')
+
+    small = Starlette(routes=[Route("/v1/chat/completions", small_chat, methods=["POST"])])
+    large = Starlette(routes=[Route("/v1/chat/completions", large_chat, methods=["POST"])])
+    with BackgroundServer(small) as s_server, BackgroundServer(large) as l_server:
+        models = [
+            f"  - {{name: {name}, backend: openai, base_url: '{url}/v1', tier: {name}}}"
+            for name, url in (("small", s_server.url), ("large", l_server.url))
+        ]
+        registry = Registry(parse_config("models:\n" + "\n".join(models) + "\n"))
+        p = pipeline({"name": "facts", "task": FACTS, "chunk_chars": 200})
+        doc = "\n\n".join(f"Paragraph {i}: " + "words " * 25 for i in range(3))
+        result = await p.run(doc, registry=registry)
+        await registry.aclose()
+    facts = result.steps["facts"]
+    assert facts.status == "ok" and facts.escalated and facts.model == "large"
+    assert facts.output["data"]["facts"] == ["from large"]  # one answer for the whole input
+    assert len(large_prompts) == 1 and all(f"Paragraph {i}" in large_prompts[0] for i in range(3))
+    assert "2 of 3 pieces failed on small: the whole step went to large" in facts.reason
+    assert [(t.piece, t.model, t.outcome) for t in facts.tries] == [
+        (0, "small", "failed"),
+        (1, "small", "failed"),
+        (2, "small", "ok"),
+        (None, "large", "ok"),
+    ]
+    assert result.cost_usd == pytest.approx(sum(t.cost_usd for t in facts.tries))

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, func, select
+from sqlalchemy import Engine, MetaData, create_engine, event, func, make_url, select
 
 from smallfirst.config import state_dir
 from smallfirst.errors import ConfigError
@@ -34,14 +35,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _make_sqlite_folder(url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except Exception:  # reported with the URL by create_engine below
+        return
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
 class LedgerStore:
     """The database behind the ledger: `requests` (raw rows), `rollups` (their aggregates,
     kept in step by `insert`), `api_keys` and `ledger_meta` tables."""
 
     def __init__(self, url: str | None = None) -> None:
-        if not url:  # the default file: its folder appears when the ledger first opens
-            state_dir().mkdir(parents=True, exist_ok=True)
         self.url = url or default_ledger_url()
+        _make_sqlite_folder(self.url)  # the file's folder appears when the ledger first opens
         try:
             self.engine: Engine = create_engine(self.url)
         except Exception as exc:  # bad URL or missing driver: SQLAlchemy raises several types

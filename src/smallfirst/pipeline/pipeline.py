@@ -22,6 +22,7 @@ from smallfirst.pipeline.conditions import holds
 from smallfirst.pipeline.results import PipelineResult, StepResult, text_of
 from smallfirst.pipeline.spec import PipelineSpec, StepSpec, load_pipeline, order_levels
 from smallfirst.routing.hops import Hop, HopLog
+from smallfirst.routing.requirements import fits_context
 from smallfirst.routing.resilience import failover_scope
 from smallfirst.tasks import Task, TaskOutputError, parse_spec
 from smallfirst.tasks.escalation import tier_above
@@ -106,12 +107,78 @@ class Pipeline:
                 for index, piece in enumerate(pieces)
             )
         )
-        result = merge_pieces(step.name, done_pieces, model)
+        whole = None
+        if self.spec.escalates(step):
+            whole = await self._whole_step_up(step, source, values, done_pieces, registry)
+            if whole is None:
+                done_pieces = await self._pieces_up(step, values, pieces, done_pieces, registry)
+        result = merge_pieces(step.name, [whole.piece] if whole else done_pieces, model)
+        if whole is not None and result.status == "ok":
+            result.escalated, result.reason = True, whole.reason
         result.latency_s = time.perf_counter() - clock
         if result.status == "ok" and reason:
             result.escalated = result.escalated or step.escalate_if is not None
             result.reason = reason if result.reason is None else f"{reason}; {result.reason}"
         return result
+
+    async def _whole_step_up(
+        self,
+        step: StepSpec,
+        source: str,
+        values: dict[str, str],
+        done: list[Piece],
+        registry: Registry,
+    ) -> WholeStep | None:
+        """When most pieces failed on their model, escalating each would resend the whole
+        input in pieces, each with the step's instructions: the whole input goes up a tier
+        once instead, if it fits that model's context. None: escalate piece by piece."""
+        failed = [p for p in done if p.failure is not None and p.tries]
+        if len(done) < 2 or 2 * len(failed) <= len(done):
+            return None
+        small = failed[0].tries[-1].model
+        above = tier_above(registry, small)
+        if above is None:
+            return None
+        request = ChatRequest(
+            [Message("user", source)], GenerationParams(max_tokens=step.max_tokens)
+        )
+        if not fits_context(registry.get(above), request):
+            return None
+        piece = await self._piece(step, source, values, above, registry, None, escalate=True)
+        piece.tries = [t for p in done for t in p.tries] + piece.tries  # the small tries cost too
+        reason = (
+            f"{len(failed)} of {len(done)} pieces failed on {small}: the whole step went to "
+            f"{above}; piece 1's failure: {failed[0].failure}"
+        )
+        return WholeStep(piece, reason)
+
+    async def _pieces_up(
+        self,
+        step: StepSpec,
+        values: dict[str, str],
+        texts: list[str],
+        done: list[Piece],
+        registry: Registry,
+    ) -> list[Piece]:
+        """Each piece whose answer failed (not one whose model errored) tried again from the
+        tier above its model, its earlier tries kept."""
+
+        async def again(index: int, piece: Piece) -> Piece:
+            if piece.failure is None or not piece.tries:
+                return piece
+            above = tier_above(registry, piece.tries[-1].model)
+            if above is None:
+                return piece
+            where = index if len(texts) > 1 else None
+            retried = await self._piece(
+                step, texts[index], values, above, registry, where, escalate=True
+            )
+            retried.tries = piece.tries + retried.tries
+            if retried.failure is not None and retried.tries:
+                retried.failure = f"{piece.failure}; after escalating: {retried.failure}"
+            return retried
+
+        return list(await asyncio.gather(*(again(i, p) for i, p in enumerate(done))))
 
     async def _piece(
         self,
@@ -121,8 +188,9 @@ class Pipeline:
         model: str | None,
         registry: Registry,
         index: int | None,
+        escalate: bool = False,
     ) -> Piece:
-        escalate = self.spec.escalates(step)
+        """One try on `model`; with `escalate`, up the tiers until one answers validly."""
         if step.prompt is None:
             piece = await self._task_piece(self.tasks[step.name], text, model, registry, escalate)
         else:
@@ -177,6 +245,12 @@ class Pipeline:
             piece.tries.append(attempt_on(entry, answer.usage, started, "failed", piece.failure))
             chosen = tier_above(registry, entry.name) if escalate else None
         return piece
+
+
+@dataclass(slots=True)
+class WholeStep:
+    piece: Piece
+    reason: str
 
 
 @dataclass(slots=True)
