@@ -281,7 +281,7 @@ def merge_pieces(name: str, pieces: list[Piece], model: str | None) -> StepResul
             reason=where(i) + str(piece.failure),
         )
     answers = [piece.tries[-1] for piece in pieces]
-    top = max(answers, key=lambda a: TIERS.index(a.tier))  # type: ignore[arg-type]
+    top = max(answers, key=lambda a: TIERS.index(a.tier))
     result = StepResult(name, "ok", top.model, top.tier, tries=tries)
     result.output = pieces[0].output if len(pieces) == 1 else [p.output for p in pieces]
     result.text = "\n".join(p.text for p in pieces)

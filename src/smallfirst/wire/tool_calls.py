@@ -30,11 +30,13 @@ def parse_tool_call_deltas(raw: Any) -> list[ToolCallDelta]:
     for item in raw if isinstance(raw, list) else ():
         if not isinstance(item, dict):
             continue
-        function = item.get("function") if isinstance(item.get("function"), dict) else {}
+        raw_function = item.get("function")
+        function: dict[str, Any] = raw_function if isinstance(raw_function, dict) else {}
         arguments = function.get("arguments")
+        index = item.get("index")
         pieces.append(
             ToolCallDelta(
-                index=item.get("index") if isinstance(item.get("index"), int) else 0,
+                index=index if isinstance(index, int) else 0,
                 id=item.get("id"),
                 name=function.get("name"),
                 arguments=arguments if isinstance(arguments, str) else "",
