@@ -138,27 +138,26 @@ def n_model_pair(name: str, train: Outcomes, test: Outcomes, embed, args) -> lis
     return lines
 
 
-def run(args, embed, root: Path = DATA) -> list[str]:
-    lines: list[str] = []
+def run(args, embed, root: Path = DATA, emit=print) -> None:
+    """Each table is emitted as soon as it is done (a long run still leaves its early pairs)."""
     two = [s for s in args.sets if s in ROUTELLM]
     if len(two) >= 2:
         sets = {name: load_routellm(name, root) for name in two}
-        lines.append("\n### RouteLLM sets, trained on one, tested on another\n")
+        emit("\n### RouteLLM sets, trained on one, tested on another\n")
         for a in two:
             for b in two:
                 if a != b:
                     started = time.perf_counter()
-                    lines += two_model_pair(f"{a} -> {b}", sets[a], sets[b], embed, args)
-                    print(f"  {a} -> {b}: {time.perf_counter() - started:.0f}s", flush=True)
+                    emit("\n".join(two_model_pair(f"{a} -> {b}", sets[a], sets[b], embed, args)))
+                    emit(f"<!-- {a} -> {b}: {time.perf_counter() - started:.0f}s -->")
     if "LLMRouter-9" in args.sets:
         full = load_outcomes(root / "llmrouter" / "train.json")
         tasks = np.array([llmrouter_task(t[-1]) for t in full.turns])
-        lines.append("\n### LLMRouter, each task left out in turn\n")
+        emit("\n### LLMRouter, each task left out in turn\n")
         for task in sorted(set(tasks)):
             train = full.subset(np.flatnonzero(tasks != task))
             test = full.subset(np.flatnonzero(tasks == task))
-            lines += n_model_pair(f"others -> {task}", train, test, embed, args)
-    return lines
+            emit("\n".join(n_model_pair(f"others -> {task}", train, test, embed, args)))
 
 
 def cached_embedder(embedder: str):
@@ -177,8 +176,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    for line in run(args, cached_embedder(args.embedder)):
-        print(line)
+    run(args, cached_embedder(args.embedder), emit=lambda text: print(text, flush=True))
 
 
 if __name__ == "__main__":
