@@ -4,7 +4,9 @@ not, against a live gateway in front of a real scripted OpenAI-compatible upstre
 from __future__ import annotations
 
 import json
+import time
 
+import httpx
 import openai
 import pytest
 
@@ -276,3 +278,36 @@ def test_a_cascade_answers_a_response(scripted, tmp_path) -> None:
     assert [(r["endpoint"], r["router"], r["status"]) for r in rows] == [
         ("responses", "cascade-ladder", 200)
     ] * 2
+
+
+def test_auto_routes_a_response_like_a_chat(gw) -> None:
+    gw.upstream.enqueue(Script(text="routed"))
+    raw = gw.client().responses.with_raw_response.create(model="auto", input="Say hi")
+    assert raw.parse().output_text == "routed"
+    [row] = gw.rows()
+    assert (row["requested_model"], row["router"], row["endpoint"]) == ("auto", "auto", "responses")
+    assert raw.headers["x-smallfirst-model"] == row["model"]
+
+
+def test_a_client_that_leaves_mid_stream_is_charged_for_what_it_was_sent(scripted) -> None:
+    upstream, base_url = scripted
+    upstream.default = Script("slow_stream", text="one two three four five six", delay_s=0.05)
+    with running_gateway(scripted_config(base_url), auth=True) as gw:
+        key, secret = gw.create_key("leaver", budget_usd=1.0)
+        body = {"model": "large", "input": "count", "stream": True, "max_output_tokens": 16}
+        headers = {"authorization": f"Bearer {secret}"}
+        with httpx.stream("POST", gw.url + "/v1/responses", json=body, headers=headers) as sent:
+            assert sent.status_code == 200
+            deltas = 0
+            for line in sent.iter_lines():
+                deltas += line == "event: response.output_text.delta"
+                if deltas == 2:
+                    break
+        deadline = time.monotonic() + 10
+        while not (rows := [r for r in gw.rows() if r["status"] == 499]):
+            assert time.monotonic() < deadline, gw.rows()
+            time.sleep(0.02)
+        [row] = rows
+        assert row["endpoint"] == "responses" and row["output_tokens"] >= 2
+        assert row["cost_usd"] > 0
+        assert gw.gateway.limiter.spent(key.id) == pytest.approx(row["cost_usd"])

@@ -553,8 +553,11 @@ class _StreamOutcome:
 
 
 async def _close(iterator: AsyncIterator[Delta]) -> None:
+    """Close the stream, unless it is still in the step a cancelled `wait_for` left running
+    (the client went away): that step's task is cancelled too and unwinds the generator
+    itself, and `aclose()` on a running generator would raise over the cancellation."""
     aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
+    if aclose is not None and not getattr(iterator, "ag_running", False):
         await aclose()
 
 
