@@ -25,8 +25,10 @@ from smallfirst.models.registry import Registry
 
 from .conftest import SENTIMENT
 
+pytestmark = pytest.mark.timeout(1500)  # the fp32 load alone took 5 min at load average 18
+
 ZOO = {**SENTIMENT, "name": "zoo", "labels": ["zebra", "giraffe"]}
-FAST = TrainSettings(rank=4, alpha=8.0, learning_rate=5e-3, batch_size=4, epochs=4, eval_every=2)
+FAST = TrainSettings(rank=4, alpha=8.0, learning_rate=5e-3, batch_size=4, epochs=2, eval_every=2)
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +111,20 @@ def _steps(n: int, rank: int = 4) -> TrainSettings:
     return TrainSettings(
         rank=rank, alpha=8.0, learning_rate=5e-3, batch_size=4, eval_every=2, max_steps=n
     )
+
+
+def test_a_shared_prompt_prefix_runs_once_with_the_same_loss(base_model, embedded_model_path):
+    import torch
+
+    from smallfirst.distill.lora_train import _loss_after_prefix, _loss_padded, _shared_prefix
+
+    plan = zebra_plan(embedded_model_path, Path("out"))
+    (p0, a0), (p1, a1), (p2, _) = plan.train[:3]
+    batch = [(p0, a0), (p1, a1[:-1] * 3 + a1[-1:]), (p2[:-2], a0)]  # uneven rows and answers
+    shared = _shared_prefix([p for p, _ in batch])
+    assert shared > 16 and all(len(p) > shared for p, _ in batch)
+    base_model.eval()
+    with torch.no_grad():
+        padded = float(_loss_padded(base_model, batch, "cpu"))
+        once = float(_loss_after_prefix(base_model, batch, shared, "cpu"))
+    assert once == pytest.approx(padded, rel=1e-3)
