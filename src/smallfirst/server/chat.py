@@ -8,13 +8,14 @@ Every outcome, error included, finishes the `Call` and so becomes a ledger row.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from smallfirst import cache
 from smallfirst.errors import PayloadTooLargeError
 from smallfirst.models.openai import OpenAIProvider
 from smallfirst.routing.hops import HopLog
@@ -74,7 +75,7 @@ async def chat_completions(request: Request) -> Response:
         call.entry.prompt = orjson.dumps(data["messages"]).decode()
     prompt_tokens = admission.prompt_tokens(data)
     chat = ChatRequest(messages, body.params())
-    return await answer(call, "/chat/completions", data, body, chat, prompt_tokens)
+    return await answer(call, "/chat/completions", data, body, chat, prompt_tokens, request.headers)
 
 
 async def completions(request: Request) -> Response:
@@ -86,7 +87,9 @@ async def completions(request: Request) -> Response:
         call.entry.prompt = prompt
     prompt_tokens = admission.prompt_tokens(data)
     completion = CompletionRequest(prompt, body.params())
-    return await answer(call, "/completions", data, body, completion, prompt_tokens)
+    return await answer(
+        call, "/completions", data, body, completion, prompt_tokens, request.headers
+    )
 
 
 async def answer(
@@ -96,11 +99,29 @@ async def answer(
     body: ChatBody | CompletionBody,
     request: ChatRequest | CompletionRequest,
     prompt_tokens: int,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     """Resolve the target once; a cascade runs its ladder, anything else is routed to one
-    model, admitted, and then forwarded as bytes (OpenAI-compatible) or run and rendered."""
+    model, admitted, and then forwarded as bytes (OpenAI-compatible) or run and rendered.
+    The response cache (smallfirst/cache/) answers hits before routing and keeps answers."""
     gateway = call.gateway
     target = gateway.resolve(call, body.model)
+    cached = await cache.lookup(call, target, path, data, request, headers)
+    if cached.response is not None:
+        return cached.response
+    return cached.keep(await _answer(call, target, path, data, body, request, prompt_tokens))
+
+
+async def _answer(
+    call: Call,
+    target: Target,
+    path: str,
+    data: dict[str, Any],
+    body: ChatBody | CompletionBody,
+    request: ChatRequest | CompletionRequest,
+    prompt_tokens: int,
+) -> Response:
+    gateway = call.gateway
     honoured = HONOURED if isinstance(request, ChatRequest) else COMPLETION_HONOURED
     if isinstance(target, CascadeTarget):
         refuse_unforwardable(data, target.name, honoured)
