@@ -4,9 +4,15 @@ openai SDK, real scripted upstreams)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import pytest
+
 from smallfirst import Client
+from smallfirst.batch.processors import ModelProcessor
+from smallfirst.errors import InvalidRequestError
+from smallfirst.models.registry import Registry
 from smallfirst.testing import Script
 from smallfirst.types import Tool, ToolCall
 from tests.server.gateway_helpers import running_gateway
@@ -66,3 +72,16 @@ def test_the_client_streams_and_returns_tool_calls(upstreams) -> None:  # noqa: 
     pieces = [p for d in deltas for p in d.tool_calls or []]
     assert pieces and pieces[0].name == "get_weather" and pieces[0].id == "call_7"
     assert "".join(p.arguments for p in pieces) == '{"city": "Paris"}'
+
+
+def test_a_batch_item_keeps_its_tools_and_returns_the_call(upstreams) -> None:  # noqa: F811
+    scripted, urls = upstreams
+    scripted["small"].default = Script(tool_calls=[CALL], prompt_tokens=5, completion_tokens=3)
+    processor = ModelProcessor(Registry(config_for(urls)), "small")
+    item = {"body": {"messages": ASK, "tools": [WEATHER], "tool_choice": "required"}}
+    done = asyncio.run(processor.process(item))
+    assert scripted["small"].received[-1]["tools"] == [WEATHER]
+    assert done.output["finish_reason"] == "tool_calls"
+    assert done.output["tool_calls"] == [CALL.to_openai()]
+    with pytest.raises(InvalidRequestError, match="presence_penalty"):
+        asyncio.run(processor.process({"body": {"messages": ASK, "presence_penalty": 1}}))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from smallfirst.errors import InvalidRequestError
@@ -10,6 +10,8 @@ from smallfirst.models.registry import Registry
 from smallfirst.target import CascadeTarget, ModelTarget, resolve
 from smallfirst.tasks.on_cascade import run_on_cascade
 from smallfirst.types import ChatRequest, GenerationParams, Message, Usage
+from smallfirst.wire.fields import FORWARDED
+from smallfirst.wire.schemas import ChatBody, validate
 
 INPUT_FIELDS = ("input", "text", "prompt", "question", "content")
 
@@ -41,11 +43,13 @@ def chat_of(data: dict[str, Any], max_tokens: int | None) -> ChatRequest:
     """An item as a chat request: an OpenAI Batch line's body, `messages`, or a text field."""
     body = data.get("body") if isinstance(data.get("body"), dict) else data
     raw = body.get("messages")
+    semantics = GenerationParams()
     if isinstance(raw, list):
         try:
             messages = [Message.from_openai(m) for m in raw]
         except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidRequestError(f"messages are malformed: {exc}") from None
+        semantics = _chat_semantics(body)
     else:
         messages = [Message("user", input_text(body))]
     wanted = body.get("max_tokens", max_tokens)
@@ -54,7 +58,27 @@ def chat_of(data: dict[str, Any], max_tokens: int | None) -> ChatRequest:
         raise InvalidRequestError(f"max_tokens must be a positive integer, not {wanted!r}")
     if temperature is not None and not (_is_number(temperature, float) and 0 <= temperature <= 2):
         raise InvalidRequestError(f"temperature must be a number from 0 to 2, not {temperature!r}")
-    return ChatRequest(messages, GenerationParams(max_tokens=wanted, temperature=temperature))
+    params = replace(semantics, max_tokens=wanted, temperature=temperature)
+    return ChatRequest(messages, params)
+
+
+SEMANTIC_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
+
+
+def _chat_semantics(body: dict[str, Any]) -> GenerationParams:
+    """Tools and structured output of a chat body, validated as the gateway validates them;
+    a field only pass-through could honour is refused by name (a batch item is never
+    forwarded as bytes, so it would be dropped)."""
+    for name in FORWARDED:
+        if name in body:
+            raise InvalidRequestError(
+                f"{name} cannot be honoured in a batch item; leave it out", param=name
+            )
+    present = {k: body[k] for k in SEMANTIC_FIELDS if k in body}
+    if not present:
+        return GenerationParams()
+    checked = validate(ChatBody, {"model": "batch", "messages": body["messages"], **present})
+    return checked.params()
 
 
 def _is_number(value: Any, kind: type) -> bool:
@@ -80,6 +104,8 @@ class ModelProcessor:
             output["escalations"] = answer.escalations
         else:
             output["finish_reason"] = answer.generation.finish_reason
+        if answer.generation.tool_calls:
+            output["tool_calls"] = [call.to_openai() for call in answer.generation.tool_calls]
         return Processed(output, answer.usage, answer.cost_usd, answer.model)
 
 
