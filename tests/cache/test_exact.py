@@ -114,7 +114,7 @@ def test_entries_expire_after_their_ttl(gw, monkeypatch) -> None:
 
 
 def test_the_size_limit_drops_the_oldest_entries(scripted) -> None:
-    upstream, base_url = scripted
+    _, base_url = scripted
     with running_gateway(cached_config(base_url, {"small": {"max_entries": 2}})) as gw:
         for n in range(3):
             ask(gw, seed=n)
@@ -124,7 +124,7 @@ def test_the_size_limit_drops_the_oldest_entries(scripted) -> None:
 
 
 def test_entries_belong_to_the_key_unless_the_route_shares_them(scripted) -> None:
-    upstream, base_url = scripted
+    _, base_url = scripted
     routes = {"small": {}, "large": {"shared": True}}
     config = cached_config(base_url, routes, auth=True)
     config.models[1].capabilities.local = False  # loopback upstreams count as local

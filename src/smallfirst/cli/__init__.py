@@ -60,6 +60,9 @@ def _register() -> None:
     from smallfirst.cli import tasks_cmd
 
     tasks_cmd.register(app)
+    from smallfirst.cli import cache_cmd
+
+    cache_cmd.register(app)
 
 
 _register()

