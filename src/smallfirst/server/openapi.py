@@ -18,29 +18,35 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from smallfirst import __version__
+from smallfirst.wire.anthropic_schemas import AnthropicErrorBody, MessagesBody
 from smallfirst.wire.responses_schemas import ResponsesBody
 from smallfirst.wire.schemas import ChatBody, CompletionBody, EmbeddingBody, ErrorBody
 
 REF = "#/components/schemas/{model}"
-ERRORS = {
-    status: {
-        "description": text,
-        "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}},
-    }
-    for status, text in {
-        "400": "invalid request",
-        "401": "missing, unknown or revoked API key",
-        "404": "unknown model",
-        "413": "body over server.max_body_bytes",
-        "429": "rate limit or budget",
-        "502": "the model's server failed",
-        "503": "a model, Redis or the key store is unavailable",
-        "504": "the model's server timed out",
-    }.items()
+STATUSES = {
+    "400": "invalid request",
+    "401": "missing, unknown or revoked API key",
+    "404": "unknown model",
+    "413": "body over server.max_body_bytes",
+    "429": "rate limit or budget",
+    "502": "the model's server failed",
+    "503": "a model, Redis or the key store is unavailable",
+    "504": "the model's server timed out",
 }
 
 
-def _post(summary: str, schema: str) -> dict[str, Any]:
+def _errors(body: str) -> dict[str, Any]:
+    schema = {"$ref": REF.format(model=body)}
+    return {
+        status: {"description": text, "content": {"application/json": {"schema": schema}}}
+        for status, text in STATUSES.items()
+    }
+
+
+ERRORS = _errors("ErrorBody")
+
+
+def _post(summary: str, schema: str, errors: dict[str, Any] = ERRORS) -> dict[str, Any]:
     ref = {"$ref": REF.format(model=schema)}
     return {
         "post": {
@@ -54,7 +60,7 @@ def _post(summary: str, schema: str) -> dict[str, Any]:
                         "text/event-stream": {"schema": {"type": "string"}},
                     },
                 },
-                **ERRORS,
+                **errors,
             },
         }
     }
@@ -72,7 +78,9 @@ def _schemas() -> dict[str, Any]:
         (CompletionBody, "validation"),
         (EmbeddingBody, "validation"),
         (ResponsesBody, "validation"),
+        (MessagesBody, "validation"),
         (ErrorBody, "serialization"),
+        (AnthropicErrorBody, "serialization"),
     ]
     _, document = models_json_schema(models, ref_template=REF)
     return document["$defs"]
@@ -88,6 +96,11 @@ def openapi_document() -> dict[str, Any]:
             "/v1/completions": _post("Text completion (OpenAI-compatible)", "CompletionBody"),
             "/v1/embeddings": _post("Embeddings (OpenAI-compatible)", "EmbeddingBody"),
             "/v1/responses": _post("Responses API (OpenAI-compatible)", "ResponsesBody"),
+            "/v1/messages": _post(
+                "Messages API (Anthropic-compatible)",
+                "MessagesBody",
+                _errors("AnthropicErrorBody"),
+            ),
             "/v1/models": _get("Configured models and routers"),
             "/health": _get("Liveness and configuration summary"),
         },

@@ -251,3 +251,15 @@ def content_message(role: Literal["user", "tool"], blocks: list[Any]) -> Message
         for b in blocks
     ]
     return Message(role, text, parts=parts)
+
+
+class AnthropicErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class AnthropicErrorBody(BaseModel):
+    """What every failure of `/v1/messages` answers (wire/anthropic_render.py `error_json`)."""
+
+    type: Literal["error"]
+    error: AnthropicErrorDetail
