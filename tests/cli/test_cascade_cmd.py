@@ -86,3 +86,14 @@ def test_train_scorer_reports_a_clear_error_on_one_class_data(setup):
     data.write_text("prompt,answer,correct\na,b,1\nc,d,1\n")
     result = runner.invoke(app, ["cascade", "train-scorer", str(data)])
     assert result.exit_code == 1 and "both correct and wrong" in result.output
+
+
+def test_plain_ask_takes_a_router_or_a_cascade_too(setup):
+    routed = runner.invoke(app, ["ask", "item 2", "--model", "auto"])
+    assert routed.exit_code == 0, routed.output
+    assert "yes" in routed.stdout and "small (small)" in routed.stderr
+    climbed = runner.invoke(app, ["ask", "item 1", "--model", "cascade-yn"])
+    assert climbed.exit_code == 0, climbed.output
+    assert "no" in climbed.stdout and "large (large)" in climbed.stderr
+    unknown = runner.invoke(app, ["ask", "item 1", "--model", "cascade-nope"])
+    assert unknown.exit_code != 0 and "does not exist" in unknown.output
