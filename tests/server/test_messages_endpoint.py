@@ -5,6 +5,7 @@ streams, tool round trips, images, Anthropic-shaped errors, auth, budgets and le
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -588,6 +589,34 @@ def test_failure_mid_stream_is_an_error_event_and_charged(stack) -> None:
         ask(stack.client(), True, model="small", messages=[{"role": "user", "content": "hi"}])
     [row] = stack.rows()
     assert row["status"] == 502 and row["output_tokens"] >= 3 and row["cost_usd"] > 0
+
+
+def test_an_abandoned_stream_is_charged_for_what_was_sent(authed) -> None:
+    key, secret = authed.gw.create_key("leaver", budget_usd=1.0)
+    authed.openai_up.default = Script(
+        "slow_stream", text="one two three four five six seven eight", delay_s=0.02
+    )
+    body = {
+        "model": "large",
+        "max_tokens": 16,
+        "stream": True,
+        "messages": [{"role": "user", "content": "count to eight"}],
+    }
+    headers = {"x-api-key": secret}
+    with httpx.stream("POST", authed.gw.url + "/v1/messages", json=body, headers=headers) as up:
+        seen = 0
+        for line in up.iter_lines():
+            seen += line.startswith("data:") and "text_delta" in line
+            if seen == 3:
+                break
+    deadline = time.monotonic() + 10
+    while not (rows := [r for r in authed.rows() if r["status"] == 499]):
+        assert time.monotonic() < deadline, "the close is noticed"
+        time.sleep(0.02)
+    [row] = rows
+    assert row["endpoint"] == "messages" and row["key_id"] == key.id
+    assert row["input_tokens"] > 0 and row["output_tokens"] >= 3 and row["cost_usd"] > 0
+    assert authed.gw.gateway.limiter.spent(key.id) == pytest.approx(row["cost_usd"])
 
 
 # --- auth and budgets --------------------------------------------------------------------
