@@ -97,7 +97,8 @@ class MessageParam(Strict):
 class ToolParam(CacheControlled):
     type: Literal["custom"] | None = None
     """Server tools (web search, code execution, ...) have other types and are refused."""
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+    """Anthropic's limit; OpenAI's is 64, which an OpenAI-compatible upstream enforces."""
     description: str | None = None
     input_schema: dict[str, Any]
     strict: bool | None = None
