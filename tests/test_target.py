@@ -157,3 +157,32 @@ def test_callers_that_build_their_own_prompt_refuse_a_cascade(upstreams) -> None
     with pytest.raises(InvalidRequestError, match="is a cascade; a task runs on"):
         one_model_route("cascade-ladder", Registry(config), HELLO, "a task")
     assert one_model_route("auto", Registry(config), HELLO, "a task").model.name == "small"
+
+
+def test_auto_sends_a_prompt_too_long_for_the_small_model_to_one_that_fits(upstreams) -> None:
+    _, urls = upstreams
+    config = config_for(urls)
+    config.models[0].context = 64  # small: 64 tokens of prompt plus answer
+    target = Targets(Registry(config)).resolve("auto")
+    long = ChatRequest([Message("user", "word " * 200)], GenerationParams(max_tokens=8))
+    route = target.route(long)
+    assert route.model.name == "large" and route.decision is not None
+    assert "small's context (64) < ~" in route.decision.reason
+    assert target.route(HELLO).model.name == "small"
+
+
+def test_no_model_with_the_capability_is_a_400_naming_it(upstreams) -> None:
+    _, urls = upstreams
+    config = config_for(urls)
+    for model in config.models:
+        model.capabilities.vision = False
+    image = Message.from_openai(
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+        }
+    )
+    with pytest.raises(InvalidRequestError) as err:
+        Targets(Registry(config)).resolve("auto").route(ChatRequest([image]))
+    assert err.value.param == "messages[0].content[0]"
+    assert "small lacks vision" in err.value.message and "large lacks vision" in err.value.message
