@@ -87,4 +87,10 @@ def _print(summary: dict) -> None:
     )
     if tiers:
         console.print(f"traffic per tier: {tiers}", highlight=False)
+    for row in summary["cache"]:
+        console.print(
+            f"response cache on {row['route']}: {row['hits']:,} hits of {row['requests']:,} "
+            f"({row['hit_rate']:.1%}), saved {format_usd(row['saved_usd'])}",
+            highlight=False,
+        )
     print_escalations(summary["escalations"])

@@ -62,7 +62,33 @@ def summarize(store: LedgerStore, since: float | None = None) -> dict[str, Any]:
         "totals": totals,
         "tiers": sorted(tiers, key=lambda t: -t["requests"]),
         "models": sorted(models, key=lambda m: -m["requests"]),
+        "cache": cache_by_route(store, since),
     }
+
+
+def cache_by_route(store: LedgerStore, since: float | None = None) -> list[dict[str, Any]]:
+    """Response-cache hits (outcome `cache`) per route, their share of the route's requests
+    and the $ they saved (a hit costs $0, so its baseline cost is all saving). Read from the
+    raw rows (the rollups do not keep outcomes), so it covers `ledger.retention.rows_days`."""
+    table = store.requests
+    hit = case((table.c.outcome == "cache", 1), else_=0)
+    saved = case((table.c.outcome == "cache", table.c.baseline_cost_usd), else_=0.0)
+    query = (
+        select(table.c.requested_model, func.count(), func.sum(hit), func.sum(saved))
+        .where(table.c.kind == "request", table.c.endpoint.in_(("chat", "completions")))
+        .group_by(table.c.requested_model)
+    )
+    if since is not None:
+        query = query.where(table.c.ts >= since)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    out = [
+        {"route": route, "requests": int(n), "hits": int(hits or 0),
+         "hit_rate": int(hits or 0) / int(n), "saved_usd": float(money or 0.0)}
+        for route, n, hits, money in rows
+        if hits
+    ]  # fmt: skip
+    return sorted(out, key=lambda row: -row["saved_usd"])
 
 
 def _empty(**labels: Any) -> dict[str, Any]:
