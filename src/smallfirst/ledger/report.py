@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import case, func, select
+
 from smallfirst.errors import InvalidRequestError
 from smallfirst.ledger import rollup_read
 from smallfirst.ledger.rollups import Totals
