@@ -175,6 +175,7 @@ def test_text_answer_is_a_messages_ledger_row(stack, stream) -> None:
     assert (row["input_tokens"], row["output_tokens"]) == (7, 3)
     assert row["cost_usd"] == pytest.approx((7 * 1.0 + 3 * 2.0) / 1e6)
     assert message.id == row["request_id"]
+    assert json.loads(row["prompt"]) == sent["messages"] and row["response"] == "hello there"
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -49,9 +49,10 @@ async def _messages(request: Request) -> Response:
     body = validate(MessagesBody, data)
     call.entry.stream = body.stream
     chat = ChatRequest(body.to_messages(), body.params())
-    if gateway.log_prompts:
-        call.entry.prompt = orjson.dumps(data["messages"]).decode()
-    prompt_tokens = admission.prompt_tokens(body.openai_view(chat.messages, chat.params))
+    as_openai = body.openai_view(chat.messages, chat.params)
+    if gateway.log_prompts:  # as chat rows keep them: OpenAI messages, the system prompt first
+        call.entry.prompt = orjson.dumps(as_openai["messages"]).decode()
+    prompt_tokens = admission.prompt_tokens(as_openai)
     target = gateway.resolve(call, body.model)
     if isinstance(target, CascadeTarget):
         result, _ = await climb(gateway, call, target, chat, prompt_tokens, stream=False)
