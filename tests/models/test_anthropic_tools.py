@@ -6,6 +6,7 @@ import json
 import pytest
 
 from smallfirst.config import ModelConfig
+from smallfirst.errors import UpstreamError
 from smallfirst.models.anthropic import AnthropicProvider
 from smallfirst.models.base import collect
 from smallfirst.testing import BackgroundServer
@@ -140,4 +141,16 @@ async def test_images_arrive_intact(upstream):
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
     ]
+    await p.aclose()
+
+
+async def test_a_stream_cut_before_message_stop_is_an_error(upstream):
+    """A connection that ends mid-answer must not pass the text so far off as the answer."""
+    upstream.enqueue(text_reply("a long answer that never ends", cut_after=5))
+    p = provider(upstream.url)
+    seen = []
+    with pytest.raises(UpstreamError, match="ended the stream early"):
+        async for delta in p.stream_chat(ChatRequest([Message("user", "hi")])):
+            seen.append(delta.text)
+    assert "".join(seen)  # some text came before the cut
     await p.aclose()

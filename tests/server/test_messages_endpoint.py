@@ -592,6 +592,14 @@ def test_failure_mid_stream_is_an_error_event_and_charged(stack) -> None:
     assert row["status"] == 502 and row["output_tokens"] >= 3 and row["cost_usd"] > 0
 
 
+def test_an_anthropic_stream_cut_mid_answer_is_an_error_not_an_answer(stack) -> None:
+    stack.claude_up.enqueue(text_reply("a long answer that never ends", cut_after=6))
+    with pytest.raises(anthropic.APIStatusError, match="ended the stream early"):
+        ask(stack.client(), True, model="claude", messages=[{"role": "user", "content": "hi"}])
+    [row] = stack.rows()
+    assert row["status"] == 502 and row["output_tokens"] > 0 and row["cost_usd"] > 0
+
+
 def test_an_abandoned_stream_is_charged_for_what_was_sent(authed) -> None:
     key, secret = authed.gw.create_key("leaver", budget_usd=1.0)
     authed.openai_up.default = Script(

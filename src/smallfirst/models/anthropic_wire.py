@@ -265,6 +265,8 @@ class StreamTranslator:
         self.model = model
         self.usage = Usage()
         self.finish_reason = "stop"
+        self.stopped = False
+        """`message_stop` arrived: the answer is whole."""
         self._calls: dict[int, int] = {}
         """Content block index -> tool call index."""
 
@@ -287,6 +289,8 @@ class StreamTranslator:
             self.usage = anthropic_usage(payload.get("usage"), self.model, self.usage)
             reason = (payload.get("delta") or {}).get("stop_reason")
             self.finish_reason = STOP_REASONS.get(reason or "", self.finish_reason)
+        elif kind == "message_stop":
+            self.stopped = True
         return []
 
     def _block_start(self, payload: dict[str, Any]) -> list[Delta]:
@@ -320,4 +324,8 @@ class StreamTranslator:
         return []
 
     def last(self) -> Delta:
+        """The closing delta; a stream that ended before `message_stop` was cut off, and a
+        cut-off answer must not pass for a whole one."""
+        if not self.stopped:
+            raise UpstreamError(f"upstream model {self.model!r} ended the stream early")
         return Delta(finish_reason=self.finish_reason, usage=self.usage)

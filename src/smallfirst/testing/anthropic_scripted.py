@@ -32,6 +32,8 @@ class AnthropicReply:
     error_type: str = "api_error"
     piece_chars: int = 4
     """A stream splits text and tool input JSON into pieces this long."""
+    cut_after: int | None = None
+    """Stream only this many events, then end the response (a connection cut mid-answer)."""
 
 
 def text_reply(text: str, **options: Any) -> AnthropicReply:
@@ -78,7 +80,10 @@ class ScriptedAnthropic:
             "usage": reply.usage,
         }
         if body.get("stream"):
-            return StreamingResponse(_events(message, reply), media_type="text/event-stream")
+            events = _events(message, reply)
+            if reply.cut_after is not None:
+                events = _first(events, reply.cut_after)
+            return StreamingResponse(events, media_type="text/event-stream")
         return Response(orjson.dumps(message), media_type="application/json")
 
 
@@ -112,3 +117,12 @@ async def _events(message: dict[str, Any], reply: AnthropicReply) -> AsyncIterat
     delta = {"stop_reason": reply.stop_reason, "stop_sequence": None}
     yield _event("message_delta", {"delta": delta, "usage": {"output_tokens": output}})
     yield _event("message_stop", {})
+
+
+async def _first(events: AsyncIterator[bytes], count: int) -> AsyncIterator[bytes]:
+    sent = 0
+    async for event in events:
+        if sent == count:
+            return
+        yield event
+        sent += 1
