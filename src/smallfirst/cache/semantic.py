@@ -66,14 +66,18 @@ class SemanticIndex:
             return (found.keys[at], float(scores[0][0])) if at >= 0 else None
 
     def add(self, group: str, vector: np.ndarray, key: str) -> None:
+        self.add_many(group, vector, [key])
+
+    def add_many(self, group: str, vectors: np.ndarray, keys: list[str]) -> None:
+        """Rows of `vectors` (unit length) under `keys`, in order."""
         import faiss
 
         with self._lock:
             found = self._groups.get(group)
             if found is None:
-                found = self._groups[group] = _Group(faiss.IndexFlatIP(vector.shape[1]))
-            found.index.add(vector)
-            found.keys.append(key)
+                found = self._groups[group] = _Group(faiss.IndexFlatIP(vectors.shape[1]))
+            found.index.add(vectors)
+            found.keys.extend(keys)
 
     def clear(self) -> None:
         with self._lock:

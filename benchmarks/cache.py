@@ -1,0 +1,212 @@
+"""The response cache, measured: exact-hit latency, semantic lookup cost, and the precision
+and hit rate of the semantic cache on a banking77 FAQ stream.
+
+    python benchmarks/cache.py [--quick] [--skip-latency] [--skip-semantic] [--skip-faq]
+
+* latency: the scripted upstream alone (direct) and the gateway in front of it answering an
+  exact hit, sequential keep-alive requests; p50/p99 and the gateway's added time. Both
+  servers run in this process (threads), each request from an httpx keep-alive client.
+* semantic lookup: the static model2vec embedder and a faiss flat index of 10k and 100k
+  entries in one group, one thread (embedding and search timed apart and together).
+* FAQ stream: banking77, an answer per intent; each message looks up the cache (nearest
+  earlier message of the stream), a hit is right when its intent matches, a miss is stored.
+  The threshold is calibrated on the train split's stream (`routing.thresholds`, one-sided
+  95% Wilson bound at --target) and measured on the test split's stream, beside a fixed 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from smallfirst.cache.thresholds import calibrate
+from smallfirst.evaluate.stats import wilson
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tasks" / "banking77"
+BODY = {"model": "small", "messages": [{"role": "user", "content": "Opening hours?"}]}
+BODY["temperature"] = 0
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def time_requests(url: str, count: int) -> list[float]:
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for _ in range(20):
+            client.post("/v1/chat/completions", json=BODY).raise_for_status()
+        out = []
+        for _ in range(count):
+            start = time.perf_counter()
+            response = client.post("/v1/chat/completions", json=BODY)
+            out.append((time.perf_counter() - start) * 1000)
+            response.raise_for_status()
+    return out
+
+
+def latency(count: int, rounds: int) -> list[tuple[str, float, float]]:
+    from smallfirst.config import CacheConfig, Config, ModelConfig
+    from smallfirst.server import create_app
+    from smallfirst.testing import BackgroundServer, ScriptedUpstream
+
+    upstream = ScriptedUpstream()
+    with BackgroundServer(upstream.app) as up:
+        model = ModelConfig(name="small", backend="openai", base_url=up.url + "/v1")
+        config = Config(models=[model], cache=CacheConfig(routes={"small": {}}))
+        with BackgroundServer(create_app(config)) as gateway:
+            direct: list[float] = []
+            hits: list[float] = []
+            for _ in range(rounds):  # interleaved, so noise hits both alike
+                direct += time_requests(up.url, count)
+                hits += time_requests(gateway.url, count)
+    rows = [("direct upstream", percentile(direct, 50), percentile(direct, 99))]
+    rows.append(("gateway, exact hit", percentile(hits, 50), percentile(hits, 99)))
+    added = ("added by a hit", rows[1][1] - rows[0][1], rows[1][2] - rows[0][2])
+    return [*rows, added]
+
+
+def semantic_lookup(
+    sizes: list[int], queries: int, embedder_path: str | None
+) -> list[tuple[int, float, float, float]]:
+    import faiss
+
+    from smallfirst.cache.semantic import SemanticIndex, static_embedder
+
+    faiss.omp_set_num_threads(1)
+    index = SemanticIndex(static_embedder(embedder_path))
+    texts = [f"how do i {w} my card {i}" for i, w in enumerate(["top up", "freeze"] * queries)]
+    rng = np.random.default_rng(0)
+    out = []
+    for size in sizes:
+        group = f"bench-{size}"
+        vectors = rng.normal(size=(size, index.embed("x").shape[1])).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        index.add_many(group, vectors, [f"k{i}" for i in range(size)])
+        embed_ms, search_ms = [], []
+        for text in texts[:queries]:
+            t0 = time.perf_counter()
+            vector = index.embed(text)
+            t1 = time.perf_counter()
+            index.search(group, vector)
+            t2 = time.perf_counter()
+            embed_ms.append((t1 - t0) * 1000)
+            search_ms.append((t2 - t1) * 1000)
+        total = [a + b for a, b in zip(embed_ms, search_ms, strict=True)]
+        out.append((size, statistics.median(embed_ms), statistics.median(search_ms),
+                    statistics.median(total)))  # fmt: skip
+    return out
+
+
+def read_split(split: str, limit: int | None, seed: int) -> list[tuple[str, str]]:
+    with (DATA / f"{split}.csv").open(encoding="utf-8") as handle:
+        rows = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
+    random.Random(seed).shuffle(rows)
+    return rows[:limit] if limit else rows
+
+
+@dataclass
+class StreamResult:
+    hits: int
+    right: int
+    n: int
+
+
+def nearest_stream(vectors: np.ndarray, labels: list[str], threshold: float | None):
+    """Walk the stream: each message's nearest stored message; stored when it misses (with
+    `threshold` None everything is stored and every lookup is evidence)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    stored: list[str] = []
+    evidence: list[tuple[float, bool]] = []
+    hits = right = 0
+    for i in range(len(labels)):
+        vector = vectors[i : i + 1]
+        if stored:
+            scores, ids = index.search(vector, 1)
+            score, label = float(scores[0][0]), stored[int(ids[0][0])]
+            if threshold is None:
+                evidence.append((score, label == labels[i]))
+            elif score >= threshold:
+                hits += 1
+                right += label == labels[i]
+                continue
+        index.add(vector)
+        stored.append(labels[i])
+    return evidence, StreamResult(hits, right, len(labels))
+
+
+def faq(
+    train_limit: int | None, test_limit: int | None, target: float, seed: int,
+    embedder_path: str | None,
+):  # fmt: skip
+    import faiss
+
+    from smallfirst.cache.semantic import static_embedder
+
+    faiss.omp_set_num_threads(1)
+    embedder = static_embedder(embedder_path)
+    train, test = read_split("train", train_limit, seed), read_split("test", test_limit, seed)
+    train_vectors = embedder.encode([t for t, _ in train])
+    test_vectors = embedder.encode([t for t, _ in test])
+    evidence, _ = nearest_stream(train_vectors, [y for _, y in train], None)
+    calibration = calibrate(evidence, target)
+    rows = []
+    for name, threshold in (("calibrated", calibration.threshold), ("fixed 0.9", 0.9)):
+        _, result = nearest_stream(test_vectors, [y for _, y in test], threshold)
+        low, high = wilson(result.right, result.hits) if result.hits else (0.0, 1.0)
+        precision = result.right / result.hits if result.hits else float("nan")
+        rows.append((name, threshold, result.hits / result.n, precision, low, high, result.hits))
+    return calibration, len(evidence), rows
+
+
+def print_table(title: str, header: list[str], rows: list[tuple]) -> None:
+    print(f"\n{title}")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+        print("| " + " | ".join(cells) + " |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-semantic", action="store_true")
+    parser.add_argument("--skip-faq", action="store_true")
+    parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--embedder", help="a model2vec model folder (default: the distilled one)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    if not args.skip_latency:
+        count, rounds = (30, 1) if quick else (1000, 3)
+        print_table(f"Exact hit latency ({count * rounds} requests each, ms)",
+                    ["path", "p50", "p99"], latency(count, rounds))  # fmt: skip
+    if not args.skip_semantic:
+        sizes = [1_000] if quick else [10_000, 100_000]
+        print_table("Semantic lookup, one thread (ms, p50)",
+                    ["entries", "embed", "search", "lookup"],
+                    semantic_lookup(sizes, 20 if quick else 500, args.embedder))  # fmt: skip
+    if not args.skip_faq:
+        limits = (400, 200) if quick else (None, None)
+        calibration, n, rows = faq(*limits, args.target, args.seed, args.embedder)
+        print(f"\ncalibrated on {n} train-stream lookups: threshold {calibration.threshold:.4f}"
+              f" (target {args.target}, reachable: {calibration.achievable})")  # fmt: skip
+        print_table("banking77 FAQ stream (test split)",
+                    ["threshold", "value", "hit rate", "precision", "95% low", "95% high", "hits"],
+                    rows)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
