@@ -286,7 +286,7 @@ def test_auto_routes_a_response_like_a_chat(gw) -> None:
     assert raw.parse().output_text == "routed"
     [row] = gw.rows()
     assert (row["requested_model"], row["router"], row["endpoint"]) == ("auto", "auto", "responses")
-    assert raw.headers["x-smallfirst-model"] == row["model"]
+    assert raw.headers["x-smallfirst-model"] == row["model"] == raw.parse().model
 
 
 def test_a_client_that_leaves_mid_stream_is_charged_for_what_it_was_sent(scripted) -> None:

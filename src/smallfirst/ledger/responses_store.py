@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, select
+from sqlalchemy import Column, Float, MetaData, String, Table, Text, delete, select
 
 from smallfirst.ledger.store import LedgerStore
 from smallfirst.types import Message
@@ -74,3 +74,9 @@ class ResponsesStore:
         return StoredResponse(
             row["id"], [Message.from_openai(turn) for turn in turns], orjson.loads(row["response"])
         )
+
+    def delete_before(self, before: float) -> int:
+        """Drop responses stored before `before` (unix seconds): their conversations are
+        prompt text, kept no longer than `ledger.retention.prompts_days`."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(_TABLE).where(_TABLE.c.created_at < before)).rowcount

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from smallfirst.config import RetentionConfig
 from smallfirst.ledger import partitions
+from smallfirst.ledger.responses_store import ResponsesStore
 from smallfirst.ledger.store import LedgerStore
 
 log = logging.getLogger("smallfirst.ledger")
@@ -36,6 +37,8 @@ class Pruned:
     """Rows whose prompt/answer text was blanked."""
     rows: int = 0
     """Raw rows (requests and hops) deleted."""
+    responses: int = 0
+    """Stored Responses API conversations deleted (they age like prompt text)."""
     finished: bool = False
     """Nothing is left to prune (False: stopped at `max_batches`)."""
 
@@ -49,6 +52,8 @@ def prune(
     """Apply `policy` as of `now`, in at most `max_batches` batches (None: until done)."""
     now = time.time() if now is None else now
     done = Pruned()
+    if policy.prompts_days is not None:
+        done.responses = ResponsesStore(store).delete_before(now - policy.prompts_days * DAY_S)
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1

@@ -192,6 +192,7 @@ class _Finish:
         self.call, self.body, self.conversation, self.output = call, body, conversation, output
 
     async def stored(self, finish_reason: str, generation: Generation) -> dict[str, Any]:
+        self.output.head["model"] = self.call.entry.model or self.body.model  # who answered
         response = self.output.finished(finish_reason, generation.usage)
         if self.body.store:
             calls = self.output.tool_calls() or None
