@@ -201,3 +201,17 @@ def test_legacy_completions_are_cached_too(gw) -> None:
     )
     assert raw.headers["x-smallfirst-cache"] == "hit"
     assert raw.parse().choices[0].text == "ok"
+
+
+def test_a_stream_without_usage_is_kept_with_the_tokens_it_was_charged(gw) -> None:
+    gw.upstream.enqueue(Script(text="nine to five", prompt_tokens=4, completion_tokens=3))
+    client = gw.client()
+    list(client.chat.completions.create(model="small", messages=MESSAGES, temperature=0,
+                                        stream=True))  # fmt: skip
+    settled(gw)
+    answer = ask(gw).parse()
+    assert answer.usage.prompt_tokens == 4 and answer.usage.completion_tokens == 3
+    miss, hit = request_rows(gw)
+    assert hit["outcome"] == "cache"
+    assert miss["baseline_cost_usd"] > 0
+    assert hit["baseline_cost_usd"] == pytest.approx(miss["baseline_cost_usd"])

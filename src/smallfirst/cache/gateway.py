@@ -34,6 +34,7 @@ from smallfirst.server.streaming import SSE_HEADERS
 from smallfirst.target import AnyRequest, ModelTarget, Target
 from smallfirst.types import Usage
 from smallfirst.wire.collect import StreamCollector
+from smallfirst.wire.render import usage_json
 from smallfirst.wire.sse import SseDecoder
 
 log = logging.getLogger("smallfirst.cache")
@@ -180,7 +181,10 @@ class Lookup:
                     log.warning("response cache: stream not kept, unreadable: %s", exc)
                     readable = False
         if readable and self._succeeded() and collector.finish_reason and collector.error is None:
-            usage = collector.raw_usage if isinstance(collector.raw_usage, dict) else {}
+            usage = collector.raw_usage
+            if not isinstance(usage, dict):  # the client did not ask for it: the call's count
+                entry = self.call.entry
+                usage = usage_json(Usage(entry.input_tokens, entry.output_tokens))
             answer = CachedAnswer(
                 model=self._model(),
                 text=collector.text,
@@ -241,20 +245,19 @@ async def lookup(
     found.cache, found.route = cache, target.name
     found.scope = read_scope(call, target, settings)
     found.key = exact_key(found.scope, target.name, path, data)
+    if decision.read and settings.exact:
+        answer = await safe_get(cache.store, found.key)
+        if answer is not None:
+            found.response = _hit(call, answer, path, data, "exact")
+            return found
     if settings.semantic:
         text = last_user_text(data, settings.template)
         if text is not None:
             group = f"{found.scope}|{semantic_group(target.name, path, data)}"
             vector = await asyncio.to_thread(cache.index.embed, text)
             found.semantic = _Semantic(group, vector, text)
-    if not decision.read:
-        return found
-    answer = await safe_get(cache.store, found.key) if settings.exact else None
-    if answer is not None:
-        found.response = _hit(call, answer, path, data, "exact")
-        return found
-    if found.semantic is not None:
-        await _semantic_hit(found, cache, settings, path, data, target, request)
+            if decision.read:
+                await _semantic_hit(found, cache, settings, path, data, target, request)
     return found
 
 
