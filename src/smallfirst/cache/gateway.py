@@ -13,9 +13,9 @@ import asyncio
 import logging
 import random
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -36,6 +36,9 @@ from smallfirst.types import Usage
 from smallfirst.wire.collect import StreamCollector
 from smallfirst.wire.render import usage_json
 from smallfirst.wire.sse import SseDecoder
+
+if TYPE_CHECKING:
+    from smallfirst.server.gateway import Gateway
 
 log = logging.getLogger("smallfirst.cache")
 HEADER = "x-smallfirst-cache"
@@ -102,18 +105,19 @@ class ResponseCache:
         self._known.pop(task, None)
 
 
-_CACHES: weakref.WeakKeyDictionary[Any, ResponseCache] = weakref.WeakKeyDictionary()
+_CACHES: weakref.WeakKeyDictionary[Gateway, ResponseCache] = weakref.WeakKeyDictionary()
 
 
-def cache_of(gateway: Any) -> ResponseCache:
+def cache_of(gateway: Gateway) -> ResponseCache:
     """The gateway's cache, made on its first request (the ledger is open by then)."""
     found = _CACHES.get(gateway)
     if found is None:
         config = gateway.config
-        engine = gateway.ledger.store.engine if gateway.ledger is not None else None
+        assert gateway.ledger is not None, "the gateway has not started"
+        engine = gateway.ledger.store.engine
         redis_url = config.server.redis_url
         store: CacheStore = RedisStore(redis_url) if redis_url else SqlStore(engine)
-        thresholds = ThresholdStore(engine) if engine is not None else None
+        thresholds = ThresholdStore(engine)
         found = _CACHES[gateway] = ResponseCache(store, thresholds, config.cache.embedder_path)
     return found
 
@@ -166,7 +170,7 @@ class Lookup:
     def _prompt(self) -> str | None:
         return None if self.semantic is None else self.semantic.text
 
-    async def _collect(self, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def _collect(self, chunks: AsyncIterable[Any]) -> AsyncIterator[Any]:
         decoder, collector = SseDecoder(), StreamCollector()
         readable = True
         async for chunk in chunks:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from starlette.datastructures import Headers
 
 from smallfirst.config import CacheConfig, CacheRouteConfig
 
@@ -29,7 +28,9 @@ def route_config(config: CacheConfig, route: str) -> CacheRouteConfig | None:
     return config.routes.get(route) or config.routes.get("*")
 
 
-def decide(config: CacheConfig, route: str, data: dict[str, Any], headers: Headers) -> Decision:
+def decide(
+    config: CacheConfig, route: str, data: dict[str, Any], headers: Mapping[str, str]
+) -> Decision:
     settings = route_config(config, route)
     if settings is None:
         return OFF
@@ -49,7 +50,7 @@ def deterministic(data: dict[str, Any]) -> bool:
     return data.get("temperature") == 0 or data.get("seed") is not None
 
 
-def _asked(data: dict[str, Any], headers: Headers) -> set[str]:
+def _asked(data: dict[str, Any], headers: Mapping[str, str]) -> set[str]:
     words = {w.strip().lower() for w in headers.get("cache-control", "").split(",")}
     metadata = data.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get(BODY_FIELD), str):

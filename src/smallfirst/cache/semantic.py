@@ -31,7 +31,8 @@ def last_user_text(data: dict[str, Any], template: list[str]) -> str | None:
         text = last.get("content")
         if isinstance(text, list):
             parts = [p.get("text") for p in text if isinstance(p, dict)]
-            text = None if None in parts else "".join(parts)
+            texts = [p for p in parts if isinstance(p, str)]
+            text = "".join(texts) if len(texts) == len(text) else None
     if not isinstance(text, str) or not text.strip():
         return None
     pieces = sorted(template, key=len, reverse=True)

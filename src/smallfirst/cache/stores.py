@@ -143,7 +143,8 @@ class RedisStore:
             name = index.decode()[len(f"{REDIS_PREFIX}route:") :]
             if route is not None and name != route:
                 continue
-            keys = [k.decode() for k in await self.redis.zrange(index, 0, -1)]
+            members = await self.redis.zrange(index, 0, -1)
+            keys = [k.decode() if isinstance(k, bytes) else str(k) for k in members]
             keys = [k for k in keys if scope is None or k.startswith(scope + "|")]
             if keys:
                 removed += await self.redis.delete(*(REDIS_PREFIX + k for k in keys))
