@@ -22,6 +22,7 @@ from smallfirst.distill.lora_train import TrainSettings
 from smallfirst.errors import InvalidRequestError
 from smallfirst.models.llamacpp import no_weight_repacking
 from smallfirst.models.registry import Registry
+from smallfirst.tasks.task import run_blocking
 
 from .conftest import SENTIMENT
 
@@ -91,7 +92,11 @@ def test_lora_trains_converts_and_changes_the_served_answer(
     lines = config_lines(result)
     assert "backend: llamacpp" in lines and f"adapter: {result.adapter.resolve()}" in lines
     config = ModelConfig(name="zoo", backend="llamacpp", adapter=str(result.adapter))
-    served = plan.task.run_sync(text, registry=Registry(Config(models=[config])))
+    registry = Registry(Config(models=[config]))
+    try:
+        served = plan.task.run_sync(text, registry=registry)
+    finally:
+        run_blocking(registry.aclose())
     assert served.label == "zebra"  # type: ignore[attr-defined]
 
 

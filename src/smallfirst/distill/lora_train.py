@@ -254,8 +254,8 @@ def _loss_after_prefix(model: Any, batch: list[TokenPair], shared: int, device: 
         logits_to_keep=keep,
         use_cache=True,
     )
-    columns = torch.tensor(predicted_at) - (width - keep)
-    logits = out.logits[torch.tensor(rows_at), columns].float()
+    columns = (torch.tensor(predicted_at) - (width - keep)).to(device)
+    logits = out.logits[torch.tensor(rows_at, device=device), columns].float()
     return torch.nn.functional.cross_entropy(logits, torch.tensor(labels, device=device))
 
 
