@@ -255,7 +255,9 @@ def finetune_cmd(
     ),
     out: Path = typer.Option(None, "--out", help="Output folder (default: state dir/adapters)."),
     epochs: float = typer.Option(3.0, "--epochs", min=0.05),
-    max_minutes: float = typer.Option(None, "--max-minutes", min=0.1, help="Stop after this."),
+    max_minutes: float = typer.Option(
+        None, "--max-minutes", min=0.1, help="Stop (and keep the best so far) after this run."
+    ),
     rank: int = typer.Option(8, "--rank", min=1, max=256),
     learning_rate: float = typer.Option(5e-4, "--learning-rate", min=1e-7, max=1.0),
     batch_size: int = typer.Option(8, "--batch-size", min=1, max=512),

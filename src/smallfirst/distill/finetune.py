@@ -157,7 +157,7 @@ def config_lines(result: FinetuneResult) -> str:
     tier = configured.tier if configured is not None else "small"
     lines = [
         "models:",
-        f"  - name: {plan.base.name.removesuffix('.gguf')}-{Path(plan.bank).stem}",
+        f"  - name: {Path(plan.base.name).name.removesuffix('.gguf')}-{Path(plan.bank).stem}",
         "    backend: llamacpp",
         f"    tier: {tier}",
     ]

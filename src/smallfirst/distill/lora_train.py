@@ -118,6 +118,7 @@ def train_lora(
             state = TrainState(**{**saved["state"], "total_steps": total, "stopped": ""})
             state.resumed_from = state.step
         started = time.monotonic() - state.elapsed_s
+        this_run = time.monotonic()  # --max-minutes counts this run: a rerun gets its own time
         peft_model.train()
         while not state.stopped:
             if state.step >= total:
@@ -134,7 +135,8 @@ def train_lora(
             state.loss = float(loss.detach())
             state.elapsed_s = time.monotonic() - started
             minutes_up = (
-                settings.max_minutes is not None and state.elapsed_s >= settings.max_minutes * 60
+                settings.max_minutes is not None
+                and time.monotonic() - this_run >= settings.max_minutes * 60
             )
             if state.step % eval_every == 0 or state.step >= total or minutes_up:
                 _evaluate(peft_model, valid, device, settings, state, out)
