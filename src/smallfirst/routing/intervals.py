@@ -36,8 +36,11 @@ def two_model_figures(
 
 
 def _interval(point: float | None, values: list[float | None], level: float) -> Estimate | None:
-    if point is None:
-        return None
+    """None when the figure itself is undefined (e.g. CPT never reached)."""
+    return None if point is None else _percentiles(point, values, level)
+
+
+def _percentiles(point: float, values: list[float | None], level: float) -> Estimate:
     kept = np.array([v for v in values if v is not None], dtype=np.float64)
     if len(kept) == 0:
         return Estimate(point, point, point)
@@ -82,10 +85,8 @@ def apgr_difference(
         return a - metrics.two_model_report(scores_b[rows], q_weak[rows], q_strong[rows]).apgr
 
     everything = np.arange(len(q_weak))
-    draws = [diff(rows) for rows in resample_indices(len(q_weak), resamples, seed)]
-    estimate = _interval(diff(everything), list(draws), level)
-    assert estimate is not None
-    return estimate
+    draws: list[float | None] = [diff(r) for r in resample_indices(len(q_weak), resamples, seed)]
+    return _percentiles(diff(everything), draws, level)
 
 
 def bootstrap_aiq(
@@ -105,10 +106,8 @@ def bootstrap_aiq(
         points = metrics.cost_quality_points(pred[rows], truth[rows], costs, lambdas)
         return metrics.aiq(points, c_min, c_max)
 
-    draws = [aiq(rows) for rows in resample_indices(len(truth), resamples, seed)]
-    estimate = _interval(aiq(np.arange(len(truth))), list(draws), level)
-    assert estimate is not None
-    return estimate
+    draws: list[float | None] = [aiq(r) for r in resample_indices(len(truth), resamples, seed)]
+    return _percentiles(aiq(np.arange(len(truth))), draws, level)
 
 
 def single_hull_aiq(truth: np.ndarray, costs: np.ndarray) -> float:
