@@ -112,9 +112,11 @@ _LOAD_LOCK = threading.Lock()
 
 @contextmanager
 def sequence_slots(slots: int) -> Iterator[None]:
-    """Make the next `Llama()` context hold `slots` sequences in one unified KV cache (cells
-    shared between sequences, so a copied prefix costs nothing). Use inside
-    `no_weight_repacking`, which holds the load lock."""
+    """Make the next `Llama()` context hold `slots` sequences, each in its own stream of the KV
+    cache (as llama-server does). A sequence's cells then sit in position order whatever the
+    others do, so with flash attention a request's logits do not depend on its neighbours in
+    the batch: answers are the same alone or batched. Use inside `no_weight_repacking`, which
+    holds the load lock."""
     import llama_cpp.llama as module
 
     defaults = module.llama_cpp.llama_context_default_params
@@ -122,7 +124,7 @@ def sequence_slots(slots: int) -> Iterator[None]:
     def with_slots() -> Any:
         params = defaults()
         params.n_seq_max = slots
-        params.kv_unified = True
+        params.kv_unified = False
         params.swa_full = True  # sliding-window layers keep every cell: prefixes stay whole
         return params
 
@@ -153,7 +155,11 @@ class LlamaCppProvider(StreamingProvider):
             except ImportError as exc:  # pragma: no cover - a core dependency
                 raise ModelLoadError("llama-cpp-python is not installed") from exc
             path = resolve_model_path(self.config)
-            options = {"n_batch": 512, **self.config.options}
+            options = {
+                "n_batch": 512,
+                "flash_attn": True,
+                **self.config.options,
+            }  # see sequence_slots
             threads = self.config.threads or default_threads()
             slots = self.config.slots
             try:

@@ -1,6 +1,6 @@
 """Continuous batching over one llama.cpp context: every slot is a sequence of the context,
-and each step decodes one token of every running sequence (plus a chunk of any prompt still
-being read) in a single `llama_decode`.
+and each step decodes the next token of every running sequence in a single `llama_decode`
+(then a chunk of a prompt still being read, see `BatchEngine._step`).
 
 One thread owns the context (it is not thread-safe). Requests arrive as jobs; a job takes a
 free slot, reuses whatever prefix of its prompt the KV cache already holds (see
@@ -70,6 +70,8 @@ class BatchEngine:
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._waiting: deque[Job] = deque()
         self._clock = 0
+        self.evaluated = 0
+        """Tokens decoded so far (prompt tokens found in the cache are not)."""
         self._thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
         self._thread.start()
 
@@ -103,8 +105,11 @@ class BatchEngine:
                     item = self._inbox.get_nowait()
             except queue.Empty:
                 pass
-            self._admit()
-            self._step()
+            try:
+                self._admit()
+                self._step()
+            except Exception as exc:  # never die silently: the callers would wait forever
+                self._fail_all(UpstreamError(f"the batching engine failed: {exc}"))
 
     def _admit(self) -> None:
         while self._waiting:
@@ -124,10 +129,10 @@ class BatchEngine:
         if placement.source is None:
             self._cut(slot, reuse)
         else:
-            self._cut(slot, 0)
-            self._lib.llama_memory_seq_cp(
-                self.memory, placement.source.seq_id, slot.seq_id, 0, reuse
-            )
+            # Streams copy whole (llama.cpp copies the buffer before the next decode); the
+            # cells past the shared prefix are dropped from the copy at once.
+            self._lib.llama_memory_seq_cp(self.memory, placement.source.seq_id, slot.seq_id, -1, -1)
+            self._lib.llama_memory_seq_rm(self.memory, slot.seq_id, reuse, -1)
             slot.cached = list(job.prefix[:reuse])
         slot.job = job
 
@@ -144,41 +149,68 @@ class BatchEngine:
         slot.used_at = self._clock
         self._cut(slot, min(len(job.prefix), len(slot.cached)))
 
-    def _plan(self) -> list[tuple[Slot, int, int]]:
-        """(slot, first batch row, token count) for this step: every job past its prefix
-        first (one token each for generation), then prompt chunks in the room left."""
-        plan: list[tuple[Slot, int, int]] = []
-        rows = 0
+    def _step(self) -> None:
+        """One step: every generating sequence's next token in one decode, the scoring
+        candidates in another, then one chunk of one waiting prompt in a third.
+
+        llama.cpp gives a sequence the same logits whatever else is in the batch only when
+        the batch holds one token per sequence, or tokens of one sequence alone (measured on
+        0.3.36; batches mixing several multi-token sequences shift logits by up to ~1). Kept
+        apart like this, a greedy answer is the same alone or among others."""
         running = [s for s in self.slots if s.job is not None]
         for slot in running:
             if slot.job.cancelled.is_set():
                 slot.job.cancel()
                 self._release(slot)
         running = [s for s in running if s.job is not None]
-        decoding = [s for s in running if len(s.cached) >= len(s.job.prefix)]
+        ready = [s for s in running if len(s.cached) >= len(s.job.prefix)]
         reading = [s for s in running if len(s.cached) < len(s.job.prefix)]
-        for slot in decoding:
+        self._decode([s for s in ready if not s.job.all_logits])
+        self._decode([s for s in ready if s.job is not None and s.job.all_logits])
+        if reading:
+            self._read(reading[0])
+
+    def _read(self, slot: Slot) -> None:
+        """Evaluate the next chunk of the slot's prefix (no logits needed)."""
+        chunk = slot.job.prefix[len(slot.cached) : len(slot.cached) + self.n_batch]
+        self._add(slot, chunk, 0, logits_all=None)
+        self._batch.n_tokens = len(chunk)
+        self._run_batch()
+
+    def _decode(self, slots: list[Slot]) -> None:
+        """Evaluate each slot's step tokens in one batch and hand every job its rows."""
+        plan: list[tuple[Slot, int, int]] = []
+        rows = 0
+        for slot in slots:
             tokens = slot.job.step_tokens()
-            if rows + len(tokens) > self.n_batch and plan:
-                continue
+            if rows + len(tokens) > self.n_batch:
+                break  # the rest go next step
             self._add(slot, tokens, rows, logits_all=slot.job.all_logits)
             plan.append((slot, rows, len(tokens)))
             rows += len(tokens)
-        for slot in reading:
-            room = self.n_batch - rows
-            if room <= 0:
-                break
-            chunk = slot.job.prefix[len(slot.cached) : len(slot.cached) + room]
-            self._add(slot, chunk, rows, logits_all=None)
-            rows += len(chunk)
-            if len(slot.cached) == len(slot.job.prefix):  # read: its first step may fit too
-                tokens = slot.job.step_tokens()
-                if rows + len(tokens) <= self.n_batch:
-                    self._add(slot, tokens, rows, logits_all=slot.job.all_logits)
-                    plan.append((slot, rows, len(tokens)))
-                    rows += len(tokens)
         self._batch.n_tokens = rows
-        return plan
+        if not plan or not self._run_batch():
+            return
+        for slot, first, count in plan:
+            job = slot.job
+            rows_of = list(range(first, first + count)) if job.all_logits else [first + count - 1]
+            try:
+                done = job.consume(self, rows_of)
+            except Exception as exc:  # a bug in one job must not stop the others
+                job.fail(exc)
+                done = True
+            rewind = job.rewind_to()
+            if rewind is not None:
+                self._cut(slot, rewind)
+            if done:
+                self._release(slot)
+
+    def _run_batch(self) -> bool:
+        status = self._lib.llama_decode(self.ctx, self._batch)
+        self.evaluated += self._batch.n_tokens
+        if status != 0:
+            self._fail_all(UpstreamError(f"llama_decode failed with status {status}"))
+        return status == 0
 
     def _add(self, slot: Slot, tokens: list[int], row: int, logits_all: bool | None) -> None:
         """Put `tokens` at the end of the slot's sequence; logits: None none, False the
@@ -193,28 +225,6 @@ class BatchEngine:
             last = offset == len(tokens) - 1
             batch.logits[index] = logits_all is not None and (logits_all or last)
         slot.cached.extend(tokens)
-
-    def _step(self) -> None:
-        plan = self._plan()
-        if self._batch.n_tokens == 0:
-            return
-        status = self._lib.llama_decode(self.ctx, self._batch)
-        if status != 0:
-            self._fail_all(UpstreamError(f"llama_decode failed with status {status}"))
-            return
-        for slot, first, count in plan:
-            job = slot.job
-            rows = list(range(first, first + count)) if job.all_logits else [first + count - 1]
-            try:
-                done = job.consume(self, rows)
-            except Exception as exc:  # a bug in one job must not stop the others
-                job.fail(exc)
-                done = True
-            rewind = job.rewind_to()
-            if rewind is not None:
-                self._cut(slot, rewind)
-            if done:
-                self._release(slot)
 
     def _fail_all(self, error: BaseException) -> None:
         for slot in self.slots:

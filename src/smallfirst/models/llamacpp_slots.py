@@ -2,8 +2,8 @@
 
 Every slot remembers the tokens its sequence holds in the KV cache. A finished request leaves
 its prompt there, so the next request with the same instructions, labels or system prompt
-finds them: in the free slot it takes (nothing to copy), or in any other slot, busy or free
-(the cells are shared into the new sequence, which in a unified cache costs no copy).
+finds them: in the free slot it takes (nothing to copy), or in another, busy slot (its stream
+of the KV cache is copied, a memory copy far cheaper than evaluating a long prefix again).
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ class Placement:
     """The slot whose first `reuse` cells are copied in; None: the slot's own cells serve."""
 
 
+MIN_COPY = 64
+"""Fewer reused tokens than this are evaluated again rather than copied from another slot."""
+
+
 def place(slots: list[Slot], prefix: list[int]) -> Placement | None:
     """The free slot for `prefix` that keeps the most tokens already evaluated; None when
     every slot is busy. Ties go to the slot used longest ago, so hot prefixes survive."""
@@ -49,6 +53,6 @@ def place(slots: list[Slot], prefix: list[int]) -> Placement | None:
     own_reuse = common_prefix(own.cached, prefix)
     donor = max(slots, key=lambda s: common_prefix(s.cached, prefix))
     donor_reuse = common_prefix(donor.cached, prefix)
-    if donor_reuse > own_reuse:  # a busy slot holds more of it: share its cells
+    if donor_reuse >= own_reuse + MIN_COPY:  # a busy slot holds much more of it: copy it
         return Placement(min(free, key=lambda s: s.used_at), donor_reuse, donor)
     return Placement(own, own_reuse, None)
