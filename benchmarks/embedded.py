@@ -1,97 +1,285 @@
-"""Embedded backend vs llama-cpp-python called directly: same model, same prompts, same run.
+"""The embedded model at volume, in one run: batched decoding and prefix reuse against the
+baselines (issue 21). Prints one table per part and writes nothing else.
 
-Prints tokens/s and time-to-first-token for both and the ratio (target >= 0.95).
-    python benchmarks/embedded.py [--runs 5] [--max-tokens 128]
+1. llama-cpp-python called directly, at every thread count: the fastest is the baseline.
+2. Aggregate tokens/s and p50/p95 time to first token at 1, 4 and 8 concurrent streams of 128
+   new tokens: smallfirst in-process, smallfirst through the gateway (HTTP, streaming), and
+   llama.cpp's own llama-server (built from llama-cpp-python 0.3.36's vendored llama.cpp, see
+   llama_server.py; `--parallel 8 --cont-batching`, same model and threads).
+3. Items/s of banking77 classification (77 labels scored, 4 nearest train examples by word
+   overlap) at 1 and 8 concurrent: this engine against the engine of commit BASE_COMMIT (the
+   one-worker engine), run from `git archive` in a temporary folder.
+    python benchmarks/embedded.py            # the full run (minutes)
+    python benchmarks/embedded.py --quick    # tiny sizes, no llama-server unless built
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import json
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
-from smallfirst.config import Config
-from smallfirst.models.registry import Registry
+import httpx
+
+from smallfirst.config import Config, ModelConfig
+from smallfirst.models.llamacpp import LlamaCppProvider, default_model_path, no_weight_repacking
 from smallfirst.types import CompletionRequest, GenerationParams
 
+ROOT = Path(__file__).resolve().parents[1]
+BASE_COMMIT = "997863e"
+BANKING = ROOT.parent / "shared" / "data" / "tasks" / "banking77"
 PROMPTS = [
     "Write a short story about a lighthouse keeper.",
     "Explain why the sky is blue.",
     "List some uses of a paperclip.",
+    "Describe a walk in the mountains.",
 ]
 
 
-def raw_llama_run(llama, prompt: str, max_tokens: int) -> tuple[float, float, int]:
+@dataclass
+class Load:
+    """What `streams` concurrent generations gave: tokens/s in aggregate and TTFTs."""
+
+    engine: str
+    streams: int
+    tokens: int
+    seconds: float
+    ttfts: list[float]
+
+    def row(self) -> str:
+        ttft = sorted(self.ttfts)
+        p95 = ttft[min(len(ttft) - 1, round(0.95 * (len(ttft) - 1)))]
+        return (
+            f"{self.engine:<26}{self.streams:>8}{self.tokens / self.seconds:>12.1f}"
+            f"{statistics.median(ttft) * 1000:>12.0f}{p95 * 1000:>12.0f}"
+        )
+
+
+def direct_tokens_per_second(threads: int, max_tokens: int) -> float:
+    from llama_cpp import Llama
+
+    with no_weight_repacking():
+        llama = Llama(
+            model_path=str(default_model_path()), n_ctx=2048, n_threads=threads, verbose=False
+        )
+    produced, started = 0, time.perf_counter()
+    for prompt in PROMPTS[:2]:
+        for _ in llama.create_completion(
+            prompt, max_tokens=max_tokens, temperature=0.0, stream=True
+        ):
+            produced += 1
+    llama.close()
+    return produced / (time.perf_counter() - started)
+
+
+async def in_process(provider: LlamaCppProvider, streams: int, max_tokens: int) -> Load:
+    async def one(i: int) -> tuple[int, float]:
+        started, first, produced = time.perf_counter(), None, 0
+        request = CompletionRequest(
+            PROMPTS[i % len(PROMPTS)], GenerationParams(max_tokens=max_tokens, temperature=0.0)
+        )
+        async for delta in provider.stream_complete(request):
+            if delta.text and first is None:
+                first = time.perf_counter() - started
+            if delta.usage is not None:
+                produced = delta.usage.output_tokens
+        return produced, first or time.perf_counter() - started
+
     started = time.perf_counter()
-    first = None
-    produced = 0
-    for chunk in llama.create_completion(
-        prompt, max_tokens=max_tokens, temperature=0.0, stream=True
-    ):
-        if chunk["choices"][0]["text"] and first is None:
-            first = time.perf_counter() - started
-        produced += 1
-    total = time.perf_counter() - started
-    return first or total, total, produced
+    results = await asyncio.gather(*(one(i) for i in range(streams)))
+    seconds = time.perf_counter() - started
+    return Load(
+        "smallfirst in-process",
+        streams,
+        sum(r[0] for r in results),
+        seconds,
+        [r[1] for r in results],
+    )
 
 
-async def ours_run(provider, prompt: str, max_tokens: int) -> tuple[float, float, int]:
+async def over_http(name: str, url: str, model: str, streams: int, max_tokens: int) -> Load:
+    """Streams of /v1/completions; tokens counted from the usage or from the chunks."""
+
+    async def one(client: httpx.AsyncClient, i: int) -> tuple[int, float]:
+        body = {
+            "model": model,
+            "prompt": PROMPTS[i % len(PROMPTS)],
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        started, first, chunks, usage = time.perf_counter(), None, 0, None
+        async with client.stream("POST", f"{url}/v1/completions", json=body) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                event = json.loads(line[6:])
+                if event.get("usage"):
+                    usage = event["usage"]["completion_tokens"]
+                if event.get("choices") and event["choices"][0].get("text"):
+                    chunks += 1
+                    first = first or time.perf_counter() - started
+        return (usage or chunks), first or time.perf_counter() - started
+
+    async with httpx.AsyncClient(timeout=600) as client:
+        started = time.perf_counter()
+        results = await asyncio.gather(*(one(client, i) for i in range(streams)))
+        seconds = time.perf_counter() - started
+    return Load(name, streams, sum(r[0] for r in results), seconds, [r[1] for r in results])
+
+
+# -- classification ---------------------------------------------------------------------------
+def banking_prompts(n: int, shots: int = 4) -> tuple[list[str], list[str]]:
+    """Fixed part first (instructions, the 77 labels), then the nearest examples and the input."""
+    labels = json.loads((BANKING / "categories.json").read_text())
+    with (BANKING / "train.csv").open(encoding="utf-8") as handle:
+        bank = [(row["text"], row["category"]) for row in csv.DictReader(handle)][::20]
+    with (BANKING / "test.csv").open(encoding="utf-8") as handle:
+        tests = [row["text"] for row in csv.DictReader(handle)][:n]
+    head = "Classify the banking message into one of these intents:\n" + "\n".join(labels) + "\n\n"
+
+    def nearest(text: str) -> list[tuple[str, str]]:
+        words = set(text.lower().split())
+        return sorted(bank, key=lambda ex: -len(words & set(ex[0].lower().split())))[:shots]
+
+    prompts = []
+    for text in tests:
+        shown = "".join(f"Message: {t}\nIntent: {y}\n\n" for t, y in nearest(text))
+        prompts.append(f"{head}{shown}Message: {text}\nIntent:")
+    return prompts, [f" {label}" for label in labels]
+
+
+async def items_per_second(
+    provider: LlamaCppProvider, prompts: list[str], labels: list[str], concurrency: int
+) -> float:
+    queue = list(prompts)
+
+    async def worker() -> None:
+        while queue:
+            await provider.score_continuations(queue.pop(), labels)
+
+    await provider.score_continuations(prompts[0], labels)  # warm: weights and the fixed prefix
     started = time.perf_counter()
-    first = None
-    produced = 0
-    request = CompletionRequest(prompt, GenerationParams(max_tokens=max_tokens, temperature=0.0))
-    async for delta in provider.stream_complete(request):
-        if delta.text and first is None:
-            first = time.perf_counter() - started
-        if delta.usage is not None:
-            produced = delta.usage.output_tokens
-    total = time.perf_counter() - started
-    return first or total, total, produced
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(prompts) / (time.perf_counter() - started)
 
 
-def summarize(rows: list[tuple[float, float, int]]) -> tuple[float, float]:
-    ttft = statistics.median(r[0] for r in rows)
-    tps = sum(r[2] for r in rows) / sum(r[1] - r[0] for r in rows)  # decode speed after first token
-    return ttft, tps
+async def classification_rates(items: int, threads: int) -> dict[int, float]:
+    prompts, labels = banking_prompts(items)
+    rates = {}
+    for concurrency in (1, 8):
+        config = ModelConfig(name="bench", backend="llamacpp", threads=threads, slots=concurrency)
+        provider = LlamaCppProvider(config)
+        rates[concurrency] = await items_per_second(provider, prompts, labels, concurrency)
+        await provider.aclose()
+    return rates
+
+
+def base_engine_rates(items: int, threads: int) -> dict[int, float]:
+    """The same measurement run on the source of BASE_COMMIT (slots and its threads unknown
+    there: it gets `threads` through the config it already had)."""
+    with tempfile.TemporaryDirectory() as folder:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", BASE_COMMIT, "src"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        script = (
+            "import asyncio, json, sys; sys.path.insert(0, sys.argv[1]); import embedded as b\n"
+            "from smallfirst.models.llamacpp import LlamaCppProvider as P\n"
+            "from smallfirst.config import ModelConfig as M\n"
+            "p, l = b.banking_prompts(int(sys.argv[2]))\n"
+            "m = lambda: P(M(name='base', backend='llamacpp', threads=int(sys.argv[3])))\n"
+            "print(json.dumps({c: asyncio.run(b.items_per_second(m(), p, l, c)) for c in (1, 8)}))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(ROOT / "benchmarks"), str(items), str(threads)],
+            env={"PYTHONPATH": str(Path(folder) / "src"), "PATH": "/usr/bin:/bin"},
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    return {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args()
+    max_tokens = 8 if args.quick else 128
+    levels = (1, 2) if args.quick else (1, 4, 8)
+    items = 3 if args.quick else 40
 
-    registry = Registry(Config())
-    provider = registry.provider("default")
-    await provider.load()
-    from llama_cpp import Llama
+    from smallfirst.models.llamacpp_engine import default_threads  # absent at BASE_COMMIT
 
-    from smallfirst.models.llamacpp import default_model_path, no_weight_repacking
+    cores = default_threads()
+    sweep = {t: direct_tokens_per_second(t, max_tokens) for t in range(1, cores + 1)}
+    best = max(sweep, key=sweep.__getitem__)
+    print(f"llama-cpp-python direct, {max_tokens} new tokens, greedy")
+    print(f"{'threads':>8}{'tok/s':>10}")
+    for threads, rate in sweep.items():
+        print(f"{threads:>8}{rate:>10.1f}{'  <- best' if threads == best else ''}")
 
-    with no_weight_repacking():  # the same load as ours: AMX repacking crashes decoding
-        raw = Llama(model_path=str(default_model_path()), n_ctx=2048, n_batch=512, verbose=False)
-    ours_rows, raw_rows = [], []
-    for prompt in PROMPTS[:1]:  # warm both
-        raw_llama_run(raw, prompt, 8)
-        await ours_run(provider, prompt, 8)
-    for _ in range(args.runs):
-        for prompt in PROMPTS:  # interleave so machine noise hits both alike
-            raw_rows.append(raw_llama_run(raw, prompt, args.max_tokens))
-            ours_rows.append(await ours_run(provider, prompt, args.max_tokens))
-    await registry.aclose()
-
-    raw_ttft, raw_tps = summarize(raw_rows)
-    our_ttft, our_tps = summarize(ours_rows)
-    print(
-        f"embedded backend vs llama-cpp-python direct ({len(ours_rows)} generations each, "
-        f"max_tokens={args.max_tokens}, Gemma 3 270M Q4_K_M)"
+    loads: list[Load] = []
+    provider = LlamaCppProvider(
+        ModelConfig(name="bench", backend="llamacpp", threads=best, slots=max(levels))
     )
-    print(f"{'engine':<28}{'decode tok/s':>14}{'TTFT p50 ms':>14}")
-    print(f"{'llama-cpp-python direct':<28}{raw_tps:>14.1f}{raw_ttft * 1000:>14.1f}")
-    print(f"{'smallfirst embedded':<28}{our_tps:>14.1f}{our_ttft * 1000:>14.1f}")
-    print(f"{'ratio (ours / direct)':<28}{our_tps / raw_tps:>14.3f}{raw_ttft / our_ttft:>14.3f}")
+    await provider.load()
+    for streams in levels:
+        loads.append(await in_process(provider, streams, max_tokens))
+    await provider.aclose()
+    loads += await gateway_loads(best, levels, max_tokens)
+    loads += await llama_server_loads(best, levels, max_tokens, build=not args.quick)
+    print(f"\nconcurrent streams of {max_tokens} new tokens (aggregate)")
+    print(f"{'engine':<26}{'streams':>8}{'tok/s':>12}{'TTFT p50':>12}{'TTFT p95':>12}")
+    for load in loads:
+        print(load.row())
+
+    ours = await classification_rates(items, best)
+    base = base_engine_rates(items, best)
+    print(f"\nbanking77 classification (77 labels scored), {items} items")
+    print(f"{'concurrency':>12}{'base items/s':>14}{'ours items/s':>14}{'ratio':>8}")
+    for concurrency in (1, 8):
+        old, new = base[concurrency], ours[concurrency]
+        print(f"{concurrency:>12}{old:>14.2f}{new:>14.2f}{new / old:>8.2f}")
+
+
+async def gateway_loads(threads: int, levels: tuple[int, ...], max_tokens: int) -> list[Load]:
+    from smallfirst.server.app import create_app
+    from smallfirst.testing import BackgroundServer
+
+    model = ModelConfig(name="gemma", backend="llamacpp", threads=threads, slots=max(levels))
+    config = Config(models=[model], default_model="gemma")
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app(config, ledger_url=f"sqlite:///{folder}/ledger.db", preload=True)
+        with BackgroundServer(app) as server:
+            return [
+                await over_http("smallfirst gateway", server.url, "gemma", s, max_tokens)
+                for s in levels
+            ]
+
+
+async def llama_server_loads(
+    threads: int, levels: tuple[int, ...], max_tokens: int, build: bool
+) -> list[Load]:
+    import llama_server
+
+    if not build and not llama_server.BINARY.exists():
+        print("(llama-server not built: skipped; `python benchmarks/llama_server.py` builds it)")
+        return []
+    with llama_server.running(default_model_path(), 8099, max(levels), threads, 2048) as url:
+        return [await over_http("llama-server", url, "gemma", s, max_tokens) for s in levels]
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     asyncio.run(main())

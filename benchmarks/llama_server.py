@@ -20,6 +20,9 @@ import httpx
 VERSION = "0.3.36"
 HOME = Path(__file__).resolve().parent / ".llama-server"
 BINARY = HOME / "build" / "bin" / "llama-server"
+PIP_ARGS = [f"llama-cpp-python=={VERSION}", "--no-deps", "--no-binary", ":all:"]
+CMAKE_FLAGS = ["-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF"]
+CMAKE_FLAGS += ["-DLLAMA_BUILD_SERVER=ON", "-DGGML_NATIVE=ON"]
 
 
 def _source() -> Path:
@@ -31,8 +34,7 @@ def _source() -> Path:
     sdist = HOME / f"llama_cpp_python-{VERSION}.tar.gz"
     if not sdist.exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", f"llama-cpp-python=={VERSION}", "--no-deps"]
-            + ["--no-binary", ":all:", "-d", str(HOME)],
+            [sys.executable, "-m", "pip", "download", *PIP_ARGS, "-d", str(HOME)],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -50,9 +52,15 @@ def build(jobs: int = 2) -> Path:
     build_dir = HOME / "build"
     quiet = {"check": True, "stdout": subprocess.DEVNULL}
     subprocess.run(
-        ["cmake", "-S", str(source), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"]
-        + ["-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF"]
-        + ["-DLLAMA_BUILD_SERVER=ON", "-DGGML_NATIVE=ON"],
+        [
+            "cmake",
+            "-S",
+            str(source),
+            "-B",
+            str(build_dir),
+            "-DCMAKE_BUILD_TYPE=Release",
+            *CMAKE_FLAGS,
+        ],
         **quiet,
     )
     subprocess.run(
@@ -63,9 +71,7 @@ def build(jobs: int = 2) -> Path:
 
 
 @contextlib.contextmanager
-def running(
-    model: Path, port: int, parallel: int, threads: int, context: int
-) -> Iterator[str]:
+def running(model: Path, port: int, parallel: int, threads: int, context: int) -> Iterator[str]:
     """A llama-server on `port` with `parallel` slots of `context` tokens each; yields its URL."""
     command = [str(build()), "-m", str(model), "--port", str(port), "--host", "127.0.0.1"]
     command += ["--parallel", str(parallel), "--cont-batching", "-t", str(threads)]
