@@ -29,7 +29,11 @@ WEATHER = {
 @pytest.fixture(scope="module")
 def gw(embedded_model_path, tmp_path_factory):
     ledger = tmp_path_factory.mktemp("ledger") / "ledger.db"
-    with running_gateway(Config(server={"ledger_url": f"sqlite:///{ledger}"})) as running:
+    config = Config(
+        server={"ledger_url": f"sqlite:///{ledger}"},
+        failover={"deadline_s": 600},  # a shared, busy CPU must not turn slow into a 504
+    )
+    with running_gateway(config) as running:
         yield running
 
 
