@@ -311,3 +311,18 @@ def test_a_client_that_leaves_mid_stream_is_charged_for_what_it_was_sent(scripte
         assert row["endpoint"] == "responses" and row["output_tokens"] >= 2
         assert row["cost_usd"] > 0
         assert gw.gateway.limiter.spent(key.id) == pytest.approx(row["cost_usd"])
+
+
+def test_earlier_output_items_passed_back_as_input_continue_the_conversation(gw) -> None:
+    """The other way to keep state: the client sends the earlier output items itself."""
+    gw.upstream.enqueue(Script(text="", tool_calls=[CALL]), Script(text="Sunny."))
+    client = gw.client()
+    first = client.responses.create(model="small", input="Weather?", tools=[WEATHER], store=False)
+    history = [{"role": "user", "content": "Weather?"}, *first.output]
+    output = {"type": "function_call_output", "call_id": "call_1", "output": "18C"}
+    final = client.responses.create(model="small", input=[*history, output], tools=[WEATHER])
+    assert final.output_text == "Sunny."
+    assert gw.upstream.received[-1]["messages"][1:] == [
+        {"role": "assistant", "content": None, "tool_calls": [CALL.to_openai()]},
+        {"role": "tool", "content": "18C", "tool_call_id": "call_1"},
+    ]
