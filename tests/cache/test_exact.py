@@ -9,6 +9,7 @@ import pytest
 
 from smallfirst.cache import stores
 from smallfirst.testing import Script
+from smallfirst.types import ToolCall
 from tests.cache.helpers import MESSAGES, cached_config, request_rows, settled
 from tests.server.gateway_helpers import running_gateway
 
@@ -215,3 +216,25 @@ def test_a_stream_without_usage_is_kept_with_the_tokens_it_was_charged(gw) -> No
     assert hit["outcome"] == "cache"
     assert miss["baseline_cost_usd"] > 0
     assert hit["baseline_cost_usd"] == pytest.approx(miss["baseline_cost_usd"])
+
+
+def test_tool_calls_replay_as_json_and_as_a_stream(gw) -> None:
+    call = ToolCall(id="call_1", name="hours", arguments='{"day": "monday"}')
+    gw.upstream.enqueue(Script(text="", tool_calls=[call]))
+    tools = [{"type": "function", "function": {"name": "hours", "parameters": {"type": "object"}}}]
+    ask(gw, tools=tools)
+    settled(gw)
+    hit = ask(gw, tools=tools)
+    assert hit.headers["x-smallfirst-cache"] == "hit"
+    (called,) = hit.parse().choices[0].message.tool_calls
+    assert called.function.name == "hours" and called.function.arguments == '{"day": "monday"}'
+    chunks = list(
+        gw.client().chat.completions.create(
+            model="small", messages=MESSAGES, temperature=0, tools=tools, stream=True
+        )
+    )
+    pieces = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or []]
+    assert pieces[0].function.name == "hours"
+    assert "".join(p.function.arguments or "" for p in pieces) == '{"day": "monday"}'
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert len(gw.upstream.received) == 1
