@@ -196,7 +196,7 @@ def evaluate_cmd(
     except (SmallfirstError, ValueError) as exc:
         fail(getattr(exc, "message", str(exc)))
     if as_json:
-        payload = {name: values for name, values in report.rows}
+        payload: dict[str, object] = {name: values for name, values in report.rows}
         for name, bounds in report.intervals.items():
             payload[f"{name} interval"] = {
                 k: None if e is None else [e.low, e.high] for k, e in bounds.items()
