@@ -72,6 +72,13 @@ def semantic_config(base_url: str, embedder_path: str, **route):
     return config
 
 
+def warm(gw) -> None:
+    """The first semantic request loads the embedder in the background (a first use may
+    distill MiniLM for minutes); wait for it."""
+    ask(gw, "warm up")
+    settled(gw)
+
+
 def ask(gw, text: str):
     return gw.client().chat.completions.with_raw_response.create(
         model="small", messages=[{"role": "user", "content": text}], temperature=0
@@ -99,6 +106,7 @@ def test_without_a_threshold_the_semantic_cache_is_off_and_says_why(
 ) -> None:
     _, base_url = scripted
     with running_gateway(semantic_config(base_url, embedder_path)) as gw:
+        warm(gw)
         ask(gw, QUESTION)
         settled(gw)
         assert ask(gw, QUESTION).headers["x-smallfirst-cache"] == "hit"  # exact still works
@@ -121,6 +129,7 @@ def test_a_calibrated_threshold_is_written_and_used(scripted, embedder_path, tmp
         stored = ThresholdStore(gw.ledger.store.engine).load("small")
         assert stored is not None and len(stored.evidence) == 80
         assert similarity(embedder_path, QUESTION, PARAPHRASE) >= stored.threshold
+        warm(gw)
         upstream.enqueue(Script(text="At any branch, with your card."))
         ask(gw, QUESTION)
         settled(gw)
@@ -130,9 +139,9 @@ def test_a_calibrated_threshold_is_written_and_used(scripted, embedder_path, tmp
         assert (
             ask(gw, "what is the fee for a transfer abroad").headers["x-smallfirst-cache"] == "miss"
         )
-        row = gw.rows(kind="request")[1]
+        row = gw.rows(kind="request")[2]
         assert row["outcome"] == "cache" and row["route_reason"].startswith("cache hit (semantic")
-        assert len(upstream.received) == 2
+        assert len(upstream.received) == 3  # warm up, question, unrelated
 
 
 def test_audits_raise_the_threshold_after_wrong_hits(scripted, embedder_path, tmp_path) -> None:
@@ -143,6 +152,7 @@ def test_audits_raise_the_threshold_after_wrong_hits(scripted, embedder_path, tm
         start = similarity(embedder_path, QUESTION, PARAPHRASE) - 0.05
         right = [(start + 0.001 * i, True) for i in range(30)]
         thresholds.save("small", start, right)
+        warm(gw)
         upstream.enqueue(Script(text="At any branch, with your card."))  # the audits get "ok"
         ask(gw, QUESTION)
         settled(gw)
@@ -160,3 +170,18 @@ def test_audits_raise_the_threshold_after_wrong_hits(scripted, embedder_path, tm
         assert sum(1 for _, ok in raised.evidence if not ok) == outcomes.count("hit")
         audits = [r for r in gw.rows(kind="request") if r["outcome"] == "cache-audit"]
         assert len(audits) == outcomes.count("hit") and all(r["cost_usd"] > 0 for r in audits)
+
+
+def test_an_embedder_that_cannot_load_turns_the_semantic_cache_off(
+    scripted, tmp_path, caplog
+) -> None:
+    _, base_url = scripted
+    config = semantic_config(base_url, str(tmp_path / "no-model-here"), threshold=0.5)
+    with running_gateway(config) as gw:
+        for _ in range(2):
+            raw = ask(gw, QUESTION)
+            settled(gw)
+            assert raw.status_code == 200
+        assert raw.headers["x-smallfirst-cache"] == "hit"  # the exact cache still works
+        assert ask(gw, PARAPHRASE).headers["x-smallfirst-cache"] == "miss"
+    assert "the semantic cache is off, its embedder failed" in caplog.text

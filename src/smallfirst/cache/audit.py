@@ -63,10 +63,8 @@ async def audit_hit(
     row.input_tokens, row.output_tokens = fresh.usage.input_tokens, fresh.usage.output_tokens
     row.cost_usd = fresh.cost_usd
     gateway.record(row)
-    right = same_answer(cached.text, fresh.text, cache)
-    if cache.thresholds is None:
-        return
     try:
+        right = same_answer(cached.text, fresh.text, cache)
         threshold = await asyncio.to_thread(
             cache.thresholds.add_audit, task, similarity, right, settings.target_precision
         )

@@ -50,12 +50,14 @@ class ResponseCache:
     """One gateway's cache: its store, semantic index and thresholds."""
 
     def __init__(
-        self, store: CacheStore, thresholds: ThresholdStore | None, embedder_path: str | None
+        self, store: CacheStore, thresholds: ThresholdStore, embedder_path: str | None
     ) -> None:
         self.store = store
         self.thresholds = thresholds
         self.embedder_path = embedder_path
         self._index: SemanticIndex | None = None
+        self._embedder = "cold"
+        """`cold`, `loading` (in the background), `ready` or `broken`."""
         self._known: dict[str, tuple[float, float | None]] = {}
         self._told: set[str] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -66,6 +68,29 @@ class ResponseCache:
         if self._index is None:
             self._index = SemanticIndex(static_embedder(self.embedder_path))
         return self._index
+
+    async def vector(self, text: str) -> np.ndarray | None:
+        """The text's embedding; None while the embedder loads (a first use may distill
+        MiniLM, which takes minutes: never on a request) or when it cannot load (logged)."""
+        if self._embedder != "ready":
+            if self._embedder == "cold":
+                self._embedder = "loading"
+                self.spawn(self._load_embedder())
+            return None
+        try:
+            return await asyncio.to_thread(self.index.embed, text)
+        except Exception as exc:  # a failing embedder is only no semantic hit
+            log.warning("response cache: embedding failed, no semantic lookup: %s", exc)
+            return None
+
+    async def _load_embedder(self) -> None:
+        try:
+            await asyncio.to_thread(self.index.embed, "warm up")
+        except Exception as exc:
+            self._embedder = "broken"
+            log.warning("response cache: the semantic cache is off, its embedder failed: %s", exc)
+        else:
+            self._embedder = "ready"
 
     @property
     def idle(self) -> bool:
@@ -83,12 +108,11 @@ class ResponseCache:
         known = self._known.get(task)
         if known is None or loop.time() - known[0] > THRESHOLD_TTL_S:
             found = None
-            if self.thresholds is not None:
-                try:
-                    stored = await asyncio.to_thread(self.thresholds.load, task)
-                    found = None if stored is None else stored.threshold
-                except Exception as exc:
-                    log.warning("response cache threshold for %r unreadable: %s", task, exc)
+            try:
+                stored = await asyncio.to_thread(self.thresholds.load, task)
+                found = None if stored is None else stored.threshold
+            except Exception as exc:  # unreadable: no semantic hits until it reads again
+                log.warning("response cache threshold for %r unreadable: %s", task, exc)
             known = self._known[task] = (loop.time(), found)
         if known[1] is None and task not in self._told:
             self._told.add(task)
@@ -256,9 +280,9 @@ async def lookup(
             return found
     if settings.semantic:
         text = last_user_text(data, settings.template)
-        if text is not None:
+        vector = None if text is None else await cache.vector(text)
+        if text is not None and vector is not None:
             group = f"{found.scope}|{semantic_group(target.name, path, data)}"
-            vector = await asyncio.to_thread(cache.index.embed, text)
             found.semantic = _Semantic(group, vector, text)
             if decision.read:
                 await _semantic_hit(found, cache, settings, path, data, target, request)
