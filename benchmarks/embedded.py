@@ -262,6 +262,7 @@ async def gateway_loads(threads: int, levels: tuple[int, ...], max_tokens: int) 
     with tempfile.TemporaryDirectory() as folder:
         app = create_app(config, ledger_url=f"sqlite:///{folder}/ledger.db", preload=True)
         with BackgroundServer(app) as server:
+            await over_http("warm-up", server.url, "gemma", 1, 2)
             return [
                 await over_http("smallfirst gateway", server.url, "gemma", s, max_tokens)
                 for s in levels
@@ -277,6 +278,7 @@ async def llama_server_loads(
         print("(llama-server not built: skipped; `python benchmarks/llama_server.py` builds it)")
         return []
     with llama_server.running(default_model_path(), 8099, max(levels), threads, 2048) as url:
+        await over_http("warm-up", url, "gemma", 1, 2)
         return [await over_http("llama-server", url, "gemma", s, max_tokens) for s in levels]
 
 
