@@ -41,6 +41,8 @@ def decide(
         return Decision(settings, reason="not deterministic (no temperature 0, no seed)")
     if data.get("n") not in (None, 1):
         return Decision(settings, reason="more than one choice")
+    if data.get("logprobs"):  # a cached answer keeps no logprobs
+        return Decision(settings, reason="logprobs asked")
     if "no-cache" in asked:
         return Decision(settings, write=True, reason="the client asked no-cache")
     return Decision(settings, read=True, write=True)
