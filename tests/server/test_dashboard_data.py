@@ -36,6 +36,7 @@ def conn(request: pytest.FixtureRequest, tmp_path) -> Iterator[Connection]:
                 "rollups",
                 "ledger_meta",
                 "api_keys",
+                "responses",
                 "_smallfirst_migrations",
             ):
                 connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
