@@ -21,7 +21,7 @@ def _caps(**model) -> Capabilities:
 def test_backend_defaults() -> None:
     embedded = _caps(backend="llamacpp")
     assert embedded.local and embedded.json_schema and embedded.grammar and embedded.logprobs
-    assert embedded.embedded and not embedded.tools and not embedded.vision
+    assert embedded.embedded and embedded.tools and not embedded.vision  # tools by grammar
     claude = _caps(backend="anthropic")
     assert claude.tools and claude.vision and not claude.local and not claude.json_schema
     assert _caps(backend="replay").local and _caps(backend="student").local
