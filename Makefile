@@ -49,6 +49,7 @@ system-deps:
 lint: $(call stamp,dev)
 	$(BIN)/python scripts/check_locks.py
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 test: $(call stamp,dev) system-deps lint
 	$(BIN)/python -m pytest

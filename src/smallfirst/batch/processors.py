@@ -41,7 +41,7 @@ def input_text(data: dict[str, Any]) -> str:
 
 def chat_of(data: dict[str, Any], max_tokens: int | None) -> ChatRequest:
     """An item as a chat request: an OpenAI Batch line's body, `messages`, or a text field."""
-    body = data.get("body") if isinstance(data.get("body"), dict) else data
+    body = inner if isinstance(inner := data.get("body"), dict) else data
     raw = body.get("messages")
     semantics = GenerationParams()
     if isinstance(raw, list):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import typer
 from rich.progress import (
     BarColumn,
@@ -19,6 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer import _click  # the click typer ships: TyperGroup's methods take its Context
 from typer.core import TyperGroup
 
 from smallfirst.cli.common import console, err_console, fail, format_usd, run
@@ -44,7 +44,7 @@ from smallfirst.tasks.spec import load_spec
 class _LabelByDefault(TyperGroup):
     """`smallfirst distill task.yaml ...` means `smallfirst distill label task.yaml ...`."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["label", *args]
         return super().parse_args(ctx, args)
@@ -199,7 +199,7 @@ def student(
                 source,
                 target_accuracy=target_accuracy,
                 kind=kind,
-                folds=folds,  # type: ignore[arg-type]
+                folds=folds,
             )
     except SmallfirstError as exc:
         fail(exc.message)

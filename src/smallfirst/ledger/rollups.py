@@ -147,7 +147,8 @@ class Totals:
         histograms stay empty when the row has none)."""
         counts = {name: int(row.get(name) or 0) for name in COUNTS}  # PostgreSQL: Decimal
         amounts = {name: float(row.get(name) or 0.0) for name in AMOUNTS}
-        totals = cls(**counts, **amounts)
+        measures: dict[str, Any] = {**counts, **amounts}
+        totals = cls(**measures)
         if LATENCY[0] in row:
             for histogram, names in ((totals.latency, LATENCY), (totals.ttft, TTFT)):
                 for index, name in enumerate(names):
@@ -287,11 +288,11 @@ def aggregate(rows: Iterable[dict[str, Any]], stored: Iterable[dict[str, Any]] =
             _count_hops(slot, hop_totals(hops))
     seen = {request["request_id"] for request in new_requests}
     for request_id, hops in new_hops.items():  # late hops: only what they change
-        request = old_requests.get(request_id)
-        if request is None or request_id in seen:
+        old = old_requests.get(request_id)
+        if old is None or request_id in seen:
             continue
         before = old_hops.get(request_id, [])
-        _count_hops(_minute(groups, request), hop_totals(before + hops), hop_totals(before))
+        _count_hops(_minute(groups, old), hop_totals(before + hops), hop_totals(before))
     return _coarsen(groups)
 
 
@@ -386,14 +387,17 @@ def _upsert_statement(conn: Connection, rollups: Table) -> tuple[str, list[int] 
     table and kept in `Table.info` (its 160-odd columns make building and binding it per
     batch the writer's main cost): the SQL and, for positional drivers, the COLUMNS index of
     each of its parameters. None where the dialect has no such upsert."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
     dialect = conn.dialect.name
+    statement: sqlite.Insert | postgresql.Insert
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        statement = sqlite.insert(rollups)
     elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        statement = postgresql.insert(rollups)
     else:
         return None
-    statement = insert(rollups).values({name: bindparam(name) for name in COLUMNS})
+    statement = statement.values({name: bindparam(name) for name in COLUMNS})
     statement = statement.on_conflict_do_update(
         index_elements=list(KEY_COLUMNS),
         set_={name: rollups.c[name] + statement.excluded[name] for name in MEASURES},

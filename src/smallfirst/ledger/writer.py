@@ -152,12 +152,13 @@ class LedgerWriter:
             try:
                 self._write(batch, retry=self._outage_since is not None)
             except Exception as exc:
+                failure: Exception | None = exc
                 if not _unavailable(exc):
-                    batch, exc = self._write_one_by_one(batch)
+                    batch, failure = self._write_one_by_one(batch)
                 if batch:
                     self._pending.extendleft(reversed(batch))
                     self._writing = 0
-                    self._outage(exc)
+                    self._outage(failure or exc)
                     return False
             self._writing = 0
         if self._outage_since is not None:

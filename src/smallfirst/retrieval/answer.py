@@ -10,6 +10,7 @@ numbers that point at no source are dropped rather than trusted.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -39,15 +40,22 @@ EXTRACTIVE_INSTRUCTIONS = (
 
 
 class RetrievedChunk(Protocol):
-    text: str
-    source: str
-    score: float
+    """Read-only: a KnowledgeBase's chunks are frozen."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
 
 
 class Retriever(Protocol):
     """Anything that finds passages for a query: a KnowledgeBase, or a test double."""
 
-    def search(self, query: str, k: int = 5) -> list[RetrievedChunk]: ...
+    def search(self, query: str, k: int = 5) -> Sequence[RetrievedChunk]: ...
 
 
 @dataclass(slots=True)
@@ -134,7 +142,7 @@ async def answer_with_kb(
     With `min_score`, chunks less similar than it are dropped; if none is left the answer is
     `not in the knowledge base` without calling a model at all.
     """
-    chunks = kb.search(question, k)
+    chunks = list(kb.search(question, k))
     if min_score is not None:
         chunks = [c for c in chunks if c.score >= min_score]
     if not chunks:

@@ -4,6 +4,7 @@ store, a search API): one method, `search(query, k)`, returning chunks with thei
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -17,7 +18,7 @@ class Chunk:
 
 @runtime_checkable
 class Retriever(Protocol):
-    def search(self, query: str, k: int) -> list[Chunk]:
+    def search(self, query: str, k: int) -> Sequence[object] | Awaitable[Sequence[object]]:
         """The k passages most useful for answering `query`, best first (may be async)."""
         ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ class Task:
         model: str | None = None,
         registry: Registry | None = None,
         retriever: Retriever | None = None,
-        context: list[str | Chunk] | None = None,
+        context: Sequence[str | Chunk] | None = None,
         escalate_on_failure: bool = False,
     ) -> TaskResult:
         """Run on one input. `model` is a configured model or a router name (`auto`,
@@ -150,7 +151,7 @@ class Task:
         return run_blocking(self.run(input, **kwargs))
 
     async def _passages(
-        self, query: str, retriever: Retriever | None, context: list[str | Chunk] | None
+        self, query: str, retriever: Retriever | None, context: Sequence[str | Chunk] | None
     ) -> list[Chunk]:
         if not isinstance(self.spec, AnswerSpec):
             return []
