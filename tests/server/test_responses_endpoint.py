@@ -9,6 +9,7 @@ import time
 import httpx
 import openai
 import pytest
+from pydantic import BaseModel
 
 from smallfirst.config import CascadeConfig
 from smallfirst.testing import Script
@@ -326,3 +327,19 @@ def test_earlier_output_items_passed_back_as_input_continue_the_conversation(gw)
         {"role": "assistant", "content": None, "tool_calls": [CALL.to_openai()]},
         {"role": "tool", "content": "18C", "tool_call_id": "call_1"},
     ]
+
+
+def test_the_sdk_parse_and_stream_helpers(gw) -> None:
+    class City(BaseModel):
+        name: str
+        country: str
+
+    gw.upstream.enqueue(Script(text='{"name": "Rome", "country": "Italy"}'), Script(text="a b"))
+    client = gw.client()
+    parsed = client.responses.parse(model="small", input="Capital of Italy?", text_format=City)
+    assert parsed.output_parsed == City(name="Rome", country="Italy")
+    sent = gw.upstream.received[-1]["response_format"]["json_schema"]
+    assert sent["schema"]["required"] == ["name", "country"]
+    with client.responses.stream(model="small", input="x") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        assert "".join(deltas) == stream.get_final_response().output_text == "a b"
