@@ -343,3 +343,13 @@ def test_the_sdk_parse_and_stream_helpers(gw) -> None:
     with client.responses.stream(model="small", input="x") as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         assert "".join(deltas) == stream.get_final_response().output_text == "a b"
+
+
+def test_a_refusal_is_a_refusal_part_of_the_message(gw) -> None:
+    gw.upstream.enqueue(Script(text="", refusal="I can't help with that."))
+    response = gw.client().responses.create(model="small", input="something bad")
+    [message] = response.output
+    assert [(part.type, part.refusal) for part in message.content] == [
+        ("refusal", "I can't help with that.")
+    ]
+    assert response.output_text == ""

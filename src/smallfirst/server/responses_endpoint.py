@@ -79,6 +79,8 @@ async def responses(request: Request) -> Response:
         )
     if generation.text:
         output.add_text(generation.text)
+    if generation.refusal:
+        output.add_refusal(generation.refusal)
     output.add_tool_calls(deltas_of(generation.tool_calls or []))
     output.done()
     call.succeed(generation.usage, generation.text)

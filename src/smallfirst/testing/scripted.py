@@ -48,6 +48,8 @@ class Script:
     """Answer with these calls (finish reason `tool_calls`; streamed one piece per call)."""
     finish_reason: str | None = None
     """Default: `tool_calls` with calls, else `stop`."""
+    refusal: str | None = None
+    """Sent as the answer message's `refusal` (not streamed)."""
 
 
 @dataclass
@@ -124,6 +126,7 @@ class ScriptedUpstream:
             finish_reason=_finish_reason(script),
             usage=self._usage(script),
             tool_calls=script.tool_calls,
+            refusal=script.refusal,
         )
         return Response(orjson.dumps(answer), media_type="application/json")
 

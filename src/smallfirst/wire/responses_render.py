@@ -76,7 +76,8 @@ class ResponseOutput:
 
     @property
     def text(self) -> str:
-        return "" if self._message is None else self._message["content"][0]["text"]
+        parts = self._message["content"] if self._message is not None else ()
+        return "".join(part["text"] for part in parts if part["type"] == "output_text")
 
     # -- steps (each returns its events)
 
@@ -87,23 +88,35 @@ class ResponseOutput:
         )
 
     def add_text(self, text: str) -> bytes:
-        out = b""
-        if self._message is None:
-            self._message = {
-                "type": "message",
-                "id": f"msg_{self.id.removeprefix('resp_')}",
-                "status": "in_progress",
-                "role": "assistant",
-                "content": [],
-            }
-            out += self._item_added(self._message)
-            part = {"type": "output_text", "text": "", "annotations": []}
-            out += self._event("response.content_part.added", **self._in_message(), part=dict(part))
-            self._message["content"].append(part)
-        self._message["content"][0]["text"] += text
-        return out + self._event(
-            "response.output_text.delta", **self._in_message(), delta=text, logprobs=[]
-        )
+        out, message = self._open_message()
+        parts = message["content"]
+        if not parts or parts[-1]["type"] != "output_text":
+            out += self._add_part(message, {"type": "output_text", "text": "", "annotations": []})
+        parts[-1]["text"] += text
+        where = self._in_message(len(parts) - 1)
+        return out + self._event("response.output_text.delta", **where, delta=text, logprobs=[])
+
+    def add_refusal(self, refusal: str) -> bytes:
+        """A whole refusal (answers carry it whole; deltas carry none)."""
+        out, message = self._open_message()
+        return out + self._add_part(message, {"type": "refusal", "refusal": refusal})
+
+    def _open_message(self) -> tuple[bytes, dict[str, Any]]:
+        if self._message is not None:
+            return b"", self._message
+        self._message = {
+            "type": "message",
+            "id": f"msg_{self.id.removeprefix('resp_')}",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
+        return self._item_added(self._message), self._message
+
+    def _add_part(self, message: dict[str, Any], part: dict[str, Any]) -> bytes:
+        message["content"].append(part)
+        where = self._in_message(len(message["content"]) - 1)
+        return self._event("response.content_part.added", **where, part=dict(part))
 
     def add_tool_calls(self, pieces: list[ToolCallDelta]) -> bytes:
         out = b""
@@ -137,12 +150,14 @@ class ResponseOutput:
         for item in self.items:
             index = self.items.index(item)
             if item["type"] == "message":
-                part = item["content"][0]
-                where = self._in_message()
-                out += self._event(
-                    "response.output_text.done", **where, text=part["text"], logprobs=[]
-                )
-                out += self._event("response.content_part.done", **where, part=part)
+                for content_index, part in enumerate(item["content"]):
+                    where = self._in_message(content_index)
+                    if part["type"] == "output_text":
+                        text = part["text"]
+                        out += self._event(
+                            "response.output_text.done", **where, text=text, logprobs=[]
+                        )
+                    out += self._event("response.content_part.done", **where, part=part)
             else:
                 out += self._event(
                     "response.function_call_arguments.done",
@@ -164,10 +179,14 @@ class ResponseOutput:
         index = len(self.items) - 1
         return self._event("response.output_item.added", output_index=index, item=item)
 
-    def _in_message(self) -> dict[str, Any]:
+    def _in_message(self, content_index: int) -> dict[str, Any]:
         assert self._message is not None
         index = self.items.index(self._message)
-        return {"item_id": self._message["id"], "output_index": index, "content_index": 0}
+        return {
+            "item_id": self._message["id"],
+            "output_index": index,
+            "content_index": content_index,
+        }
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         self._sequence += 1
