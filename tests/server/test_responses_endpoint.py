@@ -353,3 +353,16 @@ def test_a_refusal_is_a_refusal_part_of_the_message(gw) -> None:
         ("refusal", "I can't help with that.")
     ]
     assert response.output_text == ""
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_failure_before_any_token_keeps_its_status(gw, stream: bool) -> None:
+    gw.upstream.enqueue(Script("error", status=500))
+    with pytest.raises(openai.APIStatusError) as failed:
+        result = gw.client().responses.create(model="small", input="x", stream=stream)
+        if stream:
+            list(result)
+    assert failed.value.status_code == 502
+    assert failed.value.body["type"] == "upstream_error"
+    [row] = gw.rows()
+    assert (row["endpoint"], row["status"], row["stream"]) == ("responses", 502, stream)
