@@ -73,11 +73,19 @@ def cache_by_route(store: LedgerStore, since: float | None = None) -> list[dict[
     and the $ they saved (a hit costs $0, so its baseline cost is all saving). Read from the
     raw rows (the rollups do not keep outcomes), so it covers `ledger.retention.rows_days`."""
     table = store.requests
+    hits_only = select(table.c.requested_model).where(table.c.outcome == "cache")
+    if since is not None:
+        hits_only = hits_only.where(table.c.ts >= since)
+    with store.engine.connect() as conn:  # the partial index answers this (m009)
+        routes = sorted({route for (route,) in conn.execute(hits_only.distinct())})
+    if not routes:
+        return []
     hit = case((table.c.outcome == "cache", 1), else_=0)
     saved = case((table.c.outcome == "cache", table.c.baseline_cost_usd), else_=0.0)
     query = (
         select(table.c.requested_model, func.count(), func.sum(hit), func.sum(saved))
         .where(table.c.kind == "request", table.c.endpoint.in_(("chat", "completions")))
+        .where(table.c.requested_model.in_(routes))
         .group_by(table.c.requested_model)
     )
     if since is not None:
