@@ -108,7 +108,7 @@ def test_eval_exit_code_2_when_nobody_meets_the_bar(project_files, tmp_path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--models", "exact,nope"], "'nope' is neither a configured model, a router"),
+        (["--models", "exact,nope"], "'nope' does not exist. Configured models"),
         (["--models", "exact", "--metric", "rouge_l"], "metric 'rouge_l' does not apply"),
         (["--models", "exact", "--metric", "macro_f1", "--judge", "nope"], "'nope' does not exist"),
         (["--models", "exact", "--judge", "coin"], "--judge needs a summarize task"),
