@@ -233,3 +233,19 @@ def test_a_check_key_of_another_kind_is_named_with_its_line():
     )
     with pytest.raises(ConfigError, match=r"x\.yaml:10: cascades\.c\.checks\.1\.samples: a judge"):
         parse_config(text, source="x.yaml")
+
+
+def test_option_paths_resolve_beside_the_config_and_addresses_stay_addresses(tmp_path) -> None:
+    from smallfirst.config import resolve_model_paths
+    from smallfirst.errors import ModelLoadError
+    from smallfirst.models.llamacpp import resolve_model_path
+
+    config = parse_config(
+        "models:\n"
+        "  - {name: a, backend: llamacpp, path: 'hf://org/model.gguf'}\n"
+        "  - {name: b, backend: replay, options: {outcomes: o.csv}}\n"
+    )
+    resolve_model_paths(config, tmp_path)
+    assert config.models[1].options["outcomes"] == str(tmp_path / "o.csv")  # no adapter needed
+    with pytest.raises(ModelLoadError, match="download address"):
+        resolve_model_path(config.models[0])

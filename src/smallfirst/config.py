@@ -562,15 +562,19 @@ def resolve_model_paths(config: Config, base: Path) -> None:
     for model in config.models:
         if model.path:
             model.path = _beside(model.path, base)
-        for key in MODEL_PATH_OPTIONS:
-            value = model.options.get(key)
         if model.adapter:
             model.adapter = _beside(model.adapter, base)
+        for key in MODEL_PATH_OPTIONS:
+            value = model.options.get(key)
             if isinstance(value, str) and value:
                 model.options[key] = _beside(value, base)
 
 
 def _beside(path: str, base: Path) -> str:
+    """A relative file path, relative to the config file; an address (`hf://...`) as is, so
+    the backend can refuse it by name instead of looking for a local file of that name."""
+    if "://" in path or path.startswith("huggingface.co/"):
+        return path
     expanded = Path(path).expanduser()
     return str(expanded if expanded.is_absolute() else base / expanded)
 
