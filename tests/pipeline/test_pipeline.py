@@ -270,14 +270,9 @@ def reply(text: str) -> JSONResponse:
     )
 
 
-async def test_only_the_failed_piece_escalates():
-    async def small_chat(request):  # invalid JSON for the first piece only, every time
-        prompt = " ".join(m["content"] for m in (await request.json())["messages"])
-        return reply("{" if "Paragraph 0" in prompt else NOTES)
-
-    async def large_chat(_request):
-        return reply('{"facts": ["from large"]}')
-
+async def chunked_facts(small_chat, large_chat):
+    """The `facts` step over three paragraphs cut into three pieces, on a `small` and a
+    `large` model served by the given chat handlers."""
     small = Starlette(routes=[Route("/v1/chat/completions", small_chat, methods=["POST"])])
     large = Starlette(routes=[Route("/v1/chat/completions", large_chat, methods=["POST"])])
     with BackgroundServer(small) as s_server, BackgroundServer(large) as l_server:
@@ -290,6 +285,18 @@ async def test_only_the_failed_piece_escalates():
         doc = "\n\n".join(f"Paragraph {i}: " + "words " * 25 for i in range(3))
         result = await p.run(doc, registry=registry)
         await registry.aclose()
+    return result
+
+
+async def test_only_the_failed_piece_escalates():
+    async def small_chat(request):  # invalid JSON for the first piece only, every time
+        prompt = " ".join(m["content"] for m in (await request.json())["messages"])
+        return reply("{" if "Paragraph 0" in prompt else NOTES)
+
+    async def large_chat(_request):
+        return reply('{"facts": ["from large"]}')
+
+    result = await chunked_facts(small_chat, large_chat)
     facts = result.steps["facts"]
     assert facts.status == "ok" and facts.escalated and facts.model == "large"
     assert [piece["data"]["facts"] for piece in facts.output] == [
@@ -365,18 +372,7 @@ async def test_when_most_pieces_fail_the_whole_step_goes_up_once():
         large_prompts.append(" ".join(m["content"] for m in (await request.json())["messages"]))
         return reply('{"facts": ["from large"]}')
 
-    small = Starlette(routes=[Route("/v1/chat/completions", small_chat, methods=["POST"])])
-    large = Starlette(routes=[Route("/v1/chat/completions", large_chat, methods=["POST"])])
-    with BackgroundServer(small) as s_server, BackgroundServer(large) as l_server:
-        models = [
-            f"  - {{name: {name}, backend: openai, base_url: '{url}/v1', tier: {name}}}"
-            for name, url in (("small", s_server.url), ("large", l_server.url))
-        ]
-        registry = Registry(parse_config("models:\n" + "\n".join(models) + "\n"))
-        p = pipeline({"name": "facts", "task": FACTS, "chunk_chars": 200})
-        doc = "\n\n".join(f"Paragraph {i}: " + "words " * 25 for i in range(3))
-        result = await p.run(doc, registry=registry)
-        await registry.aclose()
+    result = await chunked_facts(small_chat, large_chat)
     facts = result.steps["facts"]
     assert facts.status == "ok" and facts.escalated and facts.model == "large"
     assert facts.output["data"]["facts"] == ["from large"]  # one answer for the whole input
