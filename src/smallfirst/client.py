@@ -25,6 +25,7 @@ from typing import Any
 from smallfirst.blocking import iterate_blocking, run_blocking
 from smallfirst.config import Config, load_config
 from smallfirst.errors import InvalidRequestError, SmallfirstError, UpstreamError
+from smallfirst.routing.cascade import replay
 from smallfirst.routing.hops import HopLog
 from smallfirst.server import admission
 from smallfirst.server.call import Call
@@ -80,8 +81,8 @@ class AsyncClient:
         call, target, route, log = await self._open("chat", model, request)
         if isinstance(target, CascadeTarget):  # checked whole before anything is sent
             answer = await self._answer(call, target, route, log, request)
-            yield Delta(text=answer.text)
-            yield Delta(finish_reason=answer.generation.finish_reason, usage=answer.usage)
+            async for delta in replay(answer.generation):
+                yield delta
             return
         collected = StreamCollector()
         deltas = target.stream(request, **self._options(call, route, log))

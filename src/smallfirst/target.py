@@ -26,7 +26,7 @@ from smallfirst.blocking import iterate_blocking, run_blocking
 from smallfirst.errors import InvalidRequestError, ModelNotFoundError
 from smallfirst.models.registry import ModelEntry, Registry
 from smallfirst.routing.base import DefaultRouter, RouteDecision, Router, resolve_router
-from smallfirst.routing.cascade import CASCADE_PREFIX, Cascade, Cascades
+from smallfirst.routing.cascade import CASCADE_PREFIX, Cascade, Cascades, replay
 from smallfirst.routing.hops import Hop, HopLog
 from smallfirst.routing.requirements import (
     lacking,
@@ -305,8 +305,8 @@ class CascadeTarget(Target):
         on_model: OnModel | None = None,
     ) -> AsyncIterator[Delta]:
         answer = await self.generate(request, log=log)
-        yield Delta(text=answer.text)
-        yield Delta(finish_reason=answer.generation.finish_reason, usage=answer.usage)
+        async for delta in replay(answer.generation):
+            yield delta
 
 
 class Targets:

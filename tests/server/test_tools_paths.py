@@ -85,3 +85,20 @@ def test_a_batch_item_keeps_its_tools_and_returns_the_call(upstreams) -> None:  
     assert done.output["tool_calls"] == [CALL.to_openai()]
     with pytest.raises(InvalidRequestError, match="presence_penalty"):
         asyncio.run(processor.process({"body": {"messages": ASK, "presence_penalty": 1}}))
+
+
+def test_a_streamed_cascade_answer_keeps_its_tool_call(upstreams) -> None:  # noqa: F811
+    scripted, urls = upstreams
+    scripted["small"].default = Script(tool_calls=[CALL], prompt_tokens=5, completion_tokens=3)
+    config = config_for(urls, cascades={"ladder": {"rungs": ["small", "large"]}})
+    with running_gateway(config) as gw:
+        chunks = list(
+            gw.client().chat.completions.create(
+                model="cascade-ladder", messages=ASK, tools=[WEATHER], stream=True
+            )
+        )
+    pieces = [
+        c.choices[0].delta.tool_calls for c in chunks if c.choices and c.choices[0].delta.tool_calls
+    ]
+    assert pieces and pieces[0][0].id == "call_7" and pieces[0][0].function.name == "get_weather"
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"

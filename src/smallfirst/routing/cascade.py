@@ -32,6 +32,7 @@ from smallfirst.routing.hops import CascadeResult, HopLog
 from smallfirst.routing.requirements import Need, needs_of, no_model_serves, why_unfit
 from smallfirst.routing.resilience import failover_caller
 from smallfirst.types import TIERS, ChatRequest, Delta, Generation, Message
+from smallfirst.wire.tool_calls import deltas_of
 
 CASCADE_PREFIX = "cascade-"
 
@@ -255,14 +256,15 @@ class Cascade:
         """A cascade checks whole answers, so nothing is sent before the accepted one exists;
         returns the result and an iterator that replays it as deltas."""
         result = await self.run(request, request_id=request_id, log=log)
+        return result, replay(result.generation)
 
-        async def deltas() -> AsyncIterator[Delta]:
-            yield Delta(text=result.generation.text)
-            yield Delta(
-                finish_reason=result.generation.finish_reason, usage=result.generation.usage
-            )
 
-        return result, deltas()
+async def replay(generation: Generation) -> AsyncIterator[Delta]:
+    """A finished answer (a cascade's accepted one) as a stream, tool calls included."""
+    calls = deltas_of(generation.tool_calls or [])
+    if generation.text or calls:
+        yield Delta(text=generation.text, tool_calls=calls or None)
+    yield Delta(finish_reason=generation.finish_reason, usage=generation.usage)
 
 
 def _dedupe(names: Iterable[str]) -> list[str]:

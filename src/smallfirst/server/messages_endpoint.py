@@ -10,24 +10,23 @@ Errors, wherever they arise, answer in Anthropic's error shape with the right st
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from smallfirst.errors import SmallfirstError
+from smallfirst.routing.cascade import replay
 from smallfirst.server import admission, passthrough
 from smallfirst.server.call import Call
 from smallfirst.server.cascade_call import climb
 from smallfirst.server.chat import admit, failover_options, hops_kept, start_call
 from smallfirst.server.messages_stream import stream_messages
 from smallfirst.target import CascadeTarget
-from smallfirst.types import ChatRequest, Delta, Generation
+from smallfirst.types import ChatRequest, Generation
 from smallfirst.wire.anthropic_render import error_json, message_json
 from smallfirst.wire.anthropic_schemas import MessagesBody
 from smallfirst.wire.schemas import validate
-from smallfirst.wire.tool_calls import deltas_of
 
 log = logging.getLogger("smallfirst.server")
 
@@ -79,14 +78,6 @@ def answered(call: Call, generation: Generation) -> Response:
     data = orjson.dumps(message_json(generation, call.request_id))
     call.succeed(generation.usage, generation.text)
     return Response(data, media_type="application/json", headers=call.headers())
-
-
-async def replay(generation: Generation) -> AsyncIterator[Delta]:
-    """A finished answer (a cascade's accepted one) as a stream, tool calls included."""
-    calls = deltas_of(generation.tool_calls or [])
-    if generation.text or calls:
-        yield Delta(text=generation.text, tool_calls=calls or None)
-    yield Delta(finish_reason=generation.finish_reason, usage=generation.usage)
 
 
 def error_response(error: SmallfirstError, request: Request) -> Response:
