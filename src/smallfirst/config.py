@@ -399,6 +399,38 @@ class CacheConfig(Strict):
     """A model2vec static model folder (default: the one routers distill from MiniLM)."""
 
 
+class LearnConfig(Strict):
+    """`learn:` — `auto` learns per task from the traffic it serves (smallfirst/learning/).
+    Present (even as `learn: {}`): `model: "auto"` serves each task by its learned policy, on
+    the baseline model until evidence proves a cheaper one, and shadows a share of traffic."""
+
+    auto: bool = False
+    """Run `smallfirst learn` in the gateway every `interval_s` (else only from the CLI)."""
+    interval_s: float = Field(default=300, gt=0)
+    reload_s: float = Field(default=10, gt=0)
+    """How often a replica reads the current policies from the shared database."""
+    target: float = Field(default=0.95, gt=0, lt=1)
+    """Agreement with the large model a cheaper policy must prove (its lower bound)."""
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    """Level of the one-sided lower bound the target is checked against."""
+    min_evidence: int = Field(default=100, ge=1)
+    """Comparisons a task needs before a cheaper policy is considered."""
+    shadow_rate: float = Field(default=0.2, ge=0, le=1)
+    """Share of a task's traffic answered by the other tier too, while it is on the large one."""
+    audit_rate: float = Field(default=0.05, ge=0, le=1)
+    """Share of a promoted task's traffic also asked of the large model, to catch a drop."""
+    budget_usd_per_day: float = Field(default=1.0, ge=0)
+    """Shadow and judge spend per UTC day over all tasks; at zero, no shadow calls."""
+    small_model: str | None = None
+    """The model shadowed as `small` (default: the cheapest non-tiny model)."""
+    large_model: str | None = None
+    """The reference (default: `baseline_model`)."""
+    judge_model: str | None = None
+    """Judges free-text answers pairwise; without one, free text is never moved down."""
+    artifacts_dir: str | None = None
+    """Where learned students and example banks are written (default: beside the ledger)."""
+
+
 class Config(Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     default_model: str | None = None
@@ -416,6 +448,8 @@ class Config(Strict):
     """Pipeline name -> pipeline YAML path (for `/v1/pipelines/{name}` and the CLI)."""
     tasks: dict[str, str] = Field(default_factory=dict)
     """Task name -> task spec YAML path (for `POST /v1/tasks/{name}` and `smallfirst run`)."""
+    learn: LearnConfig | None = None
+    """Learning from traffic for `model: "auto"`; None (absent): `auto` is a plain router."""
 
     @field_validator("models")
     @classmethod

@@ -20,7 +20,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from smallfirst.blocking import iterate_blocking, run_blocking
 from smallfirst.errors import InvalidRequestError, ModelNotFoundError
@@ -37,6 +37,9 @@ from smallfirst.routing.requirements import (
 )
 from smallfirst.routing.resilience import current_scope, failover_scope
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation, Message, Usage
+
+if TYPE_CHECKING:
+    from smallfirst.learning.gateway import GatewayLearning
 
 AnyRequest = ChatRequest | CompletionRequest
 TargetKind = Literal["model", "router", "cascade"]
@@ -313,9 +316,16 @@ class Targets:
     """Resolves names to targets and keeps them (routers load their files once; cascades
     share the registry's failover caller)."""
 
-    def __init__(self, registry: Registry, cascades: Cascades | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        cascades: Cascades | None = None,
+        learning: GatewayLearning | None = None,
+    ) -> None:
         self.registry = registry
         self.cascades = cascades or Cascades(registry)
+        self.learning = learning
+        """With `learn:` configured, `auto` serves each task by its learned policy."""
         self._resolved: dict[str, Target] = {}
 
     def resolve(self, name: str) -> Target:
@@ -333,6 +343,10 @@ class Targets:
             return ModelTarget(name, registry.get(name), registry)
         if self.cascades.cascade_name(name) is not None:
             return CascadeTarget(name, self.cascades.get(name), registry)
+        if name == "auto" and self.learning is not None:
+            from smallfirst.learning.target import LearnedTarget
+
+            return LearnedTarget(name, registry, self.learning)
         router = resolve_router(name, registry)
         if router is not None:
             return RouterTarget(name, router, registry)

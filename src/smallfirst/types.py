@@ -201,12 +201,17 @@ class GenerationParams:
 class ChatRequest:
     messages: list[Message]
     params: GenerationParams = field(default_factory=GenerationParams)
+    task: str | None = None
+    """The task it belongs to (smallfirst/learning/tasks.py); `auto` serves it by that
+    task's learned policy. Never sent to a model."""
 
 
 @dataclass(slots=True)
 class CompletionRequest:
     prompt: str
     params: GenerationParams = field(default_factory=GenerationParams)
+    task: str | None = None
+    """As on `ChatRequest`."""
 
 
 @dataclass(slots=True)

@@ -33,6 +33,8 @@ class LedgerEntry:
     key_id: str | None = None
     key_name: str | None = None
     requested_model: str | None = None
+    task: str | None = None
+    """The task the request belongs to (smallfirst/learning/tasks.py), when learning is on."""
     model: str | None = None
     """The configured model that served it (None when it failed before one was chosen)."""
     tier: str | None = None
@@ -66,6 +68,7 @@ class LedgerEntry:
             "key_id": parent.key_id,
             "key_name": parent.key_name,
             "requested_model": parent.requested_model,
+            "task": parent.task,
             "router": parent.router,
             "stream": parent.stream,
             "baseline_model": parent.baseline_model,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -239,6 +240,56 @@ def m009_cache_hit_index(conn: Connection) -> None:
             "WHERE outcome = 'cache'"
         )
     )
+
+
+@migration
+def m010_learning(conn: Connection) -> None:
+    """Learning from traffic (smallfirst/learning/): each request row names its task; the
+    evidence gathered about each task (shadow calls, audits, verdicts, escalations), client
+    feedback, and every version of every task's serving policy."""
+    conn.execute(text("ALTER TABLE requests ADD COLUMN task VARCHAR(200)"))
+    conn.execute(text("CREATE INDEX ix_requests_task_ts ON requests (task, ts)"))
+    metadata = MetaData()
+    Table(
+        "learn_evidence",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("request_id", String(64), nullable=False, index=True),
+        Column("task", String(200), nullable=False),
+        Column("ts", Float, nullable=False),
+        Column("source", String(16), nullable=False),
+        Column("output_kind", String(16), nullable=False),
+        Column("input", Text),
+        Column("small_model", String(200)),
+        Column("small_answer", Text),
+        Column("large_model", String(200)),
+        Column("large_answer", Text),
+        Column("agree", Boolean),
+        Column("score", Float),
+        Column("cost_usd", Float, nullable=False, default=0.0),
+        Column("detail", Text),
+        Index("ix_learn_evidence_task_ts", "task", "ts"),
+    )
+    Table(
+        "learn_feedback",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("request_id", String(64), nullable=False, index=True),
+        Column("key_id", String(64)),
+        Column("ts", Float, nullable=False),
+        Column("score", Float),
+        Column("correct", Boolean),
+        Column("answer", Text),
+    )
+    Table(
+        "learn_policies",
+        metadata,
+        Column("task", String(200), primary_key=True),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("created_at", Float, nullable=False, index=True),
+        Column("policy", Text, nullable=False),
+    )
+    metadata.create_all(conn)
 
 
 def _migrations_table(metadata: MetaData) -> Table:

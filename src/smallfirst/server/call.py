@@ -21,7 +21,7 @@ from smallfirst.routing.base import RouteDecision
 from smallfirst.server import admission
 from smallfirst.server.admission import Estimate
 from smallfirst.server.limits import Reservation
-from smallfirst.types import Usage
+from smallfirst.types import ChatRequest, CompletionRequest, Usage
 
 if TYPE_CHECKING:
     from smallfirst.server.gateway import Gateway
@@ -70,6 +70,7 @@ class Call:
         "key",
         "local_only",
         "model",
+        "request",
         "reservation",
         "spent_usd",
         "started",
@@ -88,6 +89,8 @@ class Call:
         """What the request spent when it is more than one call (a cascade's hops)."""
         self.local_only = False
         """The router found personal data: only models declared `local` may answer it."""
+        self.request: ChatRequest | CompletionRequest | None = None
+        """What was asked, once parsed (learning compares answers to it after the fact)."""
         self.finished = False
 
     @property
@@ -199,6 +202,8 @@ class Call:
             tokens = max(0, entry.input_tokens + entry.output_tokens)
             cost = entry.cost_usd if entry.cost_usd > 0 else 0.0  # never a refund (or a NaN)
             self.gateway.limiter.settle(self.reservation, tokens, cost)
+        if self.gateway.learning is not None:
+            self.gateway.learning.finished(self)
 
     def headers(self) -> dict[str, str]:
         headers = {"x-smallfirst-request-id": self.request_id}

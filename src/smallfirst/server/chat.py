@@ -106,10 +106,18 @@ async def answer(
     The response cache (smallfirst/cache/) answers hits before routing and keeps answers."""
     gateway = call.gateway
     target = gateway.resolve(call, body.model)
+    call.request = request
+    if gateway.learning is not None:
+        request.task = call.entry.task = gateway.learning.task_of(data, headers, _endpoint(target))
     cached = await cache.lookup(call, target, path, data, request, headers)
     if cached.response is not None:
         return cached.response
     return cached.keep(await _answer(call, target, path, data, body, request, prompt_tokens))
+
+
+def _endpoint(target: Target) -> str | None:
+    """A cascade's name names the task of a request that does not name its own."""
+    return target.name if isinstance(target, CascadeTarget) else None
 
 
 async def _answer(

@@ -13,6 +13,7 @@ import os
 from starlette.datastructures import Headers
 
 from smallfirst.config import Config
+from smallfirst.learning.gateway import GatewayLearning
 from smallfirst.ledger import Ledger, LedgerEntry
 from smallfirst.ledger.retention import keep_pruning
 from smallfirst.models.registry import Registry
@@ -62,7 +63,11 @@ class Gateway:
         """From $SMALLFIRST_ADMIN_TOKEN at start: sees every key's rows on the dashboard."""
         self.cascades = Cascades(self.registry, _failover(self.registry, server.redis_url))
         """`model: "cascade-<name>"` requests; one failover caller, so cooldowns are shared."""
-        self.targets = Targets(self.registry, self.cascades)
+        self.learning: GatewayLearning | None = None
+        """`learn:` configured: tasks, shadow calls and learned policies (smallfirst/learning)."""
+        if self.config.learn is not None:
+            self.learning = GatewayLearning(self, self.config.learn)
+        self.targets = Targets(self.registry, self.cascades, self.learning)
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -73,6 +78,8 @@ class Gateway:
         await self.auth.refresh()
         await self.limiter.load_spend(await asyncio.to_thread(self.ledger.store.spend_by_key))
         self._spawn(keep_pruning(self.ledger.store, self.config.ledger.retention))
+        if self.learning is not None:
+            await self.learning.start()
         if self.preload:
             for entry in self.registry.entries.values():
                 if entry.capabilities.embedded:
@@ -81,6 +88,8 @@ class Gateway:
     async def stop(self) -> None:
         for task in list(self._background):
             task.cancel()
+        if self.learning is not None:
+            await self.learning.stop()
         if self.ledger is not None:
             await asyncio.to_thread(self.ledger.close)
         await self.upstreams.aclose()
