@@ -13,6 +13,7 @@ The loop, one module per job:
                   bound, and stores a new policy version when the verdict changes.
 - `policies.py`   each replica's view of the current policies, re-read from the database.
 - `target.py`     the `Target` that serves `model: "auto"` by a task's policy.
-- `store.py`      the tables (migration m010); `records.py` the rows.
+- `store.py`      the tables (migration m010); `records.py` the rows; `inputs.py` what
+                  a student learns from.
 - `gateway.py`    the gateway's handle on all of it.
 """

@@ -11,8 +11,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-EvidenceSource = Literal["shadow", "audit", "cascade", "feedback"]
-"""`shadow`: served large, small asked too; `audit`: served below large, large asked too;
+EvidenceSource = Literal["served", "shadow", "audit", "cascade", "feedback"]
+"""`served`: served by the large model, nothing compared (its answer teaches students and
+example banks); `shadow`: served large, small asked too; `audit`: served below large, large
+asked too;
 `cascade`: an escalated cascade request (small's answer failed a check, large answered);
 `feedback`: a client's verdict or right answer (outranks the others)."""
 
