@@ -9,8 +9,10 @@ Tokens are pushed to the caller's event loop as they are sampled.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -108,6 +110,15 @@ def no_weight_repacking() -> Iterator[None]:
 
 
 _LOAD_LOCK = threading.Lock()
+_LOADED: weakref.WeakSet[LlamaCppProvider] = weakref.WeakSet()
+"""Providers holding weights. Closed at exit, while llama_cpp's module globals still exist:
+a `Llama` left to the garbage collector at interpreter shutdown raises in its `__del__`."""
+
+
+@atexit.register
+def _close_loaded() -> None:
+    for provider in list(_LOADED):
+        provider.close_now()
 
 
 @contextmanager
@@ -178,6 +189,7 @@ class LlamaCppProvider(StreamingProvider):
                     f"model {self.name!r}: llama.cpp could not load {path}: {exc}"
                 ) from exc
             self._engine = BatchEngine(self._llama, slots, int(options["n_batch"]))
+            _LOADED.add(self)
         return self._llama
 
     async def load(self) -> None:
@@ -340,13 +352,15 @@ class LlamaCppProvider(StreamingProvider):
         )
 
     async def aclose(self) -> None:
-        def close() -> None:
-            if self._engine is not None:
-                self._engine.close()
-                self._engine = None
-            if self._llama is not None:
-                self._llama.close()
-                self._llama = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.close_now)
         self._executor.shutdown(wait=False)
+
+    def close_now(self) -> None:
+        """Stop the engine and free the weights (idempotent)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        if self._llama is not None:
+            self._llama.close()
+            self._llama = None
+        _LOADED.discard(self)
