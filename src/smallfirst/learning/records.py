@@ -106,6 +106,10 @@ class Policy:
     evidence_n: int = 0
     created_at: float = field(default_factory=time.time)
     rolled_back_from: int | None = None
+    share_below_large: float = 0.0
+    """Share of the held-out traffic this policy serves below the large model."""
+    evidence_since: float | None = None
+    """Evidence older than this is not learnt from (set on a demotion: the traffic changed)."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -96,6 +96,25 @@ class LearningStore:
             row = conn.execute(query.limit(1)).first()
         return None if row is None else dict(row._mapping)
 
+    def tiers_served(self, task: str, since: float) -> dict[str, int]:
+        """How many of a task's answered requests each tier served since `since` (the
+        share a promoted policy really serves below large, for its audits)."""
+        table = self.requests
+        query = (
+            select(table.c.tier, func.count())
+            .where(
+                and_(
+                    table.c.kind == "request",
+                    table.c.task == task,
+                    table.c.ts >= since,
+                    table.c.status == 200,
+                )
+            )
+            .group_by(table.c.tier)
+        )
+        with self.engine.connect() as conn:
+            return {str(tier): int(n) for tier, n in conn.execute(query)}
+
     # policies -------------------------------------------------------------------------
 
     def save_policy(self, policy: Policy) -> Policy:

@@ -16,7 +16,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from smallfirst import cache
-from smallfirst.errors import PayloadTooLargeError
+from smallfirst.errors import InvalidRequestError, PayloadTooLargeError
+from smallfirst.learning.target import LearnedTarget
 from smallfirst.models.openai import OpenAIProvider
 from smallfirst.routing.hops import HopLog
 from smallfirst.server import admission, passthrough
@@ -136,8 +137,10 @@ async def _answer(
         return await run_cascade(
             gateway, call, target, request, prompt_tokens, body.stream, body.include_usage
         )
-    route = await gateway.route(call, target, request)
+    route = await _route(call, target, data, request, honoured)
     await admit(call, prompt_tokens, body.output_limit)
+    if isinstance(target, LearnedTarget) and target.in_process(route):  # a student's label
+        return await run_provider(call, target, route, request, body)
     provider = gateway.registry.raw_provider(route.model.name)
     if isinstance(provider, OpenAIProvider):
         if body.stream:
@@ -145,6 +148,27 @@ async def _answer(
         return await passthrough.forward(call, provider, path, data)
     refuse_unforwardable(data, route.model.name, honoured)
     return await run_provider(call, target, route, request, body)
+
+
+async def _route(
+    call: Call,
+    target: Target,
+    data: dict[str, Any],
+    request: ChatRequest | CompletionRequest,
+    honoured: frozenset[str],
+) -> Route:
+    """Put the first model on the call. A learned student answers only a request whose every
+    field it honours; one with a pass-through-only field goes up to the policy's rungs."""
+    if not isinstance(target, LearnedTarget):
+        return await call.gateway.route(call, target, request)
+    try:
+        refuse_unforwardable(data, target.name, honoured)
+        student = True
+    except InvalidRequestError:
+        student = False
+    route = await target.aroute(request, student=student)
+    call.routed(route.model, route.decision)
+    return route
 
 
 async def run_provider(

@@ -1,0 +1,162 @@
+"""The cheaper policies a task could move to, each with its quality on held-out evidence.
+
+A candidate's quality is what the client would get: agreement with the large model over
+held-out requests, where a request the student defers is served by the next rung (the large
+model agrees with itself; the small model as its shadow comparisons say). Bounds are one-sided
+Wilson bounds at `learn.confidence` (evaluate/stats.py).
+
+- `small`: the small model for every request, on shadow and audit comparisons (nothing is
+  fitted, so every comparison is held out).
+- `student`: a tier-0 student (distill/student.py) trained on the older (input, large answer)
+  pairs of a closed-label task and scored on the newest ones: a chronological split, so the
+  estimate is of the very file that would be served, on traffic it has not seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from smallfirst.config import LearnConfig
+from smallfirst.distill.student import TinyClassifier, train_student
+from smallfirst.embeddings import Embedder
+from smallfirst.errors import InvalidRequestError
+from smallfirst.evaluate.stats import Rate, wilson_bound
+from smallfirst.learning.cases import Case, label_of
+from smallfirst.learning.records import Estimate, ServeKind
+
+HELD_OUT_SHARE = 0.3
+"""The newest share of a task's pairs a student is scored on (it learns from the rest)."""
+MIN_HELD_OUT = 10
+
+
+@dataclass
+class Candidate:
+    serve: ServeKind
+    rungs: list[str]
+    estimate: Estimate
+    share_below_large: float
+    """Share of the held-out requests served below the large model."""
+    student: TinyClassifier | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return (
+            "student" + "".join(f" -> {rung}" for rung in self.rungs)
+            if self.student
+            else self.serve
+        )
+
+    @property
+    def cheapness(self) -> tuple[float, float]:
+        """Most traffic below large first; then most of it answered by a student ($0)."""
+        return (self.share_below_large, self.share_below_large if self.student else 0.0)
+
+
+def rate_estimate(successes: int, n: int, level: float) -> Estimate:
+    rate = Rate(successes, n, level)
+    return Estimate(n=n, agreement=rate.value, lower=rate.lower, upper=rate.upper)
+
+
+def more_needed(estimate: Estimate, target: float, level: float) -> int | None:
+    """How many more comparisons at the current agreement would lift the lower bound to the
+    target; None when the agreement itself is not above the target (more will not help)."""
+    p = estimate.agreement
+    if p <= target:
+        return None
+    low, high = max(estimate.n, 1), max(estimate.n, 1) * 2
+    while wilson_bound(p * high, high, level) < target:
+        low, high = high, high * 2
+        if high > 10**9:
+            return None
+    while low < high:
+        mid = (low + high) // 2
+        if wilson_bound(p * mid, mid, level) >= target:
+            high = mid
+        else:
+            low = mid + 1
+    return max(0, high - estimate.n)
+
+
+def small_candidate(cases: list[Case], small: str, level: float) -> Candidate | None:
+    compared = [
+        case
+        for case in cases
+        if case.trusted and case.agree is not None and case.small_model == small
+    ]
+    if not compared:
+        return None
+    agreed = sum(1 for case in compared if case.agree)
+    return Candidate("small", [small], rate_estimate(agreed, len(compared), level), 1.0)
+
+
+def student_candidates(
+    cases: list[Case],
+    config: LearnConfig,
+    embedder: Embedder,
+    large: str,
+    small: str | None,
+) -> tuple[list[Candidate], str | None]:
+    """Students deferring to the large model (and to the small one, where shadow comparisons
+    cover the held-out requests); or none and why."""
+    pairs = [case for case in cases if case.trusted and case.input and case.reference]
+    held_n = max(MIN_HELD_OUT, round(len(pairs) * HELD_OUT_SHARE))
+    if len(pairs) - held_n < 4:
+        return [], f"a student needs more than {held_n + 4} (input, large answer) pairs"
+    train, held = pairs[:-held_n], pairs[-held_n:]
+    vectors = embedder.encode([case.input or "" for case in pairs])
+    try:
+        student = train_student(
+            vectors[: len(train)],
+            [(case.reference or "").strip() for case in train],
+            target_accuracy=config.target,
+            embedder_name=embedder.name,
+            level=config.confidence,
+        )
+    except InvalidRequestError as exc:  # one label so far, or too few examples
+        return [], f"no student yet: {exc.message}"
+    predictions = student.predict_vectors(vectors[len(train) :])
+    answered = np.array([p.answered for p in predictions])
+    right = np.array(
+        [
+            label_of(p.label) == label_of(c.reference or "")
+            for p, c in zip(predictions, held, strict=True)
+        ]
+    )
+    coverage = float(answered.mean())
+    out = [
+        Candidate(
+            "student",
+            [large],
+            rate_estimate(
+                int((answered & right).sum() + (~answered).sum()), len(held), config.confidence
+            ),
+            coverage,
+            student,
+        )
+    ]
+    if small is not None:
+        out.extend(_student_then_small(held, answered, right, small, student, config.confidence))
+    return out, None
+
+
+def _student_then_small(
+    held: list[Case],
+    answered: np.ndarray,
+    right: np.ndarray,
+    small: str,
+    student: TinyClassifier,
+    level: float,
+) -> list[Candidate]:
+    """Deferrals served by the small model: scored on the held-out requests whose small
+    answer was compared with the large one (its shadow comparisons)."""
+    compared = np.array([case.agree is not None and case.small_model == small for case in held])
+    if not compared.any():
+        return []
+    small_right = np.array([bool(case.agree) for case in held])
+    good = (answered & right) | (~answered & small_right)
+    n = int(compared.sum())
+    estimate = rate_estimate(int((good & compared).sum()), n, level)
+    return [Candidate("student", [small], estimate, 1.0, student)]

@@ -1,0 +1,218 @@
+"""`model: "auto"` with `learn:` configured: each request served by its task's policy.
+
+Without a policy (cold start) a task is served on the large model, so pointing an app at
+`auto` never makes its answers worse. With one: a policy's student answers first when it is
+sure of the input and knows its kind; otherwise the request goes up to the policy's rungs,
+never sideways. The student's verdict is taken while routing (it costs an embedding, so off
+the event loop), which makes every request a one-model route: the gateway admits exactly the
+model that will answer and may still forward a large model's bytes as they are. Every route
+reason names the task and the policy version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from smallfirst.config import ModelConfig, Price
+from smallfirst.distill.student import Prediction, TinyClassifier
+from smallfirst.learning.gateway import GatewayLearning
+from smallfirst.learning.inputs import input_text
+from smallfirst.learning.records import Policy
+from smallfirst.learning.tiers import large_model, small_model
+from smallfirst.models.pricing import price_of
+from smallfirst.models.registry import ModelEntry, Registry
+from smallfirst.routing.base import RouteDecision
+from smallfirst.routing.hops import HopLog
+from smallfirst.routing.requirements import needs_of, no_model_serves, why_unfit
+from smallfirst.target import Allow, Answer, AnyRequest, OnModel, Route, _OneModel
+from smallfirst.types import Delta, Generation, TokenLogprob, Usage
+
+log = logging.getLogger("smallfirst.learning")
+LABEL = "student_label"
+CONFIDENCE = "student_confidence"
+
+
+@dataclass(slots=True)
+class _Student:
+    entry: ModelEntry
+    """Not in the registry: it answers only through this target, so it never becomes the
+    default model, a fallback or a listed model."""
+    classifier: TinyClassifier
+
+
+class LearnedTarget(_OneModel):
+    kind = "router"
+
+    def __init__(self, name: str, registry: Registry, learning: GatewayLearning) -> None:
+        super().__init__(name, registry)
+        self.learning = learning
+        self.large = large_model(registry, learning.config)
+        self.small = small_model(registry, learning.config)
+        self._students: dict[str, _Student] = {}
+
+    def policy(self, task: str | None) -> Policy | None:
+        book = self.learning.policies
+        return None if book is None else book.get(task)
+
+    def route(self, request: AnyRequest, *, student: bool = True) -> Route:
+        """`student=False`: the request carries a field only pass-through honours, so a
+        student's label could not honour it; the policy's rungs answer."""
+        task = request.task or "untasked"
+        policy = self.policy(request.task)
+        if policy is None:
+            shadow = f", shadowing {self.small}" if self.small else ""
+            reason = f"learned {task} v0: cold start on {self.large}{shadow}"
+            return self._climb([self.large], request, reason, task, 0)
+        prefix = f"learned {task} v{policy.version}"
+        if policy.serve != "student":
+            return self._climb(
+                policy.rungs, request, f"{prefix}: {policy.serve}", task, policy.version
+            )
+        if not student:
+            why = "the request has fields only pass-through honours"
+            return self._climb(
+                policy.rungs, request, f"{prefix}: student skipped ({why})", task, policy.version
+            )
+        return self._by_student(policy, request, prefix, task)
+
+    async def aroute(self, request: AnyRequest, *, student: bool = True) -> Route:
+        policy = self.policy(request.task)
+        if student and policy is not None and policy.serve == "student":
+            return await asyncio.to_thread(self.route, request, student=student)
+        return self.route(request, student=student)
+
+    def _by_student(self, policy: Policy, request: AnyRequest, prefix: str, task: str) -> Route:
+        version = policy.version
+        found = self._student(policy)
+        if found is None:
+            return self._climb(
+                policy.rungs, request, f"{prefix}: student file unreadable", task, version
+            )
+        why = why_unfit(found.entry, request, needs_of(request))
+        text = input_text(request).strip()
+        if why is not None or not text:
+            why = why or "no input text"
+            return self._climb(
+                policy.rungs, request, f"{prefix}: student skipped ({why})", task, version
+            )
+        prediction = found.classifier.predict([text])[0]
+        if not prediction.answered:
+            reason = f"{prefix}: student deferred ({_deferral(prediction, found.classifier)})"
+            return self._climb(policy.rungs, request, reason, task, version)
+        sure = f"confidence {prediction.confidence:.3f}"
+        reason = f"{prefix}: student answered {prediction.label!r} ({sure})"
+        details = {"task": task, "policy_version": version}
+        details |= {LABEL: prediction.label, CONFIDENCE: prediction.confidence}
+        decision = RouteDecision(
+            found.entry.name, self.name, reason, prediction.confidence, details
+        )
+        return Route(found.entry, decision)
+
+    def _climb(
+        self, rungs: list[str], request: AnyRequest, reason: str, task: str, version: int
+    ) -> Route:
+        """The first rung (then the large model) that can serve the request; up only."""
+        ladder = [*rungs, *([] if self.large in rungs else [self.large])]
+        needs = needs_of(request)
+        passed: list[str] = []
+        for name in ladder:
+            entry = self.registry.get(name)
+            unfit = why_unfit(entry, request, needs)
+            if unfit is None:
+                said = reason if not passed else f"{reason}; {'; '.join(passed)}"
+                details = {"task": task, "policy_version": version}
+                return Route(
+                    entry, RouteDecision(entry.name, self.name, f"{said}: on {name}", None, details)
+                )
+            passed.append(unfit)
+        no_model_serves(needs, passed)
+
+    def _student(self, policy: Policy) -> _Student | None:
+        """The policy's student, loaded once per file (a file that cannot be read is
+        logged and skipped: the rungs answer)."""
+        path = policy.artifacts.get("student")
+        if not path:
+            return None
+        found = self._students.get(path)
+        if found is None:
+            try:
+                classifier = TinyClassifier.load(path)
+            except Exception:
+                log.exception(
+                    "learning: cannot load the student of %s v%s", policy.task, policy.version
+                )
+                return None
+            config = ModelConfig(
+                name=f"learned-{policy.task}-v{policy.version}",
+                backend="student",
+                tier="tiny",
+                price=Price(input=0, output=0),
+                options={"path": path},
+            )
+            found = self._students[path] = _Student(
+                ModelEntry(config, price_of(config)), classifier
+            )
+        return found
+
+    @staticmethod
+    def in_process(route: Route) -> bool:
+        """Is this route a student's answer (given while routing, nothing to forward)?"""
+        return route.decision is not None and LABEL in route.decision.details
+
+    async def generate(
+        self,
+        request: AnyRequest,
+        *,
+        route: Route | None = None,
+        log: HopLog | None = None,
+        allow: Allow | None = None,
+        on_model: OnModel | None = None,
+    ) -> Answer:
+        route = route or await self.aroute(request)
+        if not self.in_process(route):
+            return await super().generate(
+                request, route=route, log=log, allow=allow, on_model=on_model
+            )
+        request_id = log.request_id if log is not None else HopLog().request_id
+        return Answer(_student_answer(route), route, [], 0.0, request_id)
+
+    async def stream(
+        self,
+        request: AnyRequest,
+        *,
+        route: Route | None = None,
+        log: HopLog | None = None,
+        allow: Allow | None = None,
+        on_model: OnModel | None = None,
+    ) -> AsyncIterator[Delta]:
+        route = route or await self.aroute(request)
+        if not self.in_process(route):
+            async for delta in super().stream(
+                request, route=route, log=log, allow=allow, on_model=on_model
+            ):
+                yield delta
+            return
+        generation = _student_answer(route)
+        yield Delta(text=generation.text, logprobs=generation.logprobs)
+        yield Delta(finish_reason=generation.finish_reason, usage=generation.usage)
+
+
+def _student_answer(route: Route) -> Generation:
+    assert route.decision is not None
+    label = str(route.decision.details[LABEL])
+    confidence = float(route.decision.details[CONFIDENCE])
+    logprob = TokenLogprob(label, math.log(max(confidence, 1e-12)))
+    return Generation(text=label, model=route.model.name, usage=Usage(0, 0), logprobs=[logprob])
+
+
+def _deferral(prediction: Prediction, student: TinyClassifier) -> str:
+    if prediction.reason == "unfamiliar":
+        least = student.similarity_threshold
+        return f"unfamiliar input: similarity {prediction.similarity:.3f} < {least:.3f}"
+    if prediction.reason == "background":
+        return "the input looks like background traffic"
+    return f"unsure: confidence {prediction.confidence:.3f} < {student.threshold:.3f}"
