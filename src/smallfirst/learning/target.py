@@ -65,17 +65,21 @@ class LearnedTarget(_OneModel):
         policy = self.policy(request.task)
         if policy is None:
             shadow = f", shadowing {self.small}" if self.small else ""
-            reason = f"learned {task} v0: cold start on {self.large}{shadow}"
-            return self._climb([self.large], request, reason, task, 0)
+            head = f"learned {task} v0: cold start"
+            return self._climb([self.large], request, head, task, 0, tail=shadow)
         prefix = f"learned {task} v{policy.version}"
         if policy.serve != "student":
             return self._climb(
-                policy.rungs, request, f"{prefix}: {policy.serve}", task, policy.version
+                policy.rungs, request, f"{prefix}: {policy.serve} policy", task, policy.version
             )
         if not student:
             why = "the request has fields only pass-through honours"
             return self._climb(
-                policy.rungs, request, f"{prefix}: student skipped ({why})", task, policy.version
+                policy.rungs,
+                request,
+                f"{prefix}: student skipped ({why}), served",
+                task,
+                policy.version,
             )
         return self._by_student(policy, request, prefix, task)
 
@@ -90,19 +94,19 @@ class LearnedTarget(_OneModel):
         found = self._student(policy)
         if found is None:
             return self._climb(
-                policy.rungs, request, f"{prefix}: student file unreadable", task, version
+                policy.rungs, request, f"{prefix}: student file unreadable, served", task, version
             )
         why = why_unfit(found.entry, request, needs_of(request))
         text = input_text(request).strip()
         if why is not None or not text:
             why = why or "no input text"
             return self._climb(
-                policy.rungs, request, f"{prefix}: student skipped ({why})", task, version
+                policy.rungs, request, f"{prefix}: student skipped ({why}), served", task, version
             )
         prediction = found.classifier.predict([text])[0]
         if not prediction.answered:
-            reason = f"{prefix}: student deferred ({_deferral(prediction, found.classifier)})"
-            return self._climb(policy.rungs, request, reason, task, version)
+            head = f"{prefix}: student deferred ({_deferral(prediction, found.classifier)}), served"
+            return self._climb(policy.rungs, request, head, task, version)
         sure = f"confidence {prediction.confidence:.3f}"
         reason = f"{prefix}: student answered {prediction.label!r} ({sure})"
         details = {"task": task, "policy_version": version}
@@ -113,9 +117,16 @@ class LearnedTarget(_OneModel):
         return Route(found.entry, decision)
 
     def _climb(
-        self, rungs: list[str], request: AnyRequest, reason: str, task: str, version: int
+        self,
+        rungs: list[str],
+        request: AnyRequest,
+        head: str,
+        task: str,
+        version: int,
+        tail: str = "",
     ) -> Route:
-        """The first rung (then the large model) that can serve the request; up only."""
+        """The first rung (then the large model) that can serve the request; up only. The
+        reason reads `<head> on <model> (<rungs passed over and why>)<tail>`."""
         ladder = [*rungs, *([] if self.large in rungs else [self.large])]
         needs = needs_of(request)
         passed: list[str] = []
@@ -123,11 +134,10 @@ class LearnedTarget(_OneModel):
             entry = self.registry.get(name)
             unfit = why_unfit(entry, request, needs)
             if unfit is None:
-                said = reason if not passed else f"{reason}; {'; '.join(passed)}"
+                over = f" ({'; '.join(passed)})" if passed else ""
+                reason = f"{head} on {name}{over}{tail}"
                 details = {"task": task, "policy_version": version}
-                return Route(
-                    entry, RouteDecision(entry.name, self.name, f"{said}: on {name}", None, details)
-                )
+                return Route(entry, RouteDecision(entry.name, self.name, reason, None, details))
             passed.append(unfit)
         no_model_serves(needs, passed)
 

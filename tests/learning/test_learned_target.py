@@ -1,0 +1,119 @@
+"""`model: "auto"` on a live gateway with `learn: {}`: cold start on large, then a saved
+policy's student answers what it is sure of and defers the rest up to large."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from smallfirst.config import LearnConfig
+from smallfirst.distill.student import train_student
+from smallfirst.embeddings import get_embedder
+from smallfirst.learning.records import Policy
+from smallfirst.testing import Script
+
+from ..server.gateway_helpers import running_gateway, scripted_config
+from .learn_helpers import intent_pairs
+
+TASK = {"x-smallfirst-task": "intents"}
+
+
+@pytest.fixture(scope="module")
+def student_file(tmp_path_factory) -> Path:
+    """A tiny MiniLM student trained on 120 labelled intents (seconds)."""
+    pairs = intent_pairs()
+    embedder = get_embedder("minilm")
+    student = train_student(
+        embedder.encode([text for text, _ in pairs]),
+        [label for _, label in pairs],
+        target_accuracy=0.9,
+        embedder_name=embedder.name,
+    )
+    path = tmp_path_factory.mktemp("student") / "intents.joblib"
+    student.save(path)
+    return path
+
+
+@pytest.fixture
+def live(scripted, tmp_path):
+    upstream, url = scripted
+    upstream.default = Script(text="weather")
+    config = scripted_config(url, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
+    config.learn = LearnConfig(shadow_rate=0.0, audit_rate=0.0)
+    with running_gateway(config) as gw:
+        yield gw, upstream
+
+
+def ask(gw, text: str, **options):
+    return gw.client().chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": text}], extra_headers=TASK, **options
+    )
+
+
+def save_student_policy(gw, path: Path) -> Policy:
+    learning = gw.gateway.learning
+    assert learning is not None and learning.store is not None and learning.policies
+    policy = learning.store.save_policy(
+        Policy("intents", 0, "student", ["large"], "proven", 0.9, artifacts={"student": str(path)},
+               audit_rate=0.05)
+    )  # fmt: skip
+    asyncio.run(learning.policies.refresh())
+    return policy
+
+
+def test_cold_start_serves_on_large_and_names_the_policy(live):
+    gw, upstream = live
+    raw = ask(gw, "will it rain in Madrid tomorrow")
+    assert raw.parse().choices[0].message.content == "weather"
+    assert raw.headers["x-smallfirst-model"] == "large"
+    reason = raw.headers["x-smallfirst-route-reason"]
+    assert reason == "learned intents v0: cold start on large, shadowing small"
+    assert [body["model"] for body in upstream.received] == ["up-large"]
+    [row] = gw.rows(kind="request")
+    assert (row["task"], row["tier"], row["route_reason"]) == ("intents", "large", reason)
+
+
+def test_a_student_policy_answers_sure_inputs_and_defers_the_rest_to_large(live, student_file):
+    gw, upstream = live
+    save_student_policy(gw, student_file)
+    sure = ask(gw, "what's the weather in Paris")
+    assert sure.parse().choices[0].message.content == "weather"
+    assert sure.headers["x-smallfirst-tier"] == "tiny"
+    assert sure.headers["x-smallfirst-model"] == "learned-intents-v1"
+    assert sure.headers["x-smallfirst-route-reason"].startswith(
+        "learned intents v1: student answered 'weather'"
+    )
+    assert upstream.received == []  # answered at $0, nothing sent upstream
+    upstream.default = Script(text="none of these")
+    unsure = ask(gw, "explain the proof of Fermat's last theorem in detail")
+    assert unsure.parse().choices[0].message.content == "none of these"
+    assert unsure.headers["x-smallfirst-model"] == "large"
+    reason = unsure.headers["x-smallfirst-route-reason"]
+    assert reason.startswith("learned intents v1: student deferred (") and "on large" in reason
+    rows = {row["tier"]: row for row in gw.rows(kind="request")}
+    assert rows["tiny"]["cost_usd"] == 0.0 and rows["large"]["cost_usd"] > 0
+
+
+def test_a_student_answer_streams(live, student_file):
+    gw, upstream = live
+    save_student_policy(gw, student_file)
+    stream = gw.client().chat.completions.create(
+        model="auto",
+        messages=[{"role": "user", "content": "play some jazz from Lima"}],
+        extra_headers=TASK,
+        stream=True,
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "music" and upstream.received == []
+
+
+def test_a_field_only_pass_through_honours_skips_the_student(live, student_file):
+    """A student cannot honour `frequency_penalty`; the large model, by pass-through, can."""
+    gw, upstream = live
+    save_student_policy(gw, student_file)
+    raw = ask(gw, "what's the weather in Paris", frequency_penalty=0.5)
+    assert raw.headers["x-smallfirst-model"] == "large"
+    assert "student skipped" in raw.headers["x-smallfirst-route-reason"]
+    assert upstream.received[0]["frequency_penalty"] == 0.5

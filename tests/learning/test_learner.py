@@ -1,0 +1,159 @@
+"""The learner over a real SQLite ledger: promote on proof, wait for evidence, demote on audits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smallfirst.distill.student import TinyClassifier
+from smallfirst.errors import InvalidRequestError
+from smallfirst.evaluate.stats import wilson_bound
+from smallfirst.learning.candidates import more_needed, rate_estimate
+from smallfirst.learning.cases import build_cases
+from smallfirst.learning.learner import learn, rollback
+from smallfirst.learning.records import Evidence, Feedback, Policy
+
+from .learn_helpers import compared, intent_pairs, learn_config, open_store, registry, served
+
+NOW = 10_000.0
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    return open_store(tmp_path)
+
+
+def test_a_label_task_with_enough_large_answers_moves_to_a_student(store, tmp_path):
+    store.add_evidence(served("intents", intent_pairs()))
+    [outcome] = learn(registry(), store, learn_config(), now=NOW)
+    assert outcome.action == "promoted"
+    policy = store.current_policies()["intents"]
+    assert (policy.version, policy.serve, policy.rungs) == (1, "student", ["large"])
+    assert policy.estimate is not None and policy.estimate.lower >= 0.8
+    assert policy.estimate.n == 36  # the newest 30% of 120, held out of training
+    assert policy.audit_rate > 0 and policy.share_below_large > 0.5
+    for words in ("agreement", f"N={policy.estimate.n}", "target 0.8", "held-out"):
+        assert words in policy.reason
+    student = Path(policy.artifacts["student"])
+    assert student.parent == tmp_path / "learned"  # beside the ledger file
+    assert TinyClassifier.load(student).labels == ["music", "restaurant", "weather"]
+
+
+def test_too_little_evidence_says_how_much_more_and_changes_nothing(store):
+    store.add_evidence(served("intents", intent_pairs()[:25]))
+    [outcome] = learn(registry(), store, learn_config(min_evidence=40), now=NOW)
+    assert outcome.action == "needs_evidence" and outcome.needed == 15
+    assert "25 of the 40 comparisons needed (15 more)" in outcome.message
+    assert "cold start" in outcome.message
+    assert store.current_policies() == {}
+
+
+def test_a_bound_short_of_the_target_is_not_promoted(store):
+    """94% agreement on 100 comparisons: a lower bound of ~0.89, short of 0.95."""
+    store.add_evidence(compared("extract", [True] * 94 + [False] * 6))
+    config = learn_config(target=0.95, min_evidence=50)
+    [outcome] = learn(registry(), store, config, now=NOW)
+    assert outcome.action == "kept" and store.current_policies() == {}
+    assert "best candidate small 0.940" in outcome.message
+    assert "its agreement is not above the target" in outcome.message
+
+
+def test_the_small_model_is_promoted_on_shadow_comparisons(store):
+    store.add_evidence(compared("extract", [True] * 200))
+    [outcome] = learn(registry(), store, learn_config(target=0.95), now=NOW)
+    assert outcome.action == "promoted"
+    policy = store.current_policies()["extract"]
+    assert (policy.serve, policy.rungs, policy.share_below_large) == ("small", ["small"], 1.0)
+    # a second run with nothing new keeps it (no new version)
+    [again] = learn(registry(), store, learn_config(target=0.95), now=NOW + 1)
+    assert again.action == "kept" and len(store.history("extract")) == 1
+
+
+def test_free_text_without_judge_verdicts_never_moves_down(store):
+    rows = [
+        Evidence(f"q{i}", "summaries", "shadow", "text", f"doc {i}", "small", "short",
+                 "large", "a longer summary", None, ts=1000 + i)
+        for i in range(300)
+    ]  # fmt: skip
+    store.add_evidence(rows)
+    [outcome] = learn(registry(), store, learn_config(), now=NOW)
+    assert outcome.action == "kept" and store.current_policies() == {}
+    assert "judge" in outcome.message
+
+
+def test_audits_showing_a_drop_demote_to_large(store):
+    store.add_evidence(compared("extract", [True] * 200))
+    learn(registry(), store, learn_config(target=0.95), now=NOW)
+    audits = compared(
+        "extract", [True] * 10 + [False] * 20, source="audit", start=NOW + 10, prefix="a"
+    )
+    store.add_evidence(audits)
+    [outcome] = learn(registry(), store, learn_config(target=0.95), now=NOW + 100)
+    assert outcome.action == "demoted"
+    policy = store.current_policies()["extract"]
+    assert (policy.version, policy.serve, policy.rungs) == (2, "large", ["large"])
+    assert "demoted from v1" in policy.reason and "N=30" in policy.reason
+    assert policy.evidence_since == NOW + 100
+    # the evidence before the demotion no longer counts: it does not bounce straight back
+    [after] = learn(registry(), store, learn_config(target=0.95), now=NOW + 200)
+    assert after.action == "needs_evidence"
+
+
+def test_a_few_disagreeing_audits_are_not_a_drop(store):
+    """One miss in 12 audits: the lower bound is under 0.95 but nothing is proven yet."""
+    store.add_evidence(compared("extract", [True] * 200))
+    learn(registry(), store, learn_config(target=0.95), now=NOW)
+    store.add_evidence(
+        compared("extract", [True] * 11 + [False], source="audit", start=NOW + 10, prefix="a")
+    )
+    [outcome] = learn(registry(), store, learn_config(target=0.95), now=NOW + 100)
+    assert outcome.action == "kept" and store.current_policies()["extract"].version == 1
+
+
+def test_history_and_rollback_make_a_new_version(store):
+    store.add_evidence(compared("extract", [True] * 200))
+    learn(registry(), store, learn_config(target=0.95), now=NOW)
+    store.add_evidence(compared("extract", [False] * 30, source="audit", start=NOW + 1, prefix="a"))
+    learn(registry(), store, learn_config(target=0.95), now=NOW + 100)
+    restored = rollback(store, "extract", 1, now=NOW + 200)
+    assert (restored.version, restored.serve, restored.rolled_back_from) == (3, "small", 1)
+    assert [p.serve for p in store.history("extract")] == ["small", "large", "small"]
+    assert store.current_policies()["extract"].reason.startswith("rolled back to v1")
+    with pytest.raises(InvalidRequestError, match="no policy version 9"):
+        rollback(store, "extract", 9)
+
+
+def test_feedback_outranks_the_large_answer():
+    rows = [
+        Evidence("r1", "t", "served", "label", "hi", None, None, "large", "music", None, ts=1),
+        Evidence("r2", "t", "audit", "label", "yo", "tiny", "music", "large", "music", True, ts=2),
+        Evidence("r3", "t", "served", "label", "ho", None, None, "large", "music", None, ts=3),
+    ]
+    ratings = [
+        Feedback("r1", None, answer="weather"),
+        Feedback("r2", None, correct=False),
+        Feedback("r3", None, correct=False),
+    ]
+    one, two, three = build_cases(rows, ratings, "label")
+    assert one.reference == "weather" and one.trusted
+    assert two.agree is False  # the client was served the cheaper answer and said it was wrong
+    assert not three.trusted  # the large answer it got was wrong: it teaches nothing
+
+
+def test_more_needed_is_where_the_bound_reaches_the_target():
+    estimate = rate_estimate(98, 100, 0.95)
+    needed = more_needed(estimate, 0.95, 0.95)
+    assert needed is not None and needed > 0
+    total = 100 + needed
+    assert (
+        wilson_bound(0.98 * total, total, 0.95)
+        >= 0.95
+        > wilson_bound(0.98 * (total - 1), total - 1, 0.95)
+    )
+    assert more_needed(rate_estimate(90, 100, 0.95), 0.95, 0.95) is None
+
+
+def test_a_policy_round_trips_through_the_store(store):
+    saved = store.save_policy(Policy("t", 0, "large", ["large"], "why", 0.95))
+    assert store.current_policies()["t"] == saved
