@@ -36,7 +36,7 @@ def test_gateway_keeps_its_openapi_promises(scripted) -> None:
     with running_gateway(scripted_config(base_url)) as gw:
         schema = schemathesis.openapi.from_url(gw.url + "/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) == 7
+        assert len(operations) == 8
         statuses: list[int] = []
         for operation in operations:
             modes = [GenerationMode.POSITIVE]
@@ -66,6 +66,7 @@ def test_the_document_is_served_and_names_every_public_endpoint(scripted) -> Non
         "/v1/embeddings",
         "/v1/responses",
         "/v1/messages",
+        "/v1/feedback",
         "/v1/models",
         "/health",
     }

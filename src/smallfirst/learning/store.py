@@ -62,6 +62,18 @@ class LearningStore:
         with self.engine.connect() as conn:
             return {task: int(n) for task, n in conn.execute(query)}
 
+    def output_kinds(self, task: str) -> dict[str, int]:
+        """How many of a task's evidence rows say each output kind (feedback, which cannot
+        tell from the request, takes the commonest)."""
+        table = self.evidence_table
+        query = (
+            select(table.c.output_kind, func.count())
+            .where(table.c.task == task)
+            .group_by(table.c.output_kind)
+        )
+        with self.engine.connect() as conn:
+            return {str(kind): int(n) for kind, n in conn.execute(query)}
+
     def spent_today(self, now: float | None = None) -> float:
         """Shadow, audit and judge spend since 00:00 UTC, over every replica."""
         now = time.time() if now is None else now

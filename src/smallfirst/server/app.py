@@ -30,6 +30,7 @@ from smallfirst.server.chat import chat_completions, completions
 from smallfirst.server.dashboard import mount_gateway_dashboard
 from smallfirst.server.edge_limits import BodyTimeout
 from smallfirst.server.embeddings import embeddings, local_model_card
+from smallfirst.server.feedback_endpoint import ROUTES as FEEDBACK_ROUTES
 from smallfirst.server.gateway import Gateway
 from smallfirst.server.limits import Limiter
 from smallfirst.server.messages_endpoint import messages
@@ -76,6 +77,7 @@ def create_app(
             *RESPONSES_ROUTES,
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
+            *FEEDBACK_ROUTES,
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

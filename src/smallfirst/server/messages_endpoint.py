@@ -53,6 +53,10 @@ async def _messages(request: Request) -> Response:
         call.entry.prompt = orjson.dumps(as_openai["messages"]).decode()
     prompt_tokens = admission.prompt_tokens(as_openai)
     target = gateway.resolve(call, body.model)
+    call.request = chat
+    if gateway.learning is not None:  # a cascade's name names the task (as on chat)
+        endpoint = target.name if isinstance(target, CascadeTarget) else None
+        chat.task = call.entry.task = gateway.learning.task_of(data, request.headers, endpoint)
     if isinstance(target, CascadeTarget):
         result, _ = await climb(gateway, call, target, chat, prompt_tokens, stream=False)
         if body.stream:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from smallfirst import __version__
+from smallfirst.server.feedback_endpoint import FeedbackBody
 from smallfirst.wire.anthropic_schemas import AnthropicErrorBody, MessagesBody
 from smallfirst.wire.responses_schemas import ResponsesBody
 from smallfirst.wire.schemas import ChatBody, CompletionBody, EmbeddingBody, ErrorBody
@@ -79,6 +80,7 @@ def _schemas() -> dict[str, Any]:
         (EmbeddingBody, "validation"),
         (ResponsesBody, "validation"),
         (MessagesBody, "validation"),
+        (FeedbackBody, "validation"),
         (ErrorBody, "serialization"),
         (AnthropicErrorBody, "serialization"),
     ]
@@ -101,6 +103,7 @@ def openapi_document() -> dict[str, Any]:
                 "MessagesBody",
                 _errors("AnthropicErrorBody"),
             ),
+            "/v1/feedback": _post("Feedback on a request, for learning (`learn:`)", "FeedbackBody"),
             "/v1/models": _get("Configured models and routers"),
             "/health": _get("Liveness and configuration summary"),
         },

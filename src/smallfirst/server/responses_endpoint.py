@@ -51,6 +51,10 @@ async def responses(request: Request) -> Response:
     chat = ChatRequest(system + conversation, body.params())
     prompt_tokens = admission.prompt_tokens(chat_body("", chat, False))
     target = gateway.resolve(call, body.model)
+    call.request = chat
+    if gateway.learning is not None:  # a cascade's name names the task (as on chat)
+        endpoint = target.name if isinstance(target, CascadeTarget) else None
+        chat.task = call.entry.task = gateway.learning.task_of(data, request.headers, endpoint)
     route = await gateway.route(call, target, chat)
     if isinstance(target, CascadeTarget):
         estimate = admission.for_cascade(target.cascade, prompt_tokens, body.max_output_tokens)

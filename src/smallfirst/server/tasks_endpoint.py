@@ -39,6 +39,9 @@ async def run_task(request: Request) -> Response:
         call.entry.prompt = body.input
     requested = body.model or task.spec.model or "default"
     probe = ChatRequest([Message("user", body.input)])
+    if gateway.learning is not None:  # the task endpoint's name is the task
+        name = request.path_params["name"]
+        probe.task = call.entry.task = gateway.learning.task_of(data, request.headers, name)
     await gateway.route(call, gateway.resolve(call, requested), probe)
     await call.admit(len(body.input), task.spec.max_tokens)
     result = await task.run(
