@@ -1,4 +1,5 @@
-"""A deferral climbs to the next rung; only a failure tries the rung's same-tier fallbacks.
+"""A deferral or a failed check climbs to the next rung; only a failure tries the rung's
+same-tier fallbacks.
 
 Three real students of one tier (`tiny`) and a scripted teacher: the cascade's rungs are
 `[student-a, teacher]`, so student-b and student-c are student-a's same-tier spares.
@@ -49,7 +50,13 @@ def teacher():
         yield upstreams["teacher"], urls["teacher"]
 
 
-def cascades(files: dict[str, Path], teacher_url: str, student_a: str, **failover: Any) -> Cascades:
+def cascades(
+    files: dict[str, Path],
+    teacher_url: str,
+    student_a: str,
+    checks: list[dict[str, Any]] | None = None,
+    **failover: Any,
+) -> Cascades:
     students = {"student-a": files[student_a], "student-b": files["sure"]}
     students["student-c"] = files["sure"]
     models: list[dict[str, Any]] = [
@@ -68,7 +75,7 @@ def cascades(files: dict[str, Path], teacher_url: str, student_a: str, **failove
     config = Config.model_validate(
         {
             "models": models,
-            "cascades": {"intents": {"rungs": ["student-a", "teacher"]}},
+            "cascades": {"intents": {"rungs": ["student-a", "teacher"], "checks": checks or []}},
             "failover": {"retries": 0, "backoff_s": 0.01, **failover},
         }
     )
@@ -90,6 +97,25 @@ async def test_a_deferral_goes_up_to_the_teacher_not_to_another_student(student_
         ("accept", "teacher", "kept"),
     ]
     assert "deferred" in result.hops[1].detail
+    assert len(upstream.received) == 1
+
+
+async def test_a_failed_check_goes_up_to_the_teacher_not_to_another_student(
+    student_files, teacher
+):
+    upstream, url = teacher
+    upstream.default = Script(text="neutral")
+    only_neutral = [{"kind": "constraint", "labels": ["neutral"]}]  # student-a says positive
+    result = await cascades(student_files, url, "sure", only_neutral).get("intents").run(REQUEST)
+    assert result.model == "teacher" and result.generation.text == "neutral"
+    assert story(result) == [
+        ("answer", "student-a", "ok"),
+        ("check", "student-a", "failed"),
+        ("escalate", "teacher", "escalated"),
+        ("answer", "teacher", "ok"),
+        ("accept", "teacher", "kept"),
+    ]
+    assert "failed its checks" in result.hops[2].detail
     assert len(upstream.received) == 1
 
 
