@@ -100,9 +100,7 @@ async def test_a_deferral_goes_up_to_the_teacher_not_to_another_student(student_
     assert len(upstream.received) == 1
 
 
-async def test_a_failed_check_goes_up_to_the_teacher_not_to_another_student(
-    student_files, teacher
-):
+async def test_a_failed_check_goes_up_to_the_teacher_not_to_another_student(student_files, teacher):
     upstream, url = teacher
     upstream.default = Script(text="neutral")
     only_neutral = [{"kind": "constraint", "labels": ["neutral"]}]  # student-a says positive
