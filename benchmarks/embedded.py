@@ -159,33 +159,62 @@ def banking_prompts(n: int, shots: int = 4) -> tuple[list[str], list[str]]:
     return prompts, [f" {label}" for label in labels]
 
 
+def label_grammar(labels: list[str]) -> str:
+    """GBNF: exactly one of the labels (each given with its leading space)."""
+    return "root ::= " + " | ".join(json.dumps(label) for label in labels)
+
+
+async def classify(provider: LlamaCppProvider, prompt: str, labels: list[str], method: str) -> str:
+    """One item: the label with the highest likelihood (`score`), or the label the model
+    writes under a grammar that admits only labels (`generate`, the tasks' default)."""
+    if method == "score":
+        scores = await provider.score_continuations(prompt, labels)
+        return labels[max(range(len(labels)), key=scores.__getitem__)].strip()
+    params = GenerationParams(max_tokens=24, temperature=0.0, grammar=label_grammar(labels))
+    return (await provider.complete(CompletionRequest(prompt, params))).text.strip()
+
+
 async def items_per_second(
-    provider: LlamaCppProvider, prompts: list[str], labels: list[str], concurrency: int
-) -> float:
-    queue = list(prompts)
+    provider: LlamaCppProvider,
+    prompts: list[str],
+    labels: list[str],
+    concurrency: int,
+    method: str = "score",
+) -> tuple[float, list[str]]:
+    """Items/s at `concurrency` workers, and the answers in prompt order."""
+    queue = list(enumerate(prompts))
+    answers = [""] * len(prompts)
 
     async def worker() -> None:
         while queue:
-            await provider.score_continuations(queue.pop(), labels)
+            index, prompt = queue.pop()
+            answers[index] = await classify(provider, prompt, labels, method)
 
-    await provider.score_continuations(prompts[0], labels)  # warm: weights and the fixed prefix
+    await classify(provider, prompts[0], labels, method)  # warm: weights and the fixed prefix
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(prompts) / (time.perf_counter() - started)
+    return len(prompts) / (time.perf_counter() - started), answers
 
 
-async def classification_rates(items: int, threads: int) -> dict[int, float]:
+def banking_gold(n: int) -> list[str]:
+    with (BANKING / "test.csv").open(encoding="utf-8") as handle:
+        return [row["category"] for row in csv.DictReader(handle)][:n]
+
+
+async def classification_rates(
+    items: int, threads: int, method: str
+) -> dict[int, tuple[float, list[str]]]:
     prompts, labels = banking_prompts(items)
     rates = {}
     for concurrency in (1, 8):
         config = ModelConfig(name="bench", backend="llamacpp", threads=threads, slots=concurrency)
         provider = LlamaCppProvider(config)
-        rates[concurrency] = await items_per_second(provider, prompts, labels, concurrency)
+        rates[concurrency] = await items_per_second(provider, prompts, labels, concurrency, method)
         await provider.aclose()
     return rates
 
 
-def base_engine_rates(items: int, threads: int) -> dict[int, float]:
+def base_engine_rates(items: int, threads: int, method: str) -> dict[int, list]:
     """The same measurement run on the source of BASE_COMMIT (slots and its threads unknown
     there: it gets `threads` through the config it already had)."""
     with tempfile.TemporaryDirectory() as folder:
@@ -199,10 +228,19 @@ def base_engine_rates(items: int, threads: int) -> dict[int, float]:
             "from smallfirst.config import ModelConfig as M\n"
             "p, l = b.banking_prompts(int(sys.argv[2]))\n"
             "m = lambda: P(M(name='base', backend='llamacpp', threads=int(sys.argv[3])))\n"
-            "print(json.dumps({c: asyncio.run(b.items_per_second(m(), p, l, c)) for c in (1, 8)}))"
+            "r = {c: asyncio.run(b.items_per_second(m(), p, l, c, sys.argv[4])) for c in (1, 8)}\n"
+            "print(json.dumps(r))"
         )
         out = subprocess.run(
-            [sys.executable, "-c", script, str(ROOT / "benchmarks"), str(items), str(threads)],
+            [
+                sys.executable,
+                "-c",
+                script,
+                str(ROOT / "benchmarks"),
+                str(items),
+                str(threads),
+                method,
+            ],
             env={"PYTHONPATH": str(Path(folder) / "src"), "PATH": "/usr/bin:/bin"},
             check=True,
             capture_output=True,
@@ -214,6 +252,13 @@ def base_engine_rates(items: int, threads: int) -> dict[int, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument(
+        "--classify",
+        choices=("generate", "score", "both"),
+        default="generate",
+        help="banking77 by the tasks' default (a grammar over the labels) and/or by scoring "
+        "every label (~10 s an item here)",
+    )
     args = parser.parse_args()
     max_tokens = 8 if args.quick else 128
     levels = (1, 2) if args.quick else (1, 4, 8)
@@ -244,13 +289,24 @@ async def main() -> None:
     for load in loads:
         print(load.row())
 
-    ours = await classification_rates(items, best)
-    base = base_engine_rates(items, best)
-    print(f"\nbanking77 classification (77 labels scored), {items} items")
-    print(f"{'concurrency':>12}{'base items/s':>14}{'ours items/s':>14}{'ratio':>8}")
-    for concurrency in (1, 8):
-        old, new = base[concurrency], ours[concurrency]
-        print(f"{concurrency:>12}{old:>14.2f}{new:>14.2f}{new / old:>8.2f}")
+    gold = banking_gold(items)
+    methods = ("generate", "score") if args.classify == "both" else (args.classify,)
+    for method in methods:
+        ours = await classification_rates(items, best, method)
+        base = base_engine_rates(items, best, method)
+        print(f"\nbanking77 classification ({method}), {items} items, 4 examples each")
+        print(f"{'concurrency':>12}{'base items/s':>14}{'ours items/s':>14}{'ratio':>8}"
+              f"{'base acc':>10}{'ours acc':>10}")  # fmt: skip
+        for concurrency in (1, 8):
+            (old, old_answers), (new, new_answers) = base[concurrency], ours[concurrency]
+            print(
+                f"{concurrency:>12}{old:>14.2f}{new:>14.2f}{new / old:>8.2f}"
+                f"{accuracy(old_answers, gold):>10.3f}{accuracy(new_answers, gold):>10.3f}"
+            )
+
+
+def accuracy(answers: list[str], gold: list[str]) -> float:
+    return sum(a == g for a, g in zip(answers, gold, strict=True)) / len(gold)
 
 
 async def gateway_loads(threads: int, levels: tuple[int, ...], max_tokens: int) -> list[Load]:
