@@ -62,7 +62,14 @@ import httpx
 import openai
 from sqlalchemy import func, select
 
-from smallfirst.config import Config, LearnConfig, ModelConfig, Price, embedded_model
+from smallfirst.config import (
+    CapabilitiesConfig,
+    Config,
+    LearnConfig,
+    ModelConfig,
+    Price,
+    embedded_model,
+)
 from smallfirst.evaluate.metrics import rouge_l
 from smallfirst.evaluate.stats import wilson
 from smallfirst.models.base import StreamingProvider
@@ -314,6 +321,7 @@ class Settings:
     small_accuracy: float = 0.6
     large_accuracy: float = 0.95
     learn_every: int = 500
+    drain_every: int = 100
     window: int = WINDOW
     concurrency: int = 4
     threads: int | None = None
@@ -338,7 +346,7 @@ def small_model(settings: Settings, folder: Path, pools: dict[str, list[Item]]) 
         tier="small",
         price=Price(input=0.0, output=0.0),
         options={"outcomes": str(write_book(book, folder / "small.csv"))},
-        capabilities={"local": True},
+        capabilities=CapabilitiesConfig(local=True, json_schema=True),
     )
 
 
@@ -355,6 +363,7 @@ def gateway_config(
             tier="large",
             price=GPT4O,
             options={"outcomes": str(write_book(large, folder / "large.csv"))},
+            capabilities=CapabilitiesConfig(json_schema=True),  # as gpt-4o's structured output
         ),
         ModelConfig(name=JUDGE, backend="learning-judge", tier="large", price=GPT4O),
     ]
@@ -407,6 +416,8 @@ class Checkpoint:
 
     requests: int
     learning_usd: float
+    learn_s: float
+    """How long the learner's pass took."""
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     """What the learner said per task (promoted, kept, needs evidence, ...)."""
@@ -445,9 +456,12 @@ def tier_of(headers: httpx.Headers, model: str) -> str:
 class Run:
     """One pass of the stream through a gateway (learning, or always-large)."""
 
-    def __init__(self, config: Config, folder: Path, specs: dict[str, TaskSpec]) -> None:
+    def __init__(
+        self, config: Config, folder: Path, specs: dict[str, TaskSpec], seed: int = 0
+    ) -> None:
         from smallfirst.server import create_app
 
+        self.seed = seed
         self.app = create_app(config, ledger_url=f"sqlite:///{folder}/ledger.db", auth=False)
         self.gateway = self.app.state.gateway
         self.specs = specs
@@ -458,6 +472,8 @@ class Run:
 
     async def __aenter__(self) -> Run:
         await self.gateway.start()
+        if self.gateway.learning is not None:
+            self.gateway.learning.shadower.random.seed(self.seed)  # reruns shadow the same
         transport = httpx.ASGITransport(app=self.app)
         self.http = httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=600)
         self.client = openai.AsyncOpenAI(
@@ -534,6 +550,8 @@ class Run:
             )
             done, last = lo + len(group), lo + len(group) == len(stream)
             if self.gateway.learning is not None:
+                if done % settings.drain_every == 0 or last:
+                    await self.gateway.learning.shadower.drain()
                 if done % settings.window == 0 or last:
                     await self.gateway.learning.shadower.drain()
                     self.spend[done] = self.learning_usd()
@@ -567,7 +585,9 @@ async def learn_checkpoint(run: Run, requests: int) -> Checkpoint:
     """Drain the shadow work, learn once, let the policy book read the new versions."""
     learning = run.gateway.learning
     await learning.shadower.drain()
+    started = time.perf_counter()
     outcomes = await learn_once(run)
+    learn_s = time.perf_counter() - started
     await learning.policies.refresh()
     policies = {
         task: {
@@ -580,7 +600,7 @@ async def learn_checkpoint(run: Run, requests: int) -> Checkpoint:
         }
         for task, policy in learning.policies.all().items()
     }
-    return Checkpoint(requests, run.learning_usd(), policies, outcomes)
+    return Checkpoint(requests, run.learning_usd(), learn_s, policies, outcomes)
 
 
 async def learn_once(run: Run) -> list[dict[str, Any]]:
@@ -804,7 +824,8 @@ def plot(found: Sequence[Window], path: Path) -> str:
     dollars.axhline(1.0, color="grey", linestyle=":")
     dollars.set_ylabel("$ (served + learning) / always-large")
     dollars.set_xlabel("requests in the stream")
-    figure.suptitle("auto that learns: per 1,000 requests")
+    size = found[0].last - found[0].first + 1 if found else WINDOW
+    figure.suptitle(f"auto that learns: per {size:,} requests")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -821,6 +842,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--learn-every", type=int, default=500, help="run the learner every N requests"
     )
     parser.add_argument("--window", type=int, default=WINDOW, help="requests per table row")
+    parser.add_argument(
+        "--drain-every",
+        type=int,
+        default=100,
+        help="wait for the shadow calls every N requests: traffic arrives no faster than "
+        "they keep up (else the gateway skips draws beyond its 32 calls in flight)",
+    )
     parser.add_argument("--small", choices=("embedded", "replay"), default="embedded")
     parser.add_argument(
         "--small-accuracy",
@@ -858,6 +886,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         small_accuracy=args.small_accuracy,
         large_accuracy=args.large_accuracy,
         learn_every=args.learn_every,
+        drain_every=args.drain_every,
         window=args.window,
         concurrency=args.concurrency,
         threads=args.threads,
@@ -884,9 +913,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             baseline = await base.replay(stream, LARGE, settings, progress=not args.quiet)
         learned = gateway_config(settings, folder / "learn", pools, learn=True)
         started = time.perf_counter()
-        async with Run(learned, folder / "learn", specs) as live:
+        async with Run(learned, folder / "learn", specs, args.seed) as live:
             served = await live.replay(stream, "auto", settings, progress=not args.quiet)
             names = live.task_names()
+            shadower = live.gateway.learning.shadower
+            skipped, exhausted = shadower.skipped_busy, shadower.budget_exhausted
         seconds = time.perf_counter() - started
     found = windows(served, baseline, live.spend, settings.window)
     print_windows(found)
@@ -899,6 +930,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         f"\n$ overall: served {total:.4f} + learning {learning:.4f} = {total + learning:.4f} vs "
         f"always-large {large:.4f} ({(total + learning) / large:.2f}x); {seconds:.0f} s"
     )
+    if skipped or exhausted:
+        print(f"shadow draws skipped (32 calls in flight): {skipped}; budget spent: {exhausted}")
     print(plot(found, args.png))
     summary = {
         "counts": counts,
@@ -913,6 +946,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "learning_usd": learning,
         "always_large_usd": large,
         "seconds": seconds,
+        "shadow_skipped_busy": skipped,
+        "budget_exhausted": exhausted,
     }
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
