@@ -63,6 +63,9 @@ def _register() -> None:
     from smallfirst.cli import cache_cmd
 
     cache_cmd.register(app)
+    from smallfirst.cli import learn_tasks_cmd
+
+    learn_tasks_cmd.register(app)
     from smallfirst.cli import learn_cmd
 
     learn_cmd.register(app)

@@ -10,8 +10,10 @@ from rich.table import Table
 
 from smallfirst.cli.cascade_cmd import print_escalations
 from smallfirst.cli.common import console, fail, format_usd
+from smallfirst.cli.learn_tasks_cmd import print_tasks
 from smallfirst.config import load_config
 from smallfirst.errors import SmallfirstError
+from smallfirst.learning.task_report import task_summaries
 from smallfirst.ledger.escalations import escalation_summary
 from smallfirst.ledger.report import parse_since, summarize
 from smallfirst.ledger.store import LedgerStore
@@ -33,10 +35,13 @@ def report(
     """Spend, savings against the baseline model and share of traffic per tier."""
     try:
         start = parse_since(since) if since else None
-        store = LedgerStore(ledger_url or load_config().server.ledger_url)
+        config = load_config()
+        store = LedgerStore(ledger_url or config.server.ledger_url)
         try:
             summary = summarize(store, start)
             summary["escalations"] = escalation_summary(store, start)
+            tasks = task_summaries(store.engine, config.learn, start)
+            summary["tasks"] = [task.as_json() for task in tasks]
         finally:
             store.close()
     except SmallfirstError as exc:
@@ -46,6 +51,8 @@ def report(
         typer.echo(json.dumps(summary, indent=2))
         return
     _print(summary)
+    if tasks:
+        print_tasks(tasks, config.learn)
 
 
 def _print(summary: dict) -> None:

@@ -1,0 +1,154 @@
+"""Per task, from the ledger: volume, spend, share per tier, evidence and the policy in force.
+
+Shown by `smallfirst tasks` and in `smallfirst report`. Read from the raw request rows (the
+rollups have no task), so it covers what `ledger.retention.rows_days` keeps; the index on
+(task, ts) of migration m010 keeps a ledger without learning (no task on any row) instant.
+Savings are the baseline model's cost for the same tokens less what was spent, shadow,
+audit and judge calls included, so a task on its cold start shows what learning costs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, case, distinct, func, select
+
+from smallfirst.config import LearnConfig
+from smallfirst.learning.records import Estimate, Policy
+from smallfirst.learning.store import LearningStore
+
+MONTH_S = 30 * 86_400.0
+MIN_PROJECTION_S = 3_600.0
+"""A monthly projection needs at least this much traffic history (less is noise)."""
+
+
+@dataclass(slots=True)
+class TaskSummary:
+    task: str
+    requests: int = 0
+    errors: int = 0
+    cost_usd: float = 0.0
+    """Spend on request rows (what the clients were charged), hops not counted twice."""
+    baseline_cost_usd: float = 0.0
+    learning_cost_usd: float = 0.0
+    """Shadow, audit and judge calls gathering the task's evidence."""
+    tiers: dict[str, float] = field(default_factory=dict)
+    """Share of the task's answered requests per tier."""
+    evidence: int = 0
+    """Requests with evidence about them (all time: what the learner has to go on)."""
+    first_ts: float | None = None
+    policy: dict[str, Any] | None = None
+    """The current policy version (`Policy.as_json()`), None while the task is cold."""
+    needed: int | None = None
+    """Comparisons still needed before a cheaper policy is considered (None: enough)."""
+    saved_usd: float = 0.0
+    saved_per_month_usd: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def task_summaries(
+    engine: Engine, config: LearnConfig | None, since: float | None = None, now: float | None = None
+) -> list[TaskSummary]:
+    """Every task with request rows since `since`, busiest first. `config`: the gateway's
+    `learn:` (None: the defaults, for how much evidence a task needs)."""
+    config = config or LearnConfig()
+    now = time.time() if now is None else now
+    store = LearningStore(engine)
+    found = _requests(store, since)
+    evidence = _evidence(store, None)
+    spent = _evidence(store, since) if since is not None else evidence
+    for task, summary in found.items():
+        summary.evidence = evidence.get(task, (0, 0.0))[0]
+        summary.learning_cost_usd = spent.get(task, (0, 0.0))[1]
+    policies = store.current_policies()
+    for summary in found.values():
+        policy = policies.get(summary.task)
+        summary.policy = policy.as_json() if policy is not None else None
+        missing = config.min_evidence - summary.evidence
+        summary.needed = missing if missing > 0 and _cold_or_large(policy) else None
+        summary.saved_usd = summary.baseline_cost_usd - summary.cost_usd
+        summary.saved_usd -= summary.learning_cost_usd
+        start = since if since is not None else summary.first_ts
+        span = now - start if start is not None else 0.0
+        if span >= MIN_PROJECTION_S:
+            summary.saved_per_month_usd = summary.saved_usd * MONTH_S / span
+    return sorted(found.values(), key=lambda s: (-s.requests, s.task))
+
+
+def _cold_or_large(policy: Policy | None) -> bool:
+    return policy is None or policy.serve == "large"
+
+
+def _requests(store: LearningStore, since: float | None) -> dict[str, TaskSummary]:
+    table = store.requests
+    failed = case((table.c.status >= 400, 1), else_=0)
+    query = (
+        select(
+            table.c.task,
+            table.c.tier,
+            func.count(),
+            func.sum(failed),
+            func.coalesce(func.sum(table.c.cost_usd), 0.0),
+            func.coalesce(func.sum(table.c.baseline_cost_usd), 0.0),
+            func.min(table.c.ts),
+        )
+        .where(table.c.task.is_not(None), table.c.kind == "request")
+        .group_by(table.c.task, table.c.tier)
+    )
+    if since is not None:
+        query = query.where(table.c.ts >= since)
+    found: dict[str, TaskSummary] = {}
+    answered: dict[str, dict[str, int]] = {}
+    with store.engine.connect() as conn:
+        for task, tier, n, errors, cost, baseline, first in conn.execute(query):
+            summary = found.setdefault(task, TaskSummary(task))
+            summary.requests += int(n)
+            summary.errors += int(errors or 0)
+            summary.cost_usd += float(cost)
+            summary.baseline_cost_usd += float(baseline)
+            summary.first_ts = min(first, summary.first_ts or first)
+            if tier is not None:
+                answered.setdefault(task, {})[tier] = int(n)
+    for task, tiers in answered.items():
+        total = sum(tiers.values())
+        found[task].tiers = {t: n / total for t, n in sorted(tiers.items(), key=lambda i: -i[1])}
+    return found
+
+
+def _evidence(store: LearningStore, since: float | None) -> dict[str, tuple[int, float]]:
+    table = store.evidence_table
+    requests = func.count(distinct(table.c.request_id))
+    spent = func.coalesce(func.sum(table.c.cost_usd), 0.0)
+    query = select(table.c.task, requests, spent).group_by(table.c.task)
+    if since is not None:
+        query = query.where(table.c.ts >= since)
+    with store.engine.connect() as conn:
+        return {task: (int(n), float(cost)) for task, n, cost in conn.execute(query)}
+
+
+def policy_text(summary: TaskSummary, config: LearnConfig | None = None) -> str:
+    """The policy in words: `v3 student · 0.971 [0.952, 0.984] vs 0.95`, or what is missing."""
+    target = (config or LearnConfig()).target
+    policy = summary.policy
+    parts = []
+    if policy is None:
+        parts.append("large (cold start)")
+    else:
+        parts.append(f"v{policy['version']} {policy['serve']}")
+        estimate = policy.get("estimate")
+        if estimate:
+            parts.append(estimate_text(Estimate(**estimate), policy.get("target", target)))
+    if summary.needed:
+        parts.append(f"needs {summary.needed} more comparisons")
+    return " · ".join(parts)
+
+
+def estimate_text(estimate: Estimate, target: float) -> str:
+    return (
+        f"{estimate.agreement:.3f} [{estimate.lower:.3f}, {estimate.upper:.3f}] "
+        f"vs {target:g} (N={estimate.n})"
+    )
