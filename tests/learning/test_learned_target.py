@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from smallfirst.config import LearnConfig
+from smallfirst.config import CapabilitiesConfig, LearnConfig, RulesRouterConfig
 from smallfirst.distill.student import train_student
 from smallfirst.embeddings import get_embedder
 from smallfirst.learning.records import Policy
@@ -117,3 +117,19 @@ def test_a_field_only_pass_through_honours_skips_the_student(live, student_file)
     assert raw.headers["x-smallfirst-model"] == "large"
     assert "student skipped" in raw.headers["x-smallfirst-route-reason"]
     assert upstream.received[0]["frequency_penalty"] == 0.5
+
+
+def test_personal_data_kept_local_by_routers_auto_is_not_served_by_the_policy(scripted, tmp_path):
+    """`routers.auto`'s personal-data rule still decides first under `learn:`."""
+    upstream, url = scripted
+    config = scripted_config(url, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
+    config.models[1].capabilities = CapabilitiesConfig(local=False)  # large is remote
+    config.routers = {"auto": RulesRouterConfig(kind="rules", local_model="small")}
+    config.learn = LearnConfig(shadow_rate=0.0)
+    with running_gateway(config) as gw:
+        raw = ask(gw, "my card is 4111 1111 1111 1111, which intent is this")
+        assert raw.headers["x-smallfirst-model"] == "small"
+        assert raw.headers["x-smallfirst-route-reason"].startswith("learned intents: rule: pii")
+        plain = ask(gw, "will it rain in Oslo")
+        assert plain.headers["x-smallfirst-model"] == "large"  # cold start, as without the rule
+    assert [body["model"] for body in upstream.received] == ["up-small", "up-large"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from smallfirst.distill.student import TinyClassifier
 from smallfirst.errors import InvalidRequestError
 from smallfirst.evaluate.stats import wilson_bound
 from smallfirst.learning.candidates import more_needed, rate_estimate
 from smallfirst.learning.cases import build_cases
-from smallfirst.learning.learner import learn, rollback
+from smallfirst.learning.learner import keep_learning, learn, rollback
 from smallfirst.learning.records import Evidence, Feedback, Policy
 
 from .learn_helpers import compared, intent_pairs, learn_config, open_store, registry, served
@@ -157,3 +160,27 @@ def test_more_needed_is_where_the_bound_reaches_the_target():
 def test_a_policy_round_trips_through_the_store(store):
     saved = store.save_policy(Policy("t", 0, "large", ["large"], "why", 0.95))
     assert store.current_policies()["t"] == saved
+
+
+async def test_keep_learning_runs_passes_in_the_background_and_survives_a_failure(store, caplog):
+    config = learn_config(target=0.95, interval_s=0.01)
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE learn_policies RENAME TO learn_policies_away"))
+    store.add_evidence(compared("extract", [True] * 200))
+    task = asyncio.create_task(keep_learning(registry(), store, config))
+    try:
+        with caplog.at_level(logging.ERROR, "smallfirst.learning"):
+            for _ in range(500):
+                if "the learner failed" in caplog.text:
+                    break
+                await asyncio.sleep(0.01)
+        assert "the learner failed" in caplog.text and not task.done()
+        with store.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE learn_policies_away RENAME TO learn_policies"))
+        for _ in range(500):
+            if store.current_policies():
+                break
+            await asyncio.sleep(0.01)
+        assert store.current_policies()["extract"].serve == "small"
+    finally:
+        task.cancel()

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from smallfirst.config import ModelConfig, Price
 from smallfirst.distill.student import Prediction, TinyClassifier
@@ -25,10 +25,10 @@ from smallfirst.learning.records import Policy
 from smallfirst.learning.tiers import large_model, small_model
 from smallfirst.models.pricing import price_of
 from smallfirst.models.registry import ModelEntry, Registry
-from smallfirst.routing.base import RouteDecision
+from smallfirst.routing.base import RouteDecision, Router, resolve_router
 from smallfirst.routing.hops import HopLog
 from smallfirst.routing.requirements import needs_of, no_model_serves, why_unfit
-from smallfirst.target import Allow, Answer, AnyRequest, OnModel, Route, _OneModel
+from smallfirst.target import Allow, Answer, AnyRequest, OnModel, Route, _OneModel, messages_of
 from smallfirst.types import Delta, Generation, TokenLogprob, Usage
 
 log = logging.getLogger("smallfirst.learning")
@@ -53,6 +53,11 @@ class LearnedTarget(_OneModel):
         self.large = large_model(registry, learning.config)
         self.small = small_model(registry, learning.config)
         self._students: dict[str, _Student] = {}
+        self.guard: Router | None = None
+        """`routers.auto` when configured: its personal-data rule still decides first (a
+        request it keeps `local` only is never served by a policy's remote model)."""
+        if "auto" in registry.config.routers:
+            self.guard = resolve_router("auto", registry)
 
     def policy(self, task: str | None) -> Policy | None:
         book = self.learning.policies
@@ -62,6 +67,9 @@ class LearnedTarget(_OneModel):
         """`student=False`: the request carries a field only pass-through honours, so a
         student's label could not honour it; the policy's rungs answer."""
         task = request.task or "untasked"
+        kept = self._kept_local(request, task)
+        if kept is not None:
+            return kept
         policy = self.policy(request.task)
         if policy is None:
             shadow = f", shadowing {self.small}" if self.small else ""
@@ -83,9 +91,23 @@ class LearnedTarget(_OneModel):
             )
         return self._by_student(policy, request, prefix, task)
 
+    def _kept_local(self, request: AnyRequest, task: str) -> Route | None:
+        """The configured router's verdict when it keeps the request on a `local` model."""
+        if self.guard is None:
+            return None
+        decision = self.guard.decide(messages_of(request))
+        if not decision.details.get("local_only"):
+            return None
+        reason = f"learned {task}: {decision.reason} (routers.auto)"
+        return Route(
+            self.registry.get(decision.model), replace(decision, router=self.name, reason=reason)
+        )
+
     async def aroute(self, request: AnyRequest, *, student: bool = True) -> Route:
+        """Off the event loop when deciding costs CPU: a student embeds the input, and a
+        configured router may too."""
         policy = self.policy(request.task)
-        if student and policy is not None and policy.serve == "student":
+        if self.guard is not None or (student and policy is not None and policy.serve == "student"):
             return await asyncio.to_thread(self.route, request, student=student)
         return self.route(request, student=student)
 
