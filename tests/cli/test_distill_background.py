@@ -30,6 +30,7 @@ def test_background_is_stored_free_and_the_student_defers_it(project):  # noqa: 
     assert "30 examples, 3 background, 3 labels" in out
     assert "of held-out inputs (N=30) at accuracy" in out and "95% CI" in out
     assert "lower bound" in out and "out-of-scope stand-ins" in out and "N=3)" in out
+    assert "too few to vouch" not in trained.stderr  # background speaks for unseen traffic
 
 
 def test_a_target_the_data_cannot_vouch_for_says_so(project):  # noqa: F811
@@ -41,4 +42,7 @@ def test_a_target_the_data_cannot_vouch_for_says_so(project):  # noqa: F811
     assert trained.exit_code == 0, trained.output
     assert "answers 0.0% of held-out inputs (N=30)" in trained.stdout
     assert "always defers" in trained.stderr and "Label more examples" in trained.stderr
+    caveat = " ".join(trained.stderr.split())
+    assert "3 labels are too few to vouch for the out-of-scope rate at 0.99 (99+ needed)" in caveat
+    assert "distill label --background FILE" in caveat
     assert Path(folder / "s.joblib").exists()

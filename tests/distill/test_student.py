@@ -9,6 +9,7 @@ from smallfirst.distill.student import (
     TinyClassifier,
     choose_threshold,
     fit_temperature,
+    labels_to_vouch,
     train_from_bank,
     train_student,
 )
@@ -196,6 +197,21 @@ def test_the_summary_line_carries_interval_bound_and_counts():
     assert f"(N={held.n})" in line and f"N={held.answered_n})" in line
     assert "95% CI" in line and f"lower bound {held.lower_bound:.3f}" in line
     assert held.lower_bound <= held.answered_accuracy
+
+
+def test_few_labels_cannot_vouch_for_unseen_intents_and_the_student_says_so():
+    # 1 unseen intent in L + 1 is more familiar than all L held-out ones (exchangeable intents)
+    assert (labels_to_vouch(0.97), labels_to_vouch(0.95), labels_to_vouch(0.9)) == (33, 19, 9)
+    x, y = blobs(60, spread=0.3, centres=FOUR)
+    student = train_student(x, y, target_accuracy=0.95)
+    assert student.heldout.foreign_labels == 4
+    assert "stand-ins from 4 held-out labels" in student.heldout.summary()
+    caveat = student.out_of_scope_caveat()
+    assert caveat and "4 labels are too few" in caveat and "(19+ needed)" in caveat
+    assert train_student(x, y, target_accuracy=0.75).out_of_scope_caveat() is None  # 3 needed
+    background, _ = blobs(30, spread=0.2, seed=5, centres={"bg": [0, 0, 0, 0, 1.0]})
+    with_bg = train_student(x, y, target_accuracy=0.95, background=background)
+    assert with_bg.out_of_scope_caveat() is None
 
 
 def test_knn_student_votes_and_defers_far_inputs():

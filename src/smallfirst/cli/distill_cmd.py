@@ -219,6 +219,9 @@ def student(
         f"    - {{name: student, backend: student, tier: tiny, options: {{path: {out}}}}}",
         highlight=False,
     )
+    caveat = trained.out_of_scope_caveat()
+    if caveat:
+        err_console.print(f"[yellow]out of scope:[/] {caveat}", highlight=False)
     if not held.answered_n:
         err_console.print(
             f"[yellow]no threshold reaches {target_accuracy} with {held.level:.0%} confidence on "

@@ -13,6 +13,7 @@ Otherwise the student defers and the request climbs to the next rung.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,6 +68,8 @@ class HeldOut:
     """Out-of-scope stand-ins the thresholds were checked on (held-out labels, background)."""
     foreign_answered: float = 0.0
     """Share of them the student would answer (each such answer is wrong)."""
+    foreign_labels: int = 0
+    """How many labels were held out to make stand-ins (0: none, fewer than 4 labels)."""
 
     @property
     def answered(self) -> Rate:
@@ -89,11 +92,26 @@ class HeldOut:
         if self.foreign_n:
             foreign = self.foreign
             low, high = foreign.interval
+            labels = f" from {self.foreign_labels} held-out labels" if self.foreign_labels else ""
             text += (
-                f"; answers {foreign.value:.1%} of out-of-scope stand-ins ({self.level:.0%} CI "
-                f"{low:.1%}-{high:.1%}, N={foreign.n})"
+                f"; answers {foreign.value:.1%} of out-of-scope stand-ins{labels} "
+                f"({self.level:.0%} CI {low:.1%}-{high:.1%}, N={foreign.n})"
             )
         return text
+
+
+def labels_to_vouch(target: float) -> float:
+    """How many labels the held-out-label stand-ins need before they can speak for unseen
+    intents at `target`.
+
+    Take intents as exchangeable: of an unseen intent and the L held-out ones, each is equally
+    likely to be the one most like the known labels, so about 1 unseen intent in L + 1 is more
+    familiar than every stand-in, and nothing in the bank says how often it is answered. For
+    that share to be at most 1 - target, L + 1 >= 1 / (1 - target): 33 labels at 0.97.
+    """
+    if target >= 1.0:
+        return math.inf
+    return float(max(0, math.ceil(1.0 / (1.0 - target) - 1e-9) - 1))
 
 
 def similarity_weights(distances: np.ndarray) -> np.ndarray:
@@ -169,6 +187,8 @@ class _Scored:
 
     log_probs: np.ndarray
     similarity: np.ndarray
+    labels: int = 0
+    """How many labels were held out to score these rows (label hold-outs only)."""
 
 
 def _fit_and_score(
@@ -222,7 +242,7 @@ def _labels_held_out(
         return None
     groups = np.array_split(np.random.default_rng(seed).permutation(labels), _LABEL_GROUPS)
     rows = np.nonzero(in_scope)[0]
-    out = _Scored(np.zeros((len(rows), len(classes))), np.zeros(len(rows)))
+    out = _Scored(np.zeros((len(rows), len(classes))), np.zeros(len(rows)), len(labels))
     for group in groups:
         held = np.isin(y, group) & in_scope
         if not held.any():
@@ -268,6 +288,19 @@ class TinyClassifier:
     @property
     def classes(self) -> list[str]:
         return [*self.labels, BACKGROUND] if self.background else list(self.labels)
+
+    def out_of_scope_caveat(self) -> str | None:
+        """Why the out-of-scope rate is not vouched for, or None when it is (see
+        `labels_to_vouch`): too few labels to hold out, and no background traffic."""
+        needed = labels_to_vouch(self.target_accuracy)
+        if self.reference is None or self.background or len(self.labels) >= needed:
+            return None
+        return (
+            f"{len(self.labels)} labels are too few to vouch for the out-of-scope rate at "
+            f"{self.target_accuracy} ({needed:.0f}+ needed): an unseen intent close to a known "
+            "label (a sibling) may be answered. Add background traffic of what the student "
+            "should refuse (`distill label --background FILE`)."
+        )
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
         """Calibrated P(class), one row per vector (with a last background column if learnt)."""
@@ -391,7 +424,7 @@ def train_student(
         temperature,
         deferral.confidence,
         target_accuracy,
-        _heldout(deferral, correct[in_scope], level),
+        _heldout(deferral, correct[in_scope], level, 0 if held is None else held.labels),
         kind,
         embedder_name,
         similarity_threshold=deferral.similarity,
@@ -401,7 +434,9 @@ def train_student(
     return student
 
 
-def _heldout(deferral: Deferral, correct: np.ndarray, level: float | None) -> HeldOut:
+def _heldout(
+    deferral: Deferral, correct: np.ndarray, level: float | None, foreign_labels: int
+) -> HeldOut:
     return HeldOut(
         n=deferral.n,
         accuracy=float(correct.mean()),
@@ -418,6 +453,7 @@ def _heldout(deferral: Deferral, correct: np.ndarray, level: float | None) -> He
         foreign_answered=deferral.foreign_answered_n / deferral.foreign_n
         if deferral.foreign_n
         else 0.0,
+        foreign_labels=foreign_labels,
     )
 
 
