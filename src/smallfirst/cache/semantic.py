@@ -1,6 +1,7 @@
 """Semantic lookups: the last user turn, its fixed template stripped, embedded by the static
 model2vec embedder and searched (faiss, inner product of unit vectors = cosine) among the
-entries of its group (route, scope, system prompt, tools, parameters).
+entries of its group (route, scope, system prompt, tools, parameters): exactly while a group is
+small, with a trained IVF index once it is large (cache/vector_index.py).
 
 The index is per replica and fills from its own answers; the answers themselves live in the
 store under their exact keys, so a TTL or `cache clear` removes them for every replica.
@@ -8,13 +9,15 @@ store under their exact keys, so a TTL or `cache clear` removes them for every r
 
 from __future__ import annotations
 
+import math
 import threading
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from smallfirst.cache.vector_index import FLAT_UP_TO, VectorIndex
 from smallfirst.embeddings import Embedder
 from smallfirst.routing.templates import Template
 
@@ -39,46 +42,47 @@ def last_user_text(data: dict[str, Any], template: list[str]) -> str | None:
     return Template(pieces, pieces).split(text)[1]
 
 
-@dataclass
-class _Group:
-    index: Any
-    keys: list[str] = field(default_factory=list)
-
-
 class SemanticIndex:
-    """One faiss inner-product index per group; thread-safe (lookups run in a thread)."""
+    """One `VectorIndex` per group (exact while small, IVF once large); thread-safe (lookups
+    embed in a thread, indexes rebuild in the background)."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, flat_up_to: int = FLAT_UP_TO) -> None:
         self.embedder = embedder
-        self._groups: dict[str, _Group] = {}
+        self.flat_up_to = flat_up_to
+        self._groups: dict[str, VectorIndex] = {}
         self._lock = threading.Lock()
 
     def embed(self, text: str) -> np.ndarray:
         return np.ascontiguousarray(self.embedder.encode([text])[:1], dtype=np.float32)
 
     def search(self, group: str, vector: np.ndarray) -> tuple[str, float] | None:
-        """The nearest entry's key and its cosine similarity."""
-        with self._lock:
-            found = self._groups.get(group)
-            if found is None or not found.keys:
-                return None
-            scores, ids = found.index.search(vector, 1)
-            at = int(ids[0][0])
-            return (found.keys[at], float(scores[0][0])) if at >= 0 else None
+        """The nearest live entry's key and its true cosine similarity."""
+        found = self._groups.get(group)
+        return None if found is None else found.search(vector)
 
-    def add(self, group: str, vector: np.ndarray, key: str) -> None:
-        self.add_many(group, vector, [key])
+    def add(
+        self, group: str, vector: np.ndarray, key: str, ttl_s: float = math.inf,
+        limit: int | None = None,
+    ) -> None:  # fmt: skip
+        self.add_many(group, vector, [key], time.time() + ttl_s, limit)
 
-    def add_many(self, group: str, vectors: np.ndarray, keys: list[str]) -> None:
-        """Rows of `vectors` (unit length) under `keys`, in order."""
-        import faiss
-
+    def add_many(
+        self, group: str, vectors: np.ndarray, keys: list[str], expires_at: float = math.inf,
+        limit: int | None = None,
+    ) -> None:  # fmt: skip
+        """Rows of `vectors` (unit length) under `keys`, in order; at most `limit` kept in
+        the group (the route's `max_entries`: the store keeps no more either)."""
         with self._lock:
             found = self._groups.get(group)
             if found is None:
-                found = self._groups[group] = _Group(faiss.IndexFlatIP(vectors.shape[1]))
-            found.index.add(vectors)
-            found.keys.extend(keys)
+                found = self._groups[group] = VectorIndex(vectors.shape[-1], self.flat_up_to)
+        found.add(vectors, keys, expires_at, limit)
+
+    def discard(self, group: str, key: str) -> None:
+        """Forget an entry the store no longer has (cleared, evicted, expired early)."""
+        found = self._groups.get(group)
+        if found is not None:
+            found.discard(key)
 
     def clear(self) -> None:
         with self._lock:
@@ -86,7 +90,12 @@ class SemanticIndex:
 
     def size(self, group: str) -> int:
         found = self._groups.get(group)
-        return 0 if found is None else len(found.keys)
+        return 0 if found is None else found.live
+
+    def wait(self) -> None:
+        """Until every rebuild under way has replaced its group's index."""
+        for found in list(self._groups.values()):
+            found.wait()
 
 
 def static_embedder(path: str | None) -> Embedder:
