@@ -734,10 +734,15 @@ class Verdict:
 
 
 def verdicts(
-    specs: dict[str, TaskSpec], served: Sequence[Served], baseline: Sequence[Served]
+    specs: dict[str, TaskSpec],
+    served: Sequence[Served],
+    baseline: Sequence[Served],
+    moved_down: frozenset[str] = frozenset(),
 ) -> list[Verdict]:
     """The issue's targets: a closed-output task, after its first 2,000 requests, serves at
-    least 70% below large within 2 points of always-large; free text is never moved down."""
+    least 70% below large within 2 points of always-large; free text is never moved down
+    (no request served below large, and no policy of the task serving below it:
+    `moved_down`, the tasks that ever had one)."""
     out = []
     for task, spec in specs.items():
         pairs = [(s, b) for s, b in zip(served, baseline, strict=True) if s.task == task]
@@ -747,18 +752,10 @@ def verdicts(
             rows = [s for s, _ in pairs]
             below = sum(s.tier != "large" for s in rows) / len(rows)
             c = cell(rows, [b for _, b in pairs])
-            note = "never served below large" if below == 0 else "served below large"
+            kept = below == 0 and task not in moved_down
+            note = "never moved below large" if kept else "moved below large"
             out.append(
-                Verdict(
-                    task,
-                    spec.kind,
-                    len(rows),
-                    below,
-                    c.accuracy,
-                    c.large_accuracy,
-                    below == 0,
-                    note,
-                )
+                Verdict(task, spec.kind, len(rows), below, c.accuracy, c.large_accuracy, kept, note)
             )
             continue
         late = pairs[CLOSED_AFTER:]
@@ -921,7 +918,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         seconds = time.perf_counter() - started
     found = windows(served, baseline, live.spend, settings.window)
     print_windows(found)
-    targets = verdicts(specs, served, baseline)
+    moved = frozenset(
+        names.get(task, task)
+        for c in live.checkpoints
+        for task, policy in c.policies.items()
+        if policy["serve"] != "large"
+    )
+    targets = verdicts(specs, served, baseline, moved)
     print_verdicts(targets)
     total = sum(s.cost_usd for s in served)
     learning = max(live.spend.values(), default=0.0)

@@ -135,6 +135,8 @@ def test_targets_need_requests_after_the_first_2000_and_free_text_never_below_la
     assert found["banking77"].met is True and found["banking77"].n == 400
     assert found["qmsum"].met is True and found["qmsum"].below_large == 0.0
     assert found["snips_slots"].met is None and "2000" in found["snips_slots"].note
+    moved = frozenset({"qmsum"})  # a policy serving summaries below large, even unused
+    assert {v.task: v for v in bench.verdicts(specs, rows, base, moved)}["qmsum"].met is False
     rows[-51] = served(2409, "qmsum", "small")  # one summary served below large
     assert {v.task: v for v in bench.verdicts(specs, rows, base)}["qmsum"].met is False
 
