@@ -81,7 +81,9 @@ def test_every_panel_answers(open_client: httpx.Client) -> None:
     recent = open_client.get("/dashboard/api/recent", params={"limit": 2}).json()
     assert [r["request_id"] for r in recent] == ["r1", "r2"]
     everything = open_client.get("/dashboard/api/all").json()
-    assert set(everything) == {"summary", "series", "routes", "latency", "keys", "recent"}
+    assert set(everything) == {
+        "summary", "series", "routes", "latency", "keys", "recent", "tasks"
+    }  # fmt: skip
     assert open_client.get("/dashboard/api/all").headers["cache-control"] == "no-store"
 
 

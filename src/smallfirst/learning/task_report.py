@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, case, distinct, func, select
+from sqlalchemy import ColumnElement, Engine, case, distinct, func, select
 
 from smallfirst.config import LearnConfig
 from smallfirst.learning.records import Estimate, Policy
@@ -51,31 +51,40 @@ class TaskSummary:
 
 
 def task_summaries(
-    engine: Engine, config: LearnConfig | None, since: float | None = None, now: float | None = None
+    engine: Engine,
+    config: LearnConfig | None,
+    since: float | None = None,
+    until: float | None = None,
+    *,
+    key_id: str | None = None,
+    now: float | None = None,
 ) -> list[TaskSummary]:
-    """Every task with request rows since `since`, busiest first. `config`: the gateway's
-    `learn:` (None: the defaults, for how much evidence a task needs)."""
+    """Every task with request rows in [since, until), busiest first. `config`: the
+    gateway's `learn:` (None: the defaults, for how much evidence a task needs). With
+    `key_id`, one key's requests (the dashboard of a key): the learning spend is the
+    gateway's, not the key's, so it is left out of its savings."""
     config = config or LearnConfig()
     now = time.time() if now is None else now
     store = LearningStore(engine)
-    found = _requests(store, since)
-    evidence = _evidence(store, None)
-    spent = _evidence(store, since) if since is not None else evidence
+    found = _requests(store, since, until, key_id)
+    evidence = _evidence(store, None, None)
+    windowed = since is not None or until is not None
+    spent = _evidence(store, since, until) if windowed else evidence
+    policies = store.current_policies()
+    end = now if until is None else min(now, until)
     for task, summary in found.items():
         summary.evidence = evidence.get(task, (0, 0.0))[0]
-        summary.learning_cost_usd = spent.get(task, (0, 0.0))[1]
-    policies = store.current_policies()
-    for summary in found.values():
-        policy = policies.get(summary.task)
+        if key_id is None:
+            summary.learning_cost_usd = spent.get(task, (0, 0.0))[1]
+        policy = policies.get(task)
         summary.policy = policy.as_json() if policy is not None else None
         missing = config.min_evidence - summary.evidence
         summary.needed = missing if missing > 0 and _cold_or_large(policy) else None
         summary.saved_usd = summary.baseline_cost_usd - summary.cost_usd
         summary.saved_usd -= summary.learning_cost_usd
         start = since if since is not None else summary.first_ts
-        span = now - start if start is not None else 0.0
-        if span >= MIN_PROJECTION_S:
-            summary.saved_per_month_usd = summary.saved_usd * MONTH_S / span
+        if start is not None and end - start >= MIN_PROJECTION_S:
+            summary.saved_per_month_usd = summary.saved_usd * MONTH_S / (end - start)
     return sorted(found.values(), key=lambda s: (-s.requests, s.task))
 
 
@@ -83,7 +92,9 @@ def _cold_or_large(policy: Policy | None) -> bool:
     return policy is None or policy.serve == "large"
 
 
-def _requests(store: LearningStore, since: float | None) -> dict[str, TaskSummary]:
+def _requests(
+    store: LearningStore, since: float | None, until: float | None, key_id: str | None
+) -> dict[str, TaskSummary]:
     table = store.requests
     failed = case((table.c.status >= 400, 1), else_=0)
     query = (
@@ -97,10 +108,11 @@ def _requests(store: LearningStore, since: float | None) -> dict[str, TaskSummar
             func.min(table.c.ts),
         )
         .where(table.c.task.is_not(None), table.c.kind == "request")
+        .where(*_window(table.c.ts, since, until))
         .group_by(table.c.task, table.c.tier)
     )
-    if since is not None:
-        query = query.where(table.c.ts >= since)
+    if key_id is not None:
+        query = query.where(table.c.key_id == key_id)
     found: dict[str, TaskSummary] = {}
     answered: dict[str, dict[str, int]] = {}
     with store.engine.connect() as conn:
@@ -119,15 +131,24 @@ def _requests(store: LearningStore, since: float | None) -> dict[str, TaskSummar
     return found
 
 
-def _evidence(store: LearningStore, since: float | None) -> dict[str, tuple[int, float]]:
+def _evidence(
+    store: LearningStore, since: float | None, until: float | None
+) -> dict[str, tuple[int, float]]:
     table = store.evidence_table
     requests = func.count(distinct(table.c.request_id))
     spent = func.coalesce(func.sum(table.c.cost_usd), 0.0)
-    query = select(table.c.task, requests, spent).group_by(table.c.task)
-    if since is not None:
-        query = query.where(table.c.ts >= since)
+    query = (
+        select(table.c.task, requests, spent)
+        .where(*_window(table.c.ts, since, until))
+        .group_by(table.c.task)
+    )
     with store.engine.connect() as conn:
         return {task: (int(n), float(cost)) for task, n, cost in conn.execute(query)}
+
+
+def _window(ts: ColumnElement[float], since: float | None, until: float | None) -> list[Any]:
+    bounds = [ts >= since] if since is not None else []
+    return bounds + ([ts < until] if until is not None else [])
 
 
 def policy_text(summary: TaskSummary, config: LearnConfig | None = None) -> str:

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from smallfirst.errors import InvalidRequestError, SmallfirstError
+from smallfirst.learning.task_report import policy_text, task_summaries
 from smallfirst.server.dashboard import data
 from smallfirst.server.dashboard.auth import ALL_ROWS, DashboardAuth, KeyCheck
 from smallfirst.server.dashboard.timerange import TimeRange, parse_range
@@ -56,7 +57,16 @@ def _everything(conn: Connection, span: TimeRange, request: Request) -> dict[str
         "latency": data.latency_by_model(conn, span, window),
         "keys": data.top_keys(conn, span, _limit(request, 10, "keys_limit"), window),
         "recent": data.recent(conn, span, _limit(request, 50)),
+        "tasks": _tasks(conn, span, request),
     }
+
+
+def _tasks(conn: Connection, span: TimeRange, request: Request) -> list[dict[str, Any]]:
+    """Per task (with `learn:`): volume, spend, tiers, evidence, policy (learning/)."""
+    gateway = getattr(request.app.state, "gateway", None)
+    config = gateway.config.learn if gateway is not None else None
+    found = task_summaries(conn.engine, config, span.since, span.until, key_id=span.key_id)
+    return [{**task.as_json(), "policy_text": policy_text(task, config)} for task in found]
 
 
 Panel = Callable[[Connection, TimeRange, Request], Any]
@@ -67,6 +77,7 @@ PANELS: dict[str, Panel] = {
     "latency": lambda conn, span, _r: data.latency_by_model(conn, span),
     "keys": lambda conn, span, r: data.top_keys(conn, span, _limit(r, 10)),
     "recent": lambda conn, span, r: data.recent(conn, span, _limit(r, 50)),
+    "tasks": _tasks,
     "all": _everything,
 }
 

@@ -198,6 +198,16 @@
     }));
   }
 
+  function drawTasks(tasks) {
+    $("panel-tasks").hidden = tasks.length === 0;
+    const tiers = (t) => Object.entries(t.tiers).map(([tier, share]) => `${tier} ${pct(share)}`)
+      .join(" · ") || "–";
+    table($("table-tasks"), [["task"], ["requests", "num"], ["spent", "num"], ["tiers"],
+      ["evidence", "num"], ["policy"], ["saved", "num"]],
+    tasks.map((t) => [t.task, count(t.requests), usd(t.cost_usd), tiers(t), count(t.evidence),
+      t.policy_text, usd(t.saved_usd)]));
+  }
+
   function drawAll(d) {
     drawKpis(d.summary);
     drawTraffic(d.series);
@@ -207,6 +217,7 @@
     drawKeys(d.keys);
     drawTiers(d.series);
     drawRecent(d.recent);
+    drawTasks(d.tasks);
   }
 
   function showStatus(message, isError) {
