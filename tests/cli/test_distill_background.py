@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from smallfirst.distill.bank import ExampleBank
+from smallfirst.testing import Script
 
 from .test_distill_cmd import PAIRS, label, project, runner  # noqa: F401  (fixture)
 from .test_distill_cmd import app as cli
@@ -46,3 +47,21 @@ def test_a_target_the_data_cannot_vouch_for_says_so(project):  # noqa: F811
     assert "3 labels are too few to vouch for the out-of-scope rate at 0.99 (99+ needed)" in caveat
     assert "distill label --background FILE" in caveat
     assert Path(folder / "s.joblib").exists()
+
+
+def test_out_of_scope_labelling_counts_what_the_teacher_refused(project):  # noqa: F811
+    folder, upstream = project
+    upstream.queue.clear()
+    upstream.enqueue(
+        *(Script(text="none" if i % 10 == 0 else intent) for i, (_, intent) in enumerate(PAIRS))
+    )
+    result = label("--out-of-scope")
+    assert result.exit_code == 0, result.output
+    assert "out of scope" in result.stdout
+    bank = ExampleBank.open("intents")
+    assert bank.background_count() == 3 and len(bank) == len(PAIRS) - 3
+    (folder / "notes.yaml").write_text("name: notes\nkind: summarize\n")
+    wrong = runner.invoke(
+        cli, ["distill", "notes.yaml", "--teacher", "big", "--inputs", "in.jsonl", "--out-of-scope"]
+    )
+    assert wrong.exit_code == 1 and "needs a classify task" in wrong.output

@@ -96,3 +96,24 @@ def test_students_from_a_bank_learn_its_background_and_defer_far_inputs():
         )
         assert inside.answered and inside.label == "weather", kind
         assert not outside.answered and outside.reason in ("background", "unfamiliar"), kind
+
+
+def test_out_of_scope_inputs_are_background_whose_cost_counts(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)  # a bank from before: background has no cost column
+    old.execute(
+        "CREATE TABLE background (id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
+        " input TEXT NOT NULL, vec BLOB)"
+    )
+    old.execute("INSERT INTO background (hash, input) VALUES ('h', 'free chatter')")
+    old.commit()
+    old.close()
+    bank = ExampleBank.open(str(path), HashEmbedder())
+    bank.add("book a table", "restaurant", label="restaurant", cost_usd=0.25)
+    assert bank.add_out_of_scope("what is the time", 0.5)
+    assert not bank.add_out_of_scope("what is the time", 0.5)  # stored once, paid once
+    assert bank.background_count() == 2 and bank.total_cost() == 0.75
+    assert "what is the time" not in {e.input for e in bank.examples()}
+    assert len(bank.settled_hashes()) == 3 and len(bank.known_hashes()) == 1

@@ -6,6 +6,7 @@ from smallfirst.distill.prompts import (
     MalformedAnswer,
     match_label,
     parse_answer,
+    says_none,
     system_prompt,
     task_summary,
     teacher_messages,
@@ -52,3 +53,19 @@ def test_free_text_and_prompt_shape():
     system, user = teacher_messages(summary, "We met.")
     assert system.role == "system" and "Be terse." in system.content
     assert user.content == "Meeting: We met."
+
+
+def test_an_out_of_scope_teacher_may_answer_none_unless_none_is_a_label():
+    summary = {"name": "s", "kind": "classify", "input_name": "Text", "labels": ["yes", "no"]}
+    plain = teacher_messages(summary, "hi")[0].content
+    allowed = teacher_messages(summary, "hi", out_of_scope=True)[0].content
+    assert (
+        "none" not in plain
+        and allowed == plain + " If the text fits none of the labels, answer none."
+    )
+    assert says_none(summary, "None.") and says_none(summary, " none ")
+    assert not says_none(summary, "no") and not says_none(summary, "none of them fit, maybe no")
+    assert not says_none({**summary, "labels": ["None", "some"]}, "none")  # a real label
+    summarize = {"name": "s", "kind": "summarize", "input_name": "Text"}
+    assert teacher_messages(summarize, "x", out_of_scope=True) == teacher_messages(summarize, "x")
+    assert not says_none(summarize, "none")

@@ -146,3 +146,34 @@ async def test_an_answer_outside_the_labels_is_paid_once_per_run_and_costs_add_u
     assert third.labelled == 1 and bank.failures() == []
     assert bank.total_cost() == pytest.approx(0.03)  # the failed answers stay counted
     await registry.aclose()
+
+
+async def test_a_teacher_allowed_out_of_scope_sends_none_to_background_paid_once(
+    scripted, sentiment_task
+):
+    upstream, url = scripted
+    answers = ["positive", "None.", "negative", "none"]
+    upstream.enqueue(*(Script(text=a, prompt_tokens=0, completion_tokens=10) for a in answers))
+    registry = teacher_registry(url)  # $0.01 an answer
+    bank = ExampleBank.open("oos", HashEmbedder())
+    run = make_run(registry, bank, sentiment_task, concurrency=1, out_of_scope=True)
+    result = await run.run(INPUTS[:4])
+    assert (result.labelled, result.out_of_scope, result.failed) == (2, 2, 0)
+    assert "fits none of the labels, answer none" in upstream.received[0]["messages"][0]["content"]
+    assert [e.input for e in bank.examples()] == [INPUTS[0], INPUTS[2]]
+    assert bank.background_count() == 2
+    assert bank.total_cost() == pytest.approx(0.04) == pytest.approx(result.cost_usd)
+    again = await make_run(registry, bank, sentiment_task, out_of_scope=True).run(INPUTS[:4])
+    assert again.skipped == 4 and len(upstream.received) == 4  # nothing asked twice
+    await registry.aclose()
+
+
+async def test_without_out_of_scope_a_none_answer_is_a_failure(scripted, sentiment_task):
+    upstream, url = scripted
+    upstream.default = Script(text="none")
+    registry = teacher_registry(url)
+    bank = ExampleBank.open("strict", HashEmbedder())
+    result = await make_run(registry, bank, sentiment_task).run(INPUTS[:2])
+    assert result.failed == 2 and bank.background_count() == 0
+    assert "none" not in upstream.received[0]["messages"][0]["content"]
+    await registry.aclose()

@@ -77,6 +77,12 @@ def label(
         help="Unlabelled traffic that is NOT this task's job (JSONL, like --inputs): stored "
         "unlabelled at no cost; the student learns to defer inputs like it.",
     ),
+    out_of_scope: bool = typer.Option(
+        False,
+        "--out-of-scope",
+        help="Classify tasks: the teacher may answer 'none' for an input that fits no label; "
+        "such inputs become background (paid, counted in the bank's cost).",
+    ),
 ) -> None:
     """Label inputs with the teacher into an example bank (resumable; reruns skip done ones)."""
     try:
@@ -86,6 +92,8 @@ def label(
         others = [text for text in others if text not in set(texts)]
         registry = Registry(load_config())
         entry = registry.get(teacher)
+        if out_of_scope and spec.kind != "classify":
+            raise InvalidRequestError(f"--out-of-scope needs a classify task, not {spec.kind}")
         target = _bank_for(bank or spec.name, task_summary(spec))
     except SmallfirstError as exc:
         fail(exc.message)
@@ -97,7 +105,9 @@ def label(
             f"({target.background_count()} in the bank)",
             highlight=False,
         )
-    settings = LabelSettings(max_usd, concurrency, max_attempts, max_tokens=max_tokens)
+    settings = LabelSettings(
+        max_usd, concurrency, max_attempts, max_tokens=max_tokens, out_of_scope=out_of_scope
+    )
     result = _label_with_progress(target, registry, entry.name, texts, settings)
     _print_label_report(target, result, settings)
 
@@ -159,12 +169,16 @@ def _print_label_report(bank: ExampleBank, result: LabelProgress, settings: Labe
     table.add_column("labelled now", justify="right")
     table.add_column("already in bank", justify="right")
     table.add_column("failed", justify="right")
+    if settings.out_of_scope:
+        table.add_column("out of scope", justify="right")
     table.add_column("cost this run", justify="right")
     table.add_column("bank size", justify="right")
+    refused = [str(result.out_of_scope)] if settings.out_of_scope else []
     table.add_row(
         str(result.labelled),
         str(result.skipped),
         str(result.failed),
+        *refused,
         format_usd(result.cost_usd),
         str(len(bank)),
     )

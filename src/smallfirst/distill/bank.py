@@ -7,8 +7,9 @@ unit vectors in numpy, which is fast enough for the bank sizes distillation prod
 The tasks package uses `nearest(text, k)` to pick kNN few-shot examples.
 
 A bank can also hold *background* inputs: unlabelled traffic that is not this task's job
-(`distill label --background FILE`). They cost nothing (no teacher call) and teach the student
-what to defer: a background class, and out-of-scope stand-ins for calibrating its thresholds.
+(`distill label --background FILE`, no teacher call, free), or inputs the teacher said fit no
+label (`distill label --out-of-scope`, paid: their cost is in the bank's total). They teach the
+student what to defer: a background class, and out-of-scope stand-ins for its thresholds.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ _SCHEMA = (
     " hash TEXT PRIMARY KEY, input TEXT NOT NULL, reason TEXT NOT NULL,"
     " attempts INTEGER NOT NULL, cost_usd REAL NOT NULL, updated REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS background ("
-    " id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, input TEXT NOT NULL, vec BLOB)",
+    " id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, input TEXT NOT NULL, vec BLOB,"
+    " cost_usd REAL NOT NULL DEFAULT 0)",
 )
+_BACKGROUND_COST = "ALTER TABLE background ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0"
+"""Banks made before the teacher could call an input out of scope lack the column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,9 @@ class ExampleBank:
         self._db = sqlite3.connect(path, check_same_thread=False)
         for statement in _SCHEMA:
             self._db.execute(statement)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(background)")}
+        if "cost_usd" not in columns:
+            self._db.execute(_BACKGROUND_COST)
         self._db.commit()
         self._index: tuple[np.ndarray, list[Example]] | None = None
 
@@ -122,6 +129,11 @@ class ExampleBank:
 
     def known_hashes(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT hash FROM examples")}
+
+    def settled_hashes(self) -> set[str]:
+        """Inputs a labelling run need not ask about again: examples and background."""
+        rows = self._db.execute("SELECT hash FROM examples UNION SELECT hash FROM background")
+        return {row[0] for row in rows}
 
     def add(
         self,
@@ -189,6 +201,16 @@ class ExampleBank:
             )
         return self.background_count() - before
 
+    def add_out_of_scope(self, text: str, cost_usd: float) -> bool:
+        """Store an input the teacher said fits no label as background, with what that answer
+        cost (it counts in `total_cost`); False when it was already stored."""
+        with self._db:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO background (hash, input, cost_usd) VALUES (?, ?, ?)",
+                (text_hash(text), text, cost_usd),
+            )
+        return cursor.rowcount == 1
+
     def background_count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM background").fetchone()[0]
 
@@ -223,7 +245,8 @@ class ExampleBank:
     def total_cost(self) -> float:
         spent = self._db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM examples").fetchone()[0]
         lost = self._db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM failures").fetchone()[0]
-        return float(spent + lost)
+        refused = self._db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM background")
+        return float(spent + lost + refused.fetchone()[0])
 
     def vectors(self) -> tuple[np.ndarray, list[Example]]:
         """All examples with their unit vectors (computing missing ones in batches)."""

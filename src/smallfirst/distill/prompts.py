@@ -57,12 +57,27 @@ def system_prompt(summary: dict[str, Any]) -> str:
     return " ".join(part for part in (head, extra, tail) if part)
 
 
-def teacher_messages(summary: dict[str, Any], text: str) -> list[Message]:
+NONE = "none"
+"""What a teacher allowed to (`out_of_scope=True`) answers for an input that fits no label."""
+
+
+def teacher_messages(
+    summary: dict[str, Any], text: str, *, out_of_scope: bool = False
+) -> list[Message]:
+    """The teacher's prompt. `out_of_scope` (classify tasks): it may answer `none` for an input
+    that fits no label (real traffic holds requests that are not this task's job)."""
     input_name = summary.get("input_name", "Text")
-    return [
-        Message("system", system_prompt(summary)),
-        Message("user", f"{input_name}: {text}"),
-    ]
+    system = system_prompt(summary)
+    if out_of_scope and summary["kind"] == "classify":
+        system += f" If the {input_name.lower()} fits none of the labels, answer {NONE}."
+    return [Message("system", system), Message("user", f"{input_name}: {text}")]
+
+
+def says_none(summary: dict[str, Any], answer: str) -> bool:
+    """Whether a classify answer is `none` (and `none` is not one of the task's own labels)."""
+    if summary["kind"] != "classify" or _norm(answer) != NONE:
+        return False
+    return NONE not in {_norm(label) for label in summary["labels"]}
 
 
 def parse_answer(summary: dict[str, Any], answer: str) -> tuple[str, str | None]:

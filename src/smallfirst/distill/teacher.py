@@ -18,7 +18,7 @@ from typing import Any
 
 from smallfirst.distill.bank import ExampleBank
 from smallfirst.distill.embed_cache import text_hash
-from smallfirst.distill.prompts import MalformedAnswer, parse_answer, teacher_messages
+from smallfirst.distill.prompts import MalformedAnswer, parse_answer, says_none, teacher_messages
 from smallfirst.errors import (
     AuthenticationError,
     ModelNotFoundError,
@@ -29,7 +29,7 @@ from smallfirst.errors import (
 )
 from smallfirst.models.base import Provider
 from smallfirst.models.pricing import ModelPrice
-from smallfirst.types import ChatRequest, GenerationParams, Usage
+from smallfirst.types import ChatRequest, GenerationParams, Message, Usage
 
 FATAL = (AuthenticationError, PermissionDeniedError, ModelNotFoundError)
 """Errors that would fail every item the same way: the run stops instead of retrying."""
@@ -46,6 +46,8 @@ class LabelProgress:
     labelled: int = 0
     failed: int = 0
     skipped: int = 0
+    out_of_scope: int = 0
+    """Inputs the teacher said fit no label, stored as background (`out_of_scope` runs)."""
     cost_usd: float = 0.0
     stopped_by_cap: bool = False
     failures: dict[str, str] = field(default_factory=dict)
@@ -59,6 +61,8 @@ class LabelSettings:
     max_attempts: int = 3
     backoff_s: float = 0.5
     max_tokens: int = 256
+    out_of_scope: bool = False
+    """Let the teacher answer `none` for an input that fits no label (it becomes background)."""
 
 
 class TeacherRun:
@@ -97,7 +101,7 @@ class TeacherRun:
 
     def _pending(self, inputs: Iterable[str]) -> tuple[list[str], int]:
         """Unique inputs not yet in the bank, in order; and how many were skipped."""
-        known = self.bank.known_hashes()
+        known = self.bank.settled_hashes()
         seen: set[str] = set()
         todo: list[str] = []
         skipped = 0
@@ -119,7 +123,7 @@ class TeacherRun:
                 self.on_progress(progress)
 
     def _worst_case(self, text: str) -> float:
-        system = teacher_messages(self.task, "")[0].content
+        system = self._messages("")[0].content
         prompt_tokens = (len(system) + len(text)) // 3 + 16
         return self.price.cost(Usage(prompt_tokens, self.settings.max_tokens))
 
@@ -143,7 +147,8 @@ class TeacherRun:
                 cost, stored = await self._ask(text)
                 spent += cost
                 progress.cost_usd += cost
-                progress.labelled += int(stored)
+                progress.labelled += int(stored == "example")
+                progress.out_of_scope += int(stored == "background")
                 return
             except _Charged as charged:
                 spent += charged.cost
@@ -174,13 +179,19 @@ class TeacherRun:
             retry_after if retry_after is not None else self.settings.backoff_s * 2 ** (attempt - 1)
         )
 
-    async def _ask(self, text: str) -> tuple[float, bool]:
+    def _messages(self, text: str) -> list[Message]:
+        return teacher_messages(self.task, text, out_of_scope=self.settings.out_of_scope)
+
+    async def _ask(self, text: str) -> tuple[float, str]:
+        """(cost, where the input went: `example`, `background` or `` when already stored)."""
         request = ChatRequest(
-            teacher_messages(self.task, text),
+            self._messages(text),
             GenerationParams(max_tokens=self.settings.max_tokens, temperature=0.0),
         )
         generation = await self.teacher.chat(request)
         cost = self.price.cost(generation.usage)
+        if self.settings.out_of_scope and says_none(self.task, generation.text):
+            return cost, "background" if self.bank.add_out_of_scope(text, cost) else ""
         try:
             output, label = parse_answer(self.task, generation.text)
         except MalformedAnswer as exc:
@@ -194,7 +205,7 @@ class TeacherRun:
             input_tokens=generation.usage.input_tokens,
             output_tokens=generation.usage.output_tokens,
         )
-        return cost, stored
+        return cost, "example" if stored else ""
 
 
 class _Charged(Exception):
