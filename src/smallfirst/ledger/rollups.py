@@ -181,13 +181,20 @@ def request_totals(request: dict[str, Any]) -> Totals:
     return totals
 
 
+OFF_PATH_STEPS = ("shadow", "audit", "judge")
+"""Hops made after the answer was sent (smallfirst/learning/shadow.py), paid from the
+learning budget: never part of what an escalation cost."""
+
+
 def hop_totals(hops: Iterable[dict[str, Any]]) -> Totals:
     """What a request's hop rows add: escalated (0/1), $ after the first escalation, hops."""
     hops = list(hops)
     escalations = [h["hop"] for h in hops if h.get("step") == "escalate"]
     first = min(escalations) if escalations else None
     cost = sum(
-        float(h.get("cost_usd") or 0.0) for h in hops if first is not None and h["hop"] > first
+        float(h.get("cost_usd") or 0.0)
+        for h in hops
+        if first is not None and h["hop"] > first and h.get("step") not in OFF_PATH_STEPS
     )
     return Totals(escalated=int(first is not None), escalation_cost_usd=cost, hops=len(hops))
 

@@ -21,7 +21,7 @@ from smallfirst.routing.base import RouteDecision
 from smallfirst.server import admission
 from smallfirst.server.admission import Estimate
 from smallfirst.server.limits import Reservation
-from smallfirst.types import ChatRequest, CompletionRequest, Usage
+from smallfirst.types import ChatRequest, CompletionRequest, ToolCall, Usage
 
 if TYPE_CHECKING:
     from smallfirst.server.gateway import Gateway
@@ -63,6 +63,8 @@ def ascii_header(value: str, limit: int = 200) -> str:
 
 class Call:
     __slots__ = (
+        "answer",
+        "answer_tool_calls",
         "entry",
         "estimate",
         "finished",
@@ -91,6 +93,9 @@ class Call:
         """The router found personal data: only models declared `local` may answer it."""
         self.request: ChatRequest | CompletionRequest | None = None
         """What was asked, once parsed (learning compares answers to it after the fact)."""
+        self.answer: str | None = None
+        self.answer_tool_calls: list[ToolCall] | None = None
+        """What the client received, on success (learning keeps the large model's answers)."""
         self.finished = False
 
     @property
@@ -149,8 +154,11 @@ class Call:
         if self.entry.ttft_ms is None:
             self.entry.ttft_ms = (time.perf_counter() - self.started) * 1000
 
-    def succeed(self, usage: Usage, response: str | None = None) -> None:
+    def succeed(
+        self, usage: Usage, response: str | None = None, tool_calls: list[ToolCall] | None = None
+    ) -> None:
         self._charge(usage)
+        self.answer, self.answer_tool_calls = response, tool_calls
         if self.model is not None and self.entry.endpoint != "embeddings":
             baseline = self.gateway.baseline
             self.entry.baseline_model = baseline.name

@@ -40,7 +40,7 @@ async def run_cascade(
     chat = call.entry.endpoint == "chat"
     if deltas is not None:
         return await stream_deltas(call, deltas, chat, include_usage)
-    call.succeed(result.generation.usage, result.generation.text)
+    call.succeed(result.generation.usage, result.generation.text, result.generation.tool_calls)
     body = orjson.dumps(completion_json(result.generation, call.request_id, chat=chat))
     return Response(body, media_type="application/json", headers=call.headers())
 
@@ -72,6 +72,8 @@ async def climb(
     finally:
         record_hops(gateway, call.entry, log.hops)
     _settle_route(gateway, call, result)
+    if gateway.learning is not None and gateway.learning.shadower is not None:
+        gateway.learning.shadower.climbed(call, request, result)  # an escalation is evidence
     return result, deltas
 
 

@@ -193,7 +193,7 @@ async def run_provider(
     generation = found.generation
     if chat:
         call.entry.ttft_ms = None if generation.ttft_s is None else generation.ttft_s * 1000
-    call.succeed(generation.usage, generation.text)
+    call.succeed(generation.usage, generation.text, generation.tool_calls)
     return json_response(completion_json(generation, call.request_id, chat=chat), call)
 
 

@@ -31,11 +31,12 @@ from smallfirst.server.call import Call
 from smallfirst.server.cascade_call import record_hops
 from smallfirst.server.streaming import SSE_HEADERS
 from smallfirst.server.upstream import UpstreamPool, transport_error
-from smallfirst.types import Usage
+from smallfirst.types import ToolCall, Usage
 from smallfirst.wire.collect import StreamCollector
 from smallfirst.wire.parse import choice_text, decode_chunk, first_choice, parse_usage
 from smallfirst.wire.render import DONE, error_event
 from smallfirst.wire.sse import SseDecoder, SseEvent
+from smallfirst.wire.tool_calls import parse_tool_calls
 
 T = TypeVar("T")
 
@@ -52,8 +53,19 @@ async def forward(
             content, answer = await _forward_again(call, provider, path, data, exc)
     else:
         content, answer = await _forward_again(call, provider, path, data, None)
-    call.succeed(parse_usage(answer.get("usage")), choice_text(answer["choices"][0]))
+    choice = answer["choices"][0]
+    call.succeed(parse_usage(answer.get("usage")), choice_text(choice), choice_tool_calls(choice))
     return Response(content, media_type="application/json", headers=call.headers())
+
+
+def choice_tool_calls(choice: dict[str, Any]) -> list[ToolCall] | None:
+    """The calls of a forwarded answer, for the call's record (learning); malformed ones are
+    none here: the client already has the bytes as they came."""
+    message = choice.get("message")
+    try:
+        return parse_tool_calls(message.get("tool_calls") if isinstance(message, dict) else None)
+    except UpstreamError:
+        return None
 
 
 def healthy(call: Call, provider: OpenAIProvider) -> bool:
@@ -237,7 +249,7 @@ async def _relay(
             call.fail(error, relay.delivered_if_any())
             yield error_event(error.to_openai())
         else:
-            call.succeed(collected.usage(), collected.text)
+            call.succeed(collected.usage(), collected.text, collected.tool_calls.calls())
             yield DONE
     except (aiohttp.ClientError, TimeoutError, SmallfirstError) as exc:
         failure = exc if isinstance(exc, SmallfirstError) else transport_error(name, exc)

@@ -55,7 +55,7 @@ async def _events(
                 yield writer.tool_calls(delta.tool_calls)
             delta = await anext(deltas, None)
         usage = collected.usage()
-        call.succeed(usage, collected.text)
+        call.succeed(usage, collected.text, collected.tool_calls.calls())
         yield writer.finish(collected.finish_reason or "stop")
         if include_usage:
             yield writer.usage(usage)
