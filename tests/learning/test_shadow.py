@@ -460,3 +460,16 @@ def test_learning_hops_are_never_an_escalations_cost() -> None:
     totals = hop_totals(hops)
     assert totals.escalation_cost_usd == pytest.approx(0.01)
     assert (totals.escalated, totals.hops) == (1, 5)
+
+
+def test_auto_at_cold_start_serves_large_and_shadows_small(upstreams, tmp_path) -> None:
+    upstreams["large"].reply("card_lost")
+    upstreams["small"].reply("card_lost")
+    with running_gateway(config(upstreams, tmp_path)) as running:
+        answer = ask(running, "auto", "I lost my card")
+        drain(running)
+        [request] = running.rows(kind="request")
+        sources = sorted(e.source for e in evidence(running, task="intents"))
+    assert answer.choices[0].message.content == "card_lost"
+    assert (request["model"], request["task"]) == ("large", "intents")
+    assert sources == ["served", "shadow"]

@@ -55,9 +55,10 @@ class LearningBudget:
 
     async def reserve(self, worst_usd: float) -> bool:
         """Hold `worst_usd` for a call about to start; False (and no call) when it does not
-        fit. Every True is followed by one `settle`."""
+        fit (at a budget of 0, nothing does: even a free model's call). Every True is
+        followed by one `settle`."""
         await self._refresh()
-        if self.spent + self._reserved + worst_usd > self.per_day:
+        if self.per_day <= 0 or self.spent + self._reserved + worst_usd > self.per_day:
             self._refused()
             return False
         self.exhausted = False
