@@ -7,7 +7,7 @@ The loop, one module per job:
                   calls exactly; free text by a judge model).
 - `shadow.py`     after an answer is sent, asks the other tier too for a share of traffic,
                   within the daily learning budget and never off-box for local-only data.
-- `feedback.py`   `POST /v1/feedback`: a client's verdict on its own request.
+- `server/feedback_endpoint.py`  `POST /v1/feedback`: a client's verdict on its own request.
 - `learner.py`    `smallfirst learn`: per task, builds the candidates (tier-0 student, small
                   model) from the evidence, estimates each on held-out evidence with a lower
                   bound, and stores a new policy version when the verdict changes.
@@ -15,5 +15,7 @@ The loop, one module per job:
 - `target.py`     the `Target` that serves `model: "auto"` by a task's policy.
 - `store.py`      the tables (migration m010); `records.py` the rows; `inputs.py` what
                   a student learns from.
+- `task_report.py` per task volume, spend, tiers, evidence and policy (`smallfirst tasks`,
+                  `smallfirst report`, the dashboard).
 - `gateway.py`    the gateway's handle on all of it.
 """
