@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from smallfirst.config import LearnConfig, state_dir
+from smallfirst.distill.embed_cache import EmbeddingCache
 from smallfirst.embeddings import Embedder, get_embedder
 from smallfirst.errors import InvalidRequestError
 from smallfirst.learning.candidates import (
@@ -43,6 +44,7 @@ REFRESH_GAIN = 0.05
 """A policy of the same shape is replaced only when it serves this much more traffic below
 large (so a fresh student is not a new version on every run)."""
 MIN_AUDIT_RATE = 0.01
+EMBEDDINGS_FILE = "embeddings.sqlite"
 
 
 @dataclass(slots=True)
@@ -96,7 +98,10 @@ def learn(
     """One pass over every task with evidence (or `tasks`); stores what changed."""
     run = _Run(registry, store, config, time.time() if now is None else now, embedder)
     names = tasks if tasks is not None else sorted(set(store.evidence_counts()) | set(run.current))
-    return [run.task(name) for name in names]
+    try:
+        return [run.task(name) for name in names]
+    finally:
+        run.close()
 
 
 async def keep_learning(registry: Registry, store: LearningStore, config: LearnConfig) -> None:
@@ -145,12 +150,21 @@ class _Run:
         self.large = large_model(registry, config)
         self.small = small_model(registry, config)
         self._embedder = embedder
+        self._cache: EmbeddingCache | None = None
+        """The vector cache this run opened (and closes)."""
 
     @property
     def embedder(self) -> Embedder:
+        """MiniLM, through a vector cache in the artifacts folder: each pass embeds the same
+        evidence again, and encoding is most of a pass's time."""
         if self._embedder is None:
-            self._embedder = get_embedder("minilm")
+            path = artifacts_dir(self.store, self.config) / EMBEDDINGS_FILE
+            self._embedder = self._cache = EmbeddingCache(get_embedder("minilm"), path)
         return self._embedder
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
 
     def task(self, task: str) -> Outcome:
         policy = self.current.get(task)
@@ -246,7 +260,7 @@ class _Run:
                 needed=missing,
             )
         candidates, notes = self._candidates(cases, kind)
-        passing = [c for c in candidates if c.estimate.lower >= target]
+        passing = [c for c in candidates if c.estimate.lower >= target and c.share_below_large]
         if not passing:
             return self._short(task, policy, candidates, notes, evidence_n, where)
         chosen = max(passing, key=lambda c: c.cheapness)
