@@ -12,8 +12,9 @@ only (the student's own out-of-fold and held-out-label predictions, plus backgro
 3. `+ familiarity`: the default student (confidence + similarity to the training examples).
 4. `+ background`: 3 with background traffic learnt as a deferring class and used to calibrate.
 5. `+ background of the unseen kind`: 4, but the background is inputs of the unseen intents
-   themselves (their train split, never a test input): the traffic a user's unlabelled inputs
-   hold when the out-of-scope requests the student will meet are already among them.
+   themselves (their train split, never a test input): what `distill label --out-of-scope`
+   stores when a user's unlabelled inputs already hold out-of-scope requests like those the
+   student will meet, and the teacher answers `none` for them (gold labels stand in for it).
 
     nice .venv/bin/python benchmarks/deferral_oos.py            # 5 seeds, ~4 min on 2 cores
     nice .venv/bin/python benchmarks/deferral_oos.py --quick    # 1 seed

@@ -45,7 +45,7 @@ def test_a_target_the_data_cannot_vouch_for_says_so(project):  # noqa: F811
     assert "always defers" in trained.stderr and "Label more examples" in trained.stderr
     caveat = " ".join(trained.stderr.split())
     assert "3 labels are too few to vouch for the out-of-scope rate at 0.99 (99+ needed)" in caveat
-    assert "distill label --background FILE" in caveat
+    assert "distill label --out-of-scope" in caveat and "--background FILE" in caveat
     assert Path(folder / "s.joblib").exists()
 
 

@@ -298,8 +298,9 @@ class TinyClassifier:
         return (
             f"{len(self.labels)} labels are too few to vouch for the out-of-scope rate at "
             f"{self.target_accuracy} ({needed:.0f}+ needed): an unseen intent close to a known "
-            "label (a sibling) may be answered. Add background traffic of what the student "
-            "should refuse (`distill label --background FILE`)."
+            "label (a sibling) may be answered. Show it what to refuse: label real traffic "
+            "with `distill label --out-of-scope` (the teacher marks what fits no label) or add "
+            "`--background FILE`."
         )
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
