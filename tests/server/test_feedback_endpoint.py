@@ -10,6 +10,7 @@ import pytest
 
 from smallfirst.config import Config, LearnConfig
 from smallfirst.learning.records import Evidence
+from smallfirst.ledger import LedgerEntry
 from smallfirst.testing.scripted import Script
 from tests.server.gateway_helpers import RunningGateway, running_gateway, scripted_config
 
@@ -180,3 +181,18 @@ def test_without_learn_the_route_says_learning_is_off(scripted) -> None:
         answered = rate(gw, {"request_id": "r", "correct": True})
     assert answered.status_code == 404
     assert "`learn:`" in answered.json()["error"]["message"]
+
+
+def test_a_request_without_a_task_keeps_the_feedback_only(gw) -> None:
+    """A row from before `learn:` was on has no task: nothing to learn it for."""
+    gw.ledger.store.insert([LedgerEntry("req-old", model="small", tier="small").as_row()])
+    answered = rate(gw, {"request_id": "req-old", "correct": True})
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["task"] is None and answered.json()["evidence"] is False
+    assert [f.request_id for f in gw.gateway.learning.store.feedback()] == ["req-old"]
+    assert evidence(gw) == []
+
+
+def test_with_auth_off_any_request_can_be_rated(gw) -> None:
+    gw.ledger.store.insert([LedgerEntry("req-keyed", key_id="k1", task="t").as_row()])
+    assert rate(gw, {"request_id": "req-keyed", "score": 0.9}).status_code == 200
