@@ -2,12 +2,17 @@
 and hit rate of the semantic cache on a banking77 FAQ stream.
 
     python benchmarks/cache.py [--quick] [--skip-latency] [--skip-semantic] [--skip-faq]
+        [--requests 1000 --rounds 3] [--sizes 10000 100000 --queries 500]
 
 * latency: the scripted upstream alone (direct) and the gateway in front of it answering an
   exact hit, sequential keep-alive requests; p50/p99 and the gateway's added time. Both
   servers run in this process (threads), each request from an httpx keep-alive client.
-* semantic lookup: the static model2vec embedder and a faiss flat index of 10k and 100k
-  entries in one group, one thread (embedding and search timed apart and together).
+* semantic lookup: 10k and 100k entries in one group (banking77's train messages, then
+  word-level variants of them), added 1,000 at a time so the index grows as in a gateway
+  (exact below 8,192 entries, then IVF trained and retrained on them); each test-split
+  message embedded by the static model2vec embedder and searched, one thread (faiss and
+  the embedder), embedding and search timed apart and together; recall@1 against an exact
+  search of the same vectors, overall and among would-be hits.
 * FAQ stream: banking77, an answer per intent; each message looks up the cache (nearest
   earlier message of the stream), a hit is right when its intent matches, a miss is stored.
   The threshold is calibrated on the train split cut into streams as long as the test split's
@@ -75,35 +80,91 @@ def latency(count: int, rounds: int) -> list[tuple[str, float, float]]:
     return [*rows, added]
 
 
+@dataclass
+class LookupRow:
+    entries: int
+    index: str
+    fill_s: float
+    embed_ms: float
+    search_ms: float
+    lookup_ms: float
+    recall: float
+    """recall@1: the approximate nearest is the exact nearest (by similarity, ties equal)."""
+    hit_recall: float
+    """The same among queries whose exact nearest is a hit (similarity >= the threshold)."""
+    hits: int
+
+    def cells(self) -> tuple:
+        return (self.entries, self.index, self.fill_s, self.embed_ms, self.search_ms,
+                self.lookup_ms, self.recall, self.hit_recall, self.hits)  # fmt: skip
+
+
+def entry_texts(size: int, seed: int) -> list[str]:
+    """banking77's train messages, then word-level variants of them (a word dropped, added
+    or replaced) up to `size`: a cache's entries, near-duplicates included."""
+    train = [text for text, _ in read_split("train", None, seed)]
+    words = sorted({w for text in train for w in text.lower().split()})
+    rng = random.Random(seed)
+    texts = train[:size]
+    while len(texts) < size:
+        tokens = rng.choice(train).split()
+        at, roll = rng.randrange(len(tokens)), rng.random()
+        if roll < 0.3 and len(tokens) > 3:
+            tokens.pop(at)
+        elif roll < 0.6:
+            tokens.insert(at, rng.choice(words))
+        else:
+            tokens[at] = rng.choice(words)
+        texts.append(" ".join(tokens))
+    return texts
+
+
 def semantic_lookup(
-    sizes: list[int], queries: int, embedder_path: str | None
-) -> list[tuple[int, float, float, float]]:
+    sizes: list[int], queries: int, embedder_path: str | None, threshold: float, seed: int,
+    flat_up_to: int | None = None, batch: int = 1000,
+) -> list[LookupRow]:  # fmt: skip
+    """Per size: entries added `batch` at a time (the index grows, trains and retrains as
+    in a gateway), then each test-split message embedded and searched, one thread; recall
+    against an exact (flat) search of the same vectors."""
     import faiss
 
     from smallfirst.cache.semantic import SemanticIndex, static_embedder
+    from smallfirst.cache.vector_index import FLAT_UP_TO
 
     faiss.omp_set_num_threads(1)
-    index = SemanticIndex(static_embedder(embedder_path))
-    texts = [f"how do i {w} my card {i}" for i, w in enumerate(["top up", "freeze"] * queries)]
-    rng = np.random.default_rng(0)
+    embedder = static_embedder(embedder_path)
+    texts = [text for text, _ in read_split("test", queries, seed)]
+    all_vectors = np.ascontiguousarray(embedder.encode(entry_texts(max(sizes), seed)))
     out = []
     for size in sizes:
-        group = f"bench-{size}"
-        vectors = rng.normal(size=(size, index.embed("x").shape[1])).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        index.add_many(group, vectors, [f"k{i}" for i in range(size)])
-        embed_ms, search_ms = [], []
-        for text in texts[:queries]:
+        index = SemanticIndex(embedder, flat_up_to or FLAT_UP_TO)
+        group, vectors = f"bench-{size}", all_vectors[:size]
+        start = time.perf_counter()
+        for at in range(0, size, batch):
+            keys = [f"k{i}" for i in range(at, min(at + batch, size))]
+            index.add_many(group, vectors[at : at + batch], keys)
+            index.wait()
+        fill_s = time.perf_counter() - start
+        exact = faiss.IndexFlatIP(vectors.shape[1])
+        exact.add(vectors)
+        embed_ms, search_ms, found = [], [], []
+        for text in texts:
             t0 = time.perf_counter()
             vector = index.embed(text)
             t1 = time.perf_counter()
-            index.search(group, vector)
+            found.append(index.search(group, vector))
             t2 = time.perf_counter()
             embed_ms.append((t1 - t0) * 1000)
             search_ms.append((t2 - t1) * 1000)
+        best, _ = exact.search(embedder.encode(texts).astype(np.float32), 1)
+        same = [f is not None and f[1] >= b - 1e-5 for f, b in zip(found, best[:, 0], strict=True)]
+        hit = best[:, 0] >= threshold
         total = [a + b for a, b in zip(embed_ms, search_ms, strict=True)]
-        out.append((size, statistics.median(embed_ms), statistics.median(search_ms),
-                    statistics.median(total)))  # fmt: skip
+        out.append(LookupRow(
+            size, index.describe(group), fill_s, statistics.median(embed_ms),
+            statistics.median(search_ms), statistics.median(total), float(np.mean(same)),
+            float(np.mean(np.array(same)[hit])) if hit.any() else float("nan"), int(hit.sum()),
+        ))  # fmt: skip
     return out
 
 
@@ -192,17 +253,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embedder", help="a model2vec model folder (default: the distilled one)")
+    parser.add_argument("--requests", type=int, default=1000, help="exact hits per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],
+                        help="semantic entries per measured index")  # fmt: skip
+    parser.add_argument("--queries", type=int, default=500, help="semantic lookups per size")
+    parser.add_argument("--hit-threshold", type=float, default=0.9,
+                        help="a query whose exact nearest is this close is a hit")  # fmt: skip
     args = parser.parse_args(argv)
     quick = args.quick
     if not args.skip_latency:
-        count, rounds = (30, 1) if quick else (1000, 3)
+        count, rounds = (30, 1) if quick else (args.requests, args.rounds)
         print_table(f"Exact hit latency ({count * rounds} requests each, ms)",
                     ["path", "p50", "p99"], latency(count, rounds))  # fmt: skip
     if not args.skip_semantic:
-        sizes = [1_000] if quick else [10_000, 100_000]
-        print_table("Semantic lookup, one thread (ms, p50)",
-                    ["entries", "embed", "search", "lookup"],
-                    semantic_lookup(sizes, 20 if quick else 500, args.embedder))  # fmt: skip
+        sizes = [1_000] if quick else args.sizes
+        rows = semantic_lookup(sizes, 20 if quick else args.queries, args.embedder,
+                               args.hit_threshold, args.seed, 500 if quick else None)  # fmt: skip
+        print_table(f"Semantic lookup, one thread (p50; hits: exact nearest >= "
+                    f"{args.hit_threshold})",
+                    ["entries", "index", "fill s", "embed ms", "search ms", "lookup ms",
+                     "recall@1", "recall@1 of hits", "hits"],
+                    [row.cells() for row in rows])  # fmt: skip
     if not args.skip_faq:
         limits = (400, 200) if quick else (None, None)
         calibration, n, rows = faq(*limits, args.target, args.seed, args.embedder)

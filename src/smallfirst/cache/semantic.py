@@ -92,6 +92,10 @@ class SemanticIndex:
         found = self._groups.get(group)
         return 0 if found is None else found.live
 
+    def describe(self, group: str) -> str:
+        found = self._groups.get(group)
+        return "empty" if found is None else found.describe()
+
     def wait(self) -> None:
         """Until every rebuild under way has replaced its group's index."""
         for found in list(self._groups.values()):

@@ -181,6 +181,12 @@ class VectorIndex:
         """`flat` (exact) or `ivf` (approximate)."""
         return kind_of(self._index)
 
+    def describe(self) -> str:
+        index = self._index
+        if self.kind == "ivf":
+            return f"ivf, {index.nlist} lists, {index.nprobe} probed"
+        return "flat (exact)"
+
     def add(
         self,
         vectors: np.ndarray,
