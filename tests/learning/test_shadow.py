@@ -23,6 +23,7 @@ from smallfirst.config import (
     ModelConfig,
     Price,
 )
+from smallfirst.learning import shadow
 from smallfirst.learning.records import Evidence, Policy
 from smallfirst.learning.shadow import HOPS
 from smallfirst.learning.store import LearningStore
@@ -203,7 +204,8 @@ def test_a_streamed_answer_is_kept_too(upstreams, tmp_path) -> None:
 # -- the client's answer, time and money are untouched ----------------------------------------
 
 
-def test_a_hanging_shadow_never_holds_the_client(upstreams, tmp_path) -> None:
+def test_a_hanging_shadow_never_holds_the_client(upstreams, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(shadow, "MAX_IN_FLIGHT", 1)
     upstreams["large"].reply("card_lost")
     upstreams["small"].script.default = Script("hang", delay_s=30)
     with running_gateway(config(upstreams, tmp_path, small_timeout_s=30)) as running:
@@ -212,9 +214,12 @@ def test_a_hanging_shadow_never_holds_the_client(upstreams, tmp_path) -> None:
         wait_until(lambda: upstreams["small"].script.received)  # the shadow is out, hanging
         second = ask(running, "large", "where is my card")
         assert second.choices[0].message.content == "card_lost"
+        shadower = running.gateway.learning.shadower
+        wait_until(lambda: shadower.skipped_busy == 1)  # no second call piles up behind it
         running.ledger.flush()
         assert len(running.rows(kind="request")) == 2
         assert evidence(running, source="shadow") == []  # still waiting on the small model
+        assert len(upstreams["small"].script.received) == 1
     # the gateway stopped without waiting for it; what was gathered was stored
     store = LearningStore(LedgerStore(f"sqlite:///{tmp_path / 'ledger.db'}").engine)
     assert [e.source for e in store.evidence()] == ["served", "served"]

@@ -225,26 +225,13 @@ class Shadower:
         if self._asking >= MAX_IN_FLIGHT:
             self.skipped_busy += 1
             return
-        max_tokens = served.request.params.max_tokens
-        worst = admission.for_model(entry, served.prompt_tokens, max_tokens).cost_usd
-        if not await self.budget.reserve(worst):
-            return
         self._asking += 1
-        cost = 0.0
-        started = time.perf_counter()
         try:
-            generation = await self._generate(entry, served.request)
-            cost = entry.price.cost(generation.usage)
-        except Exception as exc:  # the client has its answer: this is only evidence lost
-            self._hop(served, step, entry, None, 0.0, _ms_since(started), exc)
-            error = f"{step} call to {model} failed: {_error(exc)}"
-            small, large = (None, served.answer) if step == "shadow" else (served.answer, None)
-            self._keep_verdict(served, step, model, small, large, Verdict(None, None, error))
-            return
+            generation, cost = await self._call(step, served, entry)
         finally:
             self._asking -= 1
-            self.budget.settle(worst, cost)
-        self._hop(served, step, entry, generation, cost, _ms_since(started))
+        if generation is None:
+            return
         answer = answer_text(generation.text, generation.tool_calls)
         small, large = (answer, served.answer) if step == "shadow" else (served.answer, answer)
         kind = output_kind(served.request, large)
@@ -254,6 +241,31 @@ class Shadower:
             verdict = compare(kind, small, large)
         verdict.cost_usd += cost
         self._keep_verdict(served, step, model, small, large, verdict, kind)
+
+    async def _call(
+        self, step: EvidenceSource, served: Served, entry: ModelEntry
+    ) -> tuple[Generation | None, float]:
+        """The shadow or audit call within the budget, its hop row, and on failure its
+        evidence; (None, 0) when it was not made or failed."""
+        max_tokens = served.request.params.max_tokens
+        worst = admission.for_model(entry, served.prompt_tokens, max_tokens).cost_usd
+        if not await self.budget.reserve(worst):
+            return None, 0.0
+        cost = 0.0
+        started = time.perf_counter()
+        try:
+            generation = await self._generate(entry, served.request)
+            cost = entry.price.cost(generation.usage)
+        except Exception as exc:  # the client has its answer: this is only evidence lost
+            self._hop(served, step, entry, None, 0.0, _ms_since(started), exc)
+            error = f"{step} call to {entry.name} failed: {_error(exc)}"
+            small, large = (None, served.answer) if step == "shadow" else (served.answer, None)
+            self._keep_verdict(served, step, entry.name, small, large, Verdict(None, None, error))
+            return None, 0.0
+        finally:
+            self.budget.settle(worst, cost)
+        self._hop(served, step, entry, generation, cost, _ms_since(started))
+        return generation, cost
 
     async def _generate(self, entry: ModelEntry, request: AnyRequest) -> Generation:
         """One attempt on the backend itself, within the failover deadline."""
