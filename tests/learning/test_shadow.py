@@ -25,12 +25,13 @@ from smallfirst.config import (
 )
 from smallfirst.learning import shadow
 from smallfirst.learning.records import Evidence, Policy
-from smallfirst.learning.shadow import HOPS
+from smallfirst.learning.shadow import HOPS, Served
 from smallfirst.learning.store import LearningStore
+from smallfirst.ledger.entry import LedgerEntry
 from smallfirst.ledger.rollups import hop_totals
 from smallfirst.ledger.store import LedgerStore
 from smallfirst.testing import BackgroundServer, Script, ScriptedUpstream
-from smallfirst.types import ToolCall
+from smallfirst.types import ChatRequest, Message, ToolCall
 from tests.server.gateway_helpers import RunningGateway, running_gateway
 
 PRICES = {"small": Price(input=1.0, output=2.0), "large": Price(input=10.0, output=30.0),
@@ -295,6 +296,26 @@ def test_personal_data_is_never_audited_on_a_remote_large_model(upstreams, tmp_p
         drain(running)
         assert evidence(running) == []
     assert upstreams["large"].script.received == []
+
+
+def test_a_request_routed_local_only_is_private_without_personal_data() -> None:
+    request = ChatRequest([Message("user", "I lost my card")])
+    served = Served(LedgerEntry("r1"), request, "t", "large", "large", "x", False, 5)
+    assert not served.private
+    served.local_only = True  # a router kept it on local models
+    assert served.private
+
+
+def test_with_redact_the_evidence_is_stored_redacted(upstreams, tmp_path) -> None:
+    upstreams["large"].reply("card_lost, we wrote to ana@example.com")
+    cfg = config(upstreams, tmp_path)
+    cfg.server.redact = True
+    with running_gateway(cfg) as running:
+        ask(running, "large", "I lost my card, mail me at ana@example.com")
+        drain(running)
+        [served] = evidence(running, source="served")
+    assert served.input == "I lost my card, mail me at [email]"
+    assert served.large_answer == "card_lost, we wrote to [email]"
 
 
 # -- served below large: audited ----------------------------------------------------------------
