@@ -184,3 +184,16 @@ async def test_keep_learning_runs_passes_in_the_background_and_survives_a_failur
         assert store.current_policies()["extract"].serve == "small"
     finally:
         task.cancel()
+
+
+def test_a_student_that_answers_nothing_is_no_promotion(store):
+    """Labels that do not follow the inputs: the student defers every held-out request, and
+    a policy serving nothing below large is not a move."""
+    pairs = intent_pairs()
+    shuffled = [label for _, label in intent_pairs(seed=1)]
+    store.add_evidence(
+        served("noise", [(text, label) for (text, _), label in zip(pairs, shuffled, strict=True)])
+    )
+    [outcome] = learn(registry(), store, learn_config(), now=NOW)
+    assert outcome.action == "kept" and store.current_policies() == {}
+    assert "cold start" in outcome.message

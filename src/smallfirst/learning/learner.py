@@ -302,6 +302,9 @@ class _Run:
     ) -> Outcome:
         """No candidate proven: say which came closest and what it would take."""
         target, level = self.config.target, self.config.confidence
+        if any(not c.share_below_large for c in candidates):
+            notes.append("the student is not sure of any held-out request yet")
+        candidates = [c for c in candidates if c.share_below_large]
         if not candidates:
             why = "; ".join(notes) or "no cheaper candidate has evidence yet"
             return Outcome(
