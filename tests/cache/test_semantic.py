@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from smallfirst.cache.gateway import cache_of
@@ -185,3 +186,26 @@ def test_an_embedder_that_cannot_load_turns_the_semantic_cache_off(
         assert raw.headers["x-smallfirst-cache"] == "hit"  # the exact cache still works
         assert ask(gw, PARAPHRASE).headers["x-smallfirst-cache"] == "miss"
     assert "the semantic cache is off, its embedder failed" in caplog.text
+
+
+def test_a_nearest_entry_gone_from_the_store_gives_way_to_the_next(scripted, embedder_path) -> None:
+    upstream, base_url = scripted
+    threshold = similarity(embedder_path, QUESTION, PARAPHRASE) - 0.05
+    with running_gateway(semantic_config(base_url, embedder_path, threshold=threshold)) as gw:
+        warm(gw)
+        upstream.enqueue(Script(text="At any branch, with your card."))
+        ask(gw, QUESTION)
+        settled(gw)
+        upstream.enqueue(Script(text="Only online."))
+        fresh = gw.client().chat.completions.with_raw_response.create(
+            model="small", messages=[{"role": "user", "content": PARAPHRASE}], temperature=0,
+            extra_headers={"Cache-Control": "no-cache"},
+        )  # fmt: skip
+        assert fresh.parse().choices[0].message.content == "Only online."
+        settled(gw)
+        with gw.ledger.store.engine.begin() as conn:  # evicted, cleared elsewhere, expired
+            conn.execute(text("DELETE FROM response_cache WHERE entry LIKE '%Only online%'"))
+        hit = ask(gw, PARAPHRASE)
+        assert hit.headers["x-smallfirst-cache"] == "hit"
+        assert hit.parse().choices[0].message.content == "At any branch, with your card."
+        assert len(upstream.received) == 3  # warm up, question, the no-cache paraphrase
