@@ -196,3 +196,18 @@ def test_a_request_without_a_task_keeps_the_feedback_only(gw) -> None:
 def test_with_auth_off_any_request_can_be_rated(gw) -> None:
     gw.ledger.store.insert([LedgerEntry("req-keyed", key_id="k1", task="t").as_row()])
     assert rate(gw, {"request_id": "req-keyed", "score": 0.9}).status_code == 200
+
+
+def test_a_task_without_evidence_takes_the_kind_the_answer_looks_like(gw) -> None:
+    calls = '[{"name": "lookup", "arguments": {"id": 3}}]'
+    answers = {
+        "label": "card_lost",
+        "json": '{"city": "Paris"}',
+        "tool_calls": calls,
+        "text": "First, call the bank.\nThen block the card.",
+    }
+    for kind, answer in answers.items():
+        gw.ledger.store.insert([LedgerEntry(f"req-{kind}", task=f"task-{kind}").as_row()])
+        assert rate(gw, {"request_id": f"req-{kind}", "answer": answer}).status_code == 200
+    found = {item.task: item.output_kind for item in evidence(gw)}
+    assert found == {f"task-{kind}": kind for kind in answers}

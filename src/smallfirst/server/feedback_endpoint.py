@@ -27,7 +27,7 @@ from smallfirst.errors import InvalidRequestError, NotFoundError
 from smallfirst.learning.records import Evidence, Feedback, OutputKind
 from smallfirst.learning.store import LearningStore
 from smallfirst.learning.tasks import request_text
-from smallfirst.learning.verdicts import compare
+from smallfirst.learning.verdicts import LABEL_MAX_CHARS, compare
 from smallfirst.ledger import Ledger
 from smallfirst.server.chat import read_body
 from smallfirst.server.gateway import Gateway
@@ -114,8 +114,8 @@ def _evidence(store: LearningStore, row: dict[str, Any], rating: Feedback) -> Ev
     agree = rating.correct
     if agree is None and rating.score is not None:
         agree = rating.score >= 0.5
-    kind = _output_kind(store, row["task"])
     served = row["response"]
+    kind = _output_kind(store, row["task"], rating.answer or served)
     if agree is None and rating.answer is not None and served is not None and kind != "text":
         agree = compare(kind, served, rating.answer).agree
     return Evidence(
@@ -134,10 +134,30 @@ def _evidence(store: LearningStore, row: dict[str, Any], rating: Feedback) -> Ev
     )
 
 
-def _output_kind(store: LearningStore, task: str) -> OutputKind:
-    """What most of the task's evidence says its answers are; free text when none does."""
+def _output_kind(store: LearningStore, task: str, reference: str | None) -> OutputKind:
+    """What most of the task's evidence says its answers are; for a task without evidence,
+    what the reference looks like (a short line compares as a label: exactly, which can
+    only keep a task on the large model longer, never move it down wrongly)."""
     kinds = store.output_kinds(task)
-    return cast(OutputKind, max(kinds, key=kinds.__getitem__)) if kinds else "text"
+    if kinds:
+        return cast(OutputKind, max(kinds, key=kinds.__getitem__))
+    if reference is None:
+        return "text"
+    try:
+        value = orjson.loads(reference)
+    except orjson.JSONDecodeError:
+        value = None
+    if isinstance(value, list) and value and all(_is_call(item) for item in value):
+        return "tool_calls"
+    if isinstance(value, dict | list):
+        return "json"
+    text = reference.strip()
+    return "label" if 0 < len(text) <= LABEL_MAX_CHARS and "\n" not in text else "text"
+
+
+def _is_call(item: Any) -> bool:
+    """A tool call as answers store them (`verdicts.answer_text`)."""
+    return isinstance(item, dict) and "name" in item and "arguments" in item
 
 
 def _input_of(row: dict[str, Any]) -> str | None:
