@@ -73,12 +73,11 @@ class SequenceSampler:
         pointer = self._lib.llama_get_logits_ith(ctx, batch_index)
         logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
         token = int(logits.argmax())
-        self._one.id, self._one.logit, self._one.p = token, float(logits[token]), 0.0
-        self._one_array.size, self._one_array.selected = 1, -1
-        self._lib.llama_sampler_apply(
-            self._lib.llama_sampler_chain_get(self.chain, 0), ctypes.byref(self._one_array)
-        )
-        allowed = self._one_array.size == 1 and self._one.logit != float("-inf")
+        one = self._lib.llama_token_data(token, float(logits[token]), 0.0)
+        candidates = self._lib.llama_token_data_array(ctypes.pointer(one), 1, -1, False)
+        grammar = self._lib.llama_sampler_chain_get(self.chain, 0)
+        self._lib.llama_sampler_apply(grammar, ctypes.byref(candidates))
+        allowed = candidates.size == 1 and one.logit != float("-inf")
         return token if allowed else None
 
     def close(self) -> None:
