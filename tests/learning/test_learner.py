@@ -16,6 +16,8 @@ from smallfirst.learning.candidates import more_needed, rate_estimate
 from smallfirst.learning.cases import build_cases
 from smallfirst.learning.learner import keep_learning, learn, rollback
 from smallfirst.learning.records import Evidence, Feedback, Policy
+from smallfirst.ledger.entry import LedgerEntry
+from smallfirst.ledger.store import LedgerStore
 
 from .learn_helpers import compared, intent_pairs, learn_config, open_store, registry, served
 
@@ -197,3 +199,27 @@ def test_a_student_that_answers_nothing_is_no_promotion(store):
     [outcome] = learn(registry(), store, learn_config(), now=NOW)
     assert outcome.action == "kept" and store.current_policies() == {}
     assert "cold start" in outcome.message
+
+
+def test_a_students_audits_count_with_the_share_it_really_served(store, tmp_path):
+    """Half the traffic since v1 was answered by the student (the ledger says so) and half
+    of its audited answers were wrong: the client got 75% agreement, and v1 is demoted."""
+    store.save_policy(
+        Policy("intents", 0, "student", ["large"], "proven", 0.95, created_at=NOW,
+               share_below_large=0.9, artifacts={"student": str(tmp_path / "s.joblib")})
+    )  # fmt: skip
+    ledger = LedgerStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    rows = [
+        LedgerEntry(request_id=f"r{i}", endpoint="chat", task="intents", ts=NOW + i,
+                    tier="tiny" if i % 2 else "large", status=200).as_row()
+        for i in range(100)
+    ]  # fmt: skip
+    ledger.insert(rows)
+    ledger.close()
+    store.add_evidence(
+        compared("intents", [True, False] * 15, source="audit", kind="label", start=NOW + 1)
+    )
+    [outcome] = learn(registry(), store, learn_config(target=0.95), now=NOW + 500)
+    assert outcome.action == "demoted" and outcome.estimate is not None
+    assert outcome.estimate.agreement == pytest.approx(0.75)
+    assert outcome.estimate.n == 30
