@@ -321,7 +321,7 @@ class Settings:
     small_accuracy: float = 0.6
     large_accuracy: float = 0.95
     learn_every: int = 500
-    drain_every: int = 100
+    drain_every: int = 20
     window: int = WINDOW
     concurrency: int = 4
     threads: int | None = None
@@ -842,9 +842,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-every",
         type=int,
-        default=100,
-        help="wait for the shadow calls every N requests: traffic arrives no faster than "
-        "they keep up (else the gateway skips draws beyond its 32 calls in flight)",
+        default=Settings.drain_every,
+        help="wait for the shadow calls every N requests, so traffic arrives no faster than "
+        "the small model answers them (the stream is far faster than the embedded model: "
+        "undrained, shadow calls queue on its slots until the failover deadline fails them, "
+        "or beyond 32 in flight are skipped)",
     )
     parser.add_argument("--small", choices=("embedded", "replay"), default="embedded")
     parser.add_argument(
