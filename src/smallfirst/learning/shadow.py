@@ -26,6 +26,7 @@ but its own rows: the hop says `error` and the evidence has no verdict and the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import random
@@ -73,6 +74,9 @@ HOPS = {"shadow": OFF_PATH_HOP + 1, "audit": OFF_PATH_HOP + 1, "judge": OFF_PATH
 MAX_IN_FLIGHT = 32
 """Shadow and audit calls at once; a draw beyond it is skipped, so a hanging model cannot
 pile up work (and memory) without end."""
+WRITE_EVERY_S = 0.5
+WRITE_ROWS = 500
+"""Evidence is written in batches: every `WRITE_EVERY_S`, or as soon as this many wait."""
 RECENT_CASCADES = 4096
 """Escalated cascade requests remembered between `climbed` and `after` (not shadowed)."""
 
@@ -127,6 +131,7 @@ class Shadower:
         self._work: set[asyncio.Task[None]] = set()
         self._pending: list[Evidence] = []
         self._writer: asyncio.Task[None] | None = None
+        self._write_now = asyncio.Event()
         self._escalated: OrderedDict[str, bool] = OrderedDict()
         self.loop: asyncio.AbstractEventLoop | None = None
         """Where the work runs (a test in another thread drains through it)."""
@@ -175,6 +180,7 @@ class Shadower:
             if self._work:
                 await asyncio.gather(*self._work, return_exceptions=True)
             if self._writer is not None:
+                self._write_now.set()
                 await asyncio.gather(self._writer, return_exceptions=True)
 
     async def aclose(self) -> None:
@@ -409,12 +415,20 @@ class Shadower:
             for name in ("input", "small_answer", "large_answer"):
                 fields[name] = fields[name] and redact(fields[name])
         self._pending.append(Evidence(**fields))
+        if len(self._pending) >= WRITE_ROWS:
+            self._write_now.set()
         if self._writer is None:
             self._writer = self._start(self._write())
 
     async def _write(self) -> None:
+        """Every `WRITE_EVERY_S` (or at once when draining): one transaction for all the rows
+        gathered meanwhile, not one per request beside the ledger's own writes."""
         try:
             while self._pending:
+                if len(self._pending) < WRITE_ROWS:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._write_now.wait(), WRITE_EVERY_S)
+                self._write_now.clear()
                 batch, self._pending = self._pending, []
                 try:
                     await self.budget.write(batch)
