@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import anthropic
 import pytest
 
 from smallfirst.config import CapabilitiesConfig, LearnConfig, RulesRouterConfig
@@ -133,3 +134,17 @@ def test_personal_data_kept_local_by_routers_auto_is_not_served_by_the_policy(sc
         plain = ask(gw, "will it rain in Oslo")
         assert plain.headers["x-smallfirst-model"] == "large"  # cold start, as without the rule
     assert [body["model"] for body in upstream.received] == ["up-small", "up-large"]
+
+
+def test_the_student_answers_on_the_messages_api_too(live, student_file):
+    gw, upstream = live
+    save_student_policy(gw, student_file)
+    client = anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0)
+    raw = client.messages.with_raw_response.create(
+        model="auto",
+        max_tokens=16,
+        messages=[{"role": "user", "content": "book a table for two in Rome"}],
+        extra_headers=TASK,
+    )
+    assert raw.parse().content[0].text == "restaurant"
+    assert raw.headers["x-smallfirst-tier"] == "tiny" and upstream.received == []
