@@ -6,7 +6,8 @@ The loop, one module per job:
 - `verdicts.py`   compares a cheaper answer with the reference (labels, JSON fields, tool
                   calls exactly; free text by a judge model).
 - `shadow.py`     after an answer is sent, asks the other tier too for a share of traffic,
-                  within the daily learning budget and never off-box for local-only data.
+                  within the daily learning budget and never off-box for local-only data;
+                  `budget.py` that budget, over every replica.
 - `server/feedback_endpoint.py`  `POST /v1/feedback`: a client's verdict on its own request.
 - `learner.py`    `smallfirst learn`: per task, builds the candidates (tier-0 student, small
                   model) from the evidence, estimates each on held-out evidence with a lower
