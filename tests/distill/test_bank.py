@@ -117,3 +117,6 @@ def test_out_of_scope_inputs_are_background_whose_cost_counts(tmp_path):
     assert bank.background_count() == 2 and bank.total_cost() == 0.75
     assert "what is the time" not in {e.input for e in bank.examples()}
     assert len(bank.settled_hashes()) == 3 and len(bank.known_hashes()) == 1
+    bank.record_failure("is it lunch yet", "not one of the labels", 1, 0.125)  # an earlier run
+    assert bank.add_out_of_scope("is it lunch yet", 0.125)
+    assert bank.failures() == [] and bank.total_cost() == 1.0  # the failure's cost moved along

@@ -203,12 +203,21 @@ class ExampleBank:
 
     def add_out_of_scope(self, text: str, cost_usd: float) -> bool:
         """Store an input the teacher said fits no label as background, with what that answer
-        cost (it counts in `total_cost`); False when it was already stored."""
+        cost (it counts in `total_cost`, with what earlier failed attempts at it cost); False
+        when it was already stored."""
+        key = text_hash(text)
         with self._db:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO background (hash, input, cost_usd) VALUES (?, ?, ?)",
-                (text_hash(text), text, cost_usd),
+                (key, text, cost_usd),
             )
+            if cursor.rowcount == 1:
+                self._db.execute(
+                    "UPDATE background SET cost_usd = cost_usd + COALESCE("
+                    "(SELECT cost_usd FROM failures WHERE hash = ?), 0) WHERE hash = ?",
+                    (key, key),
+                )
+                self._db.execute("DELETE FROM failures WHERE hash = ?", (key,))
         return cursor.rowcount == 1
 
     def background_count(self) -> int:
