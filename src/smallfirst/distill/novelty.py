@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 NEIGHBOURS = 1
-"""Similarity to the single nearest example: on banking77 and SNIPS with intents held out it
-separates unseen intents as well as the mean of the 5 nearest, and needs no tuning."""
+"""Similarity to the single nearest example. With intents held out (`benchmarks/deferral_oos.py`)
+it beats the mean of the 5 nearest and an energy score on every banking77 draw; on SNIPS the mean
+of the 5 nearest edges it by at most 0.016 AUROC, and neither choice moves the out-of-scope rate
+at the target (that needs evidence of the out-of-scope traffic: background)."""
 _CHUNK = 2048
 
 
