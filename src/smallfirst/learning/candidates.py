@@ -29,6 +29,10 @@ from smallfirst.learning.records import Estimate, ServeKind
 HELD_OUT_SHARE = 0.3
 """The newest share of a task's pairs a student is scored on (it learns from the rest)."""
 MIN_HELD_OUT = 10
+MAX_HELD_OUT = 1000
+"""Enough for a bound within about a point; beyond it, more pairs train the student."""
+MAX_PAIRS = 20_000
+"""The newest pairs a pass uses (training time grows with them; old traffic matters least)."""
 
 
 @dataclass
@@ -110,7 +114,8 @@ def student_candidates(
     """Students deferring to the large model (and to the small one, where shadow comparisons
     cover the held-out requests); or none and why."""
     pairs = [case for case in cases if case.trusted and case.input and case.reference]
-    held_n = max(MIN_HELD_OUT, round(len(pairs) * HELD_OUT_SHARE))
+    pairs = pairs[-MAX_PAIRS:]
+    held_n = min(MAX_HELD_OUT, max(MIN_HELD_OUT, round(len(pairs) * HELD_OUT_SHARE)))
     if len(pairs) - held_n < 4:
         return [], f"a student needs more than {held_n + 4} (input, large answer) pairs"
     train, held = pairs[:-held_n], pairs[-held_n:]
