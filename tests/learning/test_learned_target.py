@@ -4,6 +4,7 @@ policy's student answers what it is sure of and defers the rest up to large."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import anthropic
@@ -12,6 +13,7 @@ import pytest
 from smallfirst.config import CapabilitiesConfig, LearnConfig, RulesRouterConfig
 from smallfirst.distill.student import train_student
 from smallfirst.embeddings import get_embedder
+from smallfirst.learning.learner import learn
 from smallfirst.learning.records import Policy
 from smallfirst.testing import Script
 
@@ -148,3 +150,40 @@ def test_the_student_answers_on_the_messages_api_too(live, student_file):
     )
     assert raw.parse().content[0].text == "restaurant"
     assert raw.headers["x-smallfirst-tier"] == "tiny" and upstream.received == []
+
+
+def test_the_loop_large_answers_teach_a_student_that_then_serves(live):
+    """Served on large at cold start, the large answers kept as evidence, one learning pass,
+    and the next request of the task is answered by the student it trained."""
+    gw, upstream = live
+    system = {"role": "system", "content": "Name the intent: weather, music or restaurant."}
+    pairs = intent_pairs()
+    upstream.enqueue(*(Script(text=label) for _, label in pairs))
+    client = gw.client()
+    for text, _ in pairs:
+        client.chat.completions.create(
+            model="auto",
+            messages=[system, {"role": "user", "content": text}],
+            extra_headers=TASK,
+        )
+    learning = gw.gateway.learning
+    assert learning is not None and learning.store is not None and learning.policies
+    store = learning.store
+    for _ in range(500):  # the evidence is written off the response path, in batches
+        if len(store.evidence("intents", sources=["served"])) == len(pairs):
+            break
+        time.sleep(0.01)
+    served = store.evidence("intents", sources=["served"])
+    assert len(served) == len(pairs) and {e.output_kind for e in served} == {"label"}
+    config = learning.config.model_copy(update={"min_evidence": 40, "target": 0.8})
+    [outcome] = learn(gw.gateway.registry, store, config)
+    assert outcome.action == "promoted", outcome.message
+    asyncio.run(learning.policies.refresh())
+    sent = len(upstream.received)
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=[system, {"role": "user", "content": "is it sunny in Lima this weekend"}],
+        extra_headers=TASK,
+    )
+    assert raw.parse().choices[0].message.content == "weather"
+    assert raw.headers["x-smallfirst-tier"] == "tiny" and len(upstream.received) == sent
