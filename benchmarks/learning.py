@@ -84,6 +84,8 @@ GPT4O = Price(input=2.5, output=10.0)
 LARGE, JUDGE, SMALL_REPLAY = "large", "judge", "small"
 GEMMA = embedded_model().name
 WINDOW = 1000
+DRAIN_EVERY = 20
+"""Requests between waits for the shadow work (see `--drain-every`)."""
 TIERS = ("student", "small", "large")
 CLOSED_AFTER = 2000
 """Targets are checked on a closed-output task's traffic after its first 2,000 requests."""
@@ -321,7 +323,7 @@ class Settings:
     small_accuracy: float = 0.6
     large_accuracy: float = 0.95
     learn_every: int = 500
-    drain_every: int = 20
+    drain_every: int = DRAIN_EVERY
     window: int = WINDOW
     concurrency: int = 4
     threads: int | None = None
@@ -842,7 +844,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-every",
         type=int,
-        default=Settings.drain_every,
+        default=DRAIN_EVERY,
         help="wait for the shadow calls every N requests, so traffic arrives no faster than "
         "the small model answers them (the stream is far faster than the embedded model: "
         "undrained, shadow calls queue on its slots until the failover deadline fails them, "
