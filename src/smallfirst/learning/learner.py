@@ -347,6 +347,7 @@ class _Run:
                 target=config.target,
                 estimate=chosen.estimate,
                 output_kind=kind,
+                shadow_rate=config.shadow_rate,  # what a student defers is still shadowed
                 audit_rate=max(config.audit_rate, MIN_AUDIT_RATE),
                 artifacts=artifacts,
                 evidence_n=evidence_n,
