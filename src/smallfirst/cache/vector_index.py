@@ -65,17 +65,18 @@ def build(vectors: np.ndarray, flat_up_to: int = FLAT_UP_TO) -> Any:
 
     count, dim = vectors.shape
     if count < flat_up_to:
-        index = faiss.IndexFlatIP(dim)
-    else:
-        lists = lists_for(count)
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = KMEANS_ITERATIONS
-        index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
-        index.cp.seed = 1234
-        index.train(vectors)
-        index.nprobe = probes_for(lists)
-    index.add(vectors)
-    return index
+        flat = faiss.IndexFlatIP(dim)
+        flat.add(vectors)
+        return flat
+    lists = lists_for(count)
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.niter = KMEANS_ITERATIONS
+    ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
+    ivf.cp.seed = 1234
+    ivf.train(vectors)
+    ivf.nprobe = probes_for(lists)
+    ivf.add(vectors)
+    return ivf
 
 
 def kind_of(index: Any) -> str:
@@ -271,10 +272,13 @@ class VectorIndex:
 
             live = self._entries.live
             selector = faiss.IDSelectorBitmap(len(live), faiss.swig_ptr(live))
+            params: Any
             if isinstance(self._index, faiss.IndexIVF):
-                params = faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nprobe)
+                params = faiss.SearchParametersIVF()
+                params.nprobe = self._index.nprobe
             else:
-                params = faiss.SearchParameters(sel=selector)
+                params = faiss.SearchParameters()
+            params.sel = selector
             self._skip_dead = (params, selector, live)  # faiss reads `live` in place
         return self._skip_dead[0]
 
