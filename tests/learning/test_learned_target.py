@@ -132,7 +132,7 @@ def test_personal_data_kept_local_by_routers_auto_is_not_served_by_the_policy(sc
     with running_gateway(config) as gw:
         raw = ask(gw, "my card is 4111 1111 1111 1111, which intent is this")
         assert raw.headers["x-smallfirst-model"] == "small"
-        assert raw.headers["x-smallfirst-route-reason"].startswith("learned intents: rule: pii")
+        assert raw.headers["x-smallfirst-route-reason"].startswith("learned intents v0: rule: pii")
         plain = ask(gw, "will it rain in Oslo")
         assert plain.headers["x-smallfirst-model"] == "large"  # cold start, as without the rule
     assert [body["model"] for body in upstream.received] == ["up-small", "up-large"]

@@ -67,10 +67,10 @@ class LearnedTarget(_OneModel):
         """`student=False`: the request carries a field only pass-through honours, so a
         student's label could not honour it; the policy's rungs answer."""
         task = request.task or "untasked"
-        kept = self._kept_local(request, task)
+        policy = self.policy(request.task)
+        kept = self._kept_local(request, task, policy.version if policy else 0)
         if kept is not None:
             return kept
-        policy = self.policy(request.task)
         if policy is None:
             shadow = f", shadowing {self.small}" if self.small else ""
             head = f"learned {task} v0: cold start"
@@ -91,14 +91,14 @@ class LearnedTarget(_OneModel):
             )
         return self._by_student(policy, request, prefix, task)
 
-    def _kept_local(self, request: AnyRequest, task: str) -> Route | None:
+    def _kept_local(self, request: AnyRequest, task: str, version: int) -> Route | None:
         """The configured router's verdict when it keeps the request on a `local` model."""
         if self.guard is None:
             return None
         decision = self.guard.decide(messages_of(request))
         if not decision.details.get("local_only"):
             return None
-        reason = f"learned {task}: {decision.reason} (routers.auto)"
+        reason = f"learned {task} v{version}: {decision.reason} (routers.auto)"
         return Route(
             self.registry.get(decision.model), replace(decision, router=self.name, reason=reason)
         )
