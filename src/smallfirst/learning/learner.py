@@ -148,6 +148,7 @@ class _Run:
         self.current = store.current_policies()
         self.feedback: list[Feedback] = store.feedback()
         self.large = large_model(registry, config)
+        self.large_tier = registry.get(self.large).tier
         self.small = small_model(registry, config)
         self._embedder = embedder
         self._cache: EmbeddingCache | None = None
@@ -233,7 +234,7 @@ class _Run:
         served = self.store.tiers_served(task, policy.created_at)
         total = sum(served.values())
         if total:
-            return sum(n for tier, n in served.items() if tier != "large") / total
+            return sum(n for tier, n in served.items() if tier != self.large_tier) / total
         return policy.share_below_large or 1.0
 
     # promotion ----------------------------------------------------------------------
