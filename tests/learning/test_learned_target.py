@@ -15,7 +15,9 @@ from smallfirst.distill.student import train_student
 from smallfirst.embeddings import get_embedder
 from smallfirst.learning.learner import learn
 from smallfirst.learning.records import Policy
+from smallfirst.server import Gateway
 from smallfirst.testing import Script
+from smallfirst.types import ChatRequest, Message
 
 from ..server.gateway_helpers import running_gateway, scripted_config
 from .learn_helpers import intent_pairs
@@ -187,3 +189,41 @@ def test_the_loop_large_answers_teach_a_student_that_then_serves(live):
     )
     assert raw.parse().choices[0].message.content == "weather"
     assert raw.headers["x-smallfirst-tier"] == "tiny" and len(upstream.received) == sent
+
+
+@pytest.fixture
+async def gateway(tmp_path):
+    config = scripted_config("http://127.0.0.1:9/v1")
+    config.learn = LearnConfig()
+    gateway = Gateway(config, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
+    await gateway.start()
+    yield gateway
+    await gateway.stop()
+
+
+async def route_by(gateway: Gateway, policy: Policy, text: str = "play jazz"):
+    learning = gateway.learning
+    assert learning is not None and learning.store is not None and learning.policies
+    learning.store.save_policy(policy)
+    await learning.policies.refresh()
+    auto = gateway.targets.resolve("auto")
+    return await auto.aroute(ChatRequest([Message("user", text)], task="intents"))
+
+
+async def test_a_rung_no_longer_configured_is_passed_over_up_to_large(gateway):
+    route = await route_by(gateway, Policy("intents", 0, "small", ["gone"], "old", 0.95))
+    assert route.model.name == "large" and route.decision is not None
+    assert (
+        route.decision.reason
+        == "learned intents v1: small policy on large (gone is not configured)"
+    )
+
+
+async def test_an_unreadable_student_file_serves_on_the_next_rung(gateway, tmp_path, caplog):
+    (tmp_path / "broken.joblib").write_text("not a student")
+    policy = Policy("intents", 0, "student", ["large"], "proven", 0.9,
+                    artifacts={"student": str(tmp_path / "broken.joblib")})  # fmt: skip
+    route = await route_by(gateway, policy)
+    assert route.model.name == "large" and route.decision is not None
+    assert route.decision.reason == "learned intents v1: student file unreadable, served on large"
+    assert "cannot load the student of intents v1" in caplog.text

@@ -52,7 +52,8 @@ class LearnedTarget(_OneModel):
         self.learning = learning
         self.large = large_model(registry, learning.config)
         self.small = small_model(registry, learning.config)
-        self._students: dict[str, _Student] = {}
+        self._students: dict[str, _Student | None] = {}
+        """By file; None: the file could not be read (logged once, the rungs answer)."""
         self.guard: Router | None = None
         """`routers.auto` when configured: its personal-data rule still decides first (a
         request it keeps `local` only is never served by a policy's remote model)."""
@@ -125,7 +126,12 @@ class LearnedTarget(_OneModel):
             return self._climb(
                 policy.rungs, request, f"{prefix}: student skipped ({why}), served", task, version
             )
-        prediction = found.classifier.predict([text])[0]
+        try:
+            prediction = found.classifier.predict([text])[0]
+        except Exception:  # a student that cannot run must not fail the request
+            log.exception("learning: the student of %s v%s failed", task, version)
+            head = f"{prefix}: student failed, served"
+            return self._climb(policy.rungs, request, head, task, version)
         if not prediction.answered:
             head = f"{prefix}: student deferred ({_deferral(prediction, found.classifier)}), served"
             return self._climb(policy.rungs, request, head, task, version)
@@ -153,6 +159,9 @@ class LearnedTarget(_OneModel):
         needs = needs_of(request)
         passed: list[str] = []
         for name in ladder:
+            if name not in self.registry.entries:  # a policy outlives a config change
+                passed.append(f"{name} is not configured")
+                continue
             entry = self.registry.get(name)
             unfit = why_unfit(entry, request, needs)
             if unfit is None:
@@ -169,25 +178,24 @@ class LearnedTarget(_OneModel):
         path = policy.artifacts.get("student")
         if not path:
             return None
-        found = self._students.get(path)
-        if found is None:
-            try:
-                classifier = TinyClassifier.load(path)
-            except Exception:
-                log.exception(
-                    "learning: cannot load the student of %s v%s", policy.task, policy.version
-                )
-                return None
-            config = ModelConfig(
-                name=f"learned-{policy.task}-v{policy.version}",
-                backend="student",
-                tier="tiny",
-                price=Price(input=0, output=0),
-                options={"path": path},
+        if path in self._students:
+            return self._students[path]
+        try:
+            classifier = TinyClassifier.load(path)
+        except Exception:
+            log.exception(
+                "learning: cannot load the student of %s v%s", policy.task, policy.version
             )
-            found = self._students[path] = _Student(
-                ModelEntry(config, price_of(config)), classifier
-            )
+            self._students[path] = None
+            return None
+        config = ModelConfig(
+            name=f"learned-{policy.task}-v{policy.version}",
+            backend="student",
+            tier="tiny",
+            price=Price(input=0, output=0),
+            options={"path": path},
+        )
+        found = self._students[path] = _Student(ModelEntry(config, price_of(config)), classifier)
         return found
 
     @staticmethod
