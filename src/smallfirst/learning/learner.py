@@ -105,15 +105,20 @@ def learn(
 
 
 async def keep_learning(registry: Registry, store: LearningStore, config: LearnConfig) -> None:
-    """`learn: {auto: true}`: a pass every `interval_s`, in a thread; a failure is logged
-    and the next pass tries again."""
+    """`learn: {auto: true}`: a pass every `interval_s`, in a thread, over the tasks whose
+    evidence changed since the last pass (a student is retrained only on news); a failure
+    is logged and the next pass tries those tasks again."""
+    learnt: dict[str, int] = {}
     while True:
         await asyncio.sleep(config.interval_s)
         try:
-            outcomes = await asyncio.to_thread(learn, registry, store, config)
+            counts = await asyncio.to_thread(store.evidence_counts)
+            news = sorted(task for task, n in counts.items() if learnt.get(task) != n)
+            outcomes = await asyncio.to_thread(learn, registry, store, config, tasks=news)
         except Exception:
             log.exception("learning: the learner failed; trying again in %ss", config.interval_s)
             continue
+        learnt.update({task: counts[task] for task in news})
         for outcome in outcomes:
             if outcome.action in ("promoted", "demoted"):
                 log.info("learning: %s", outcome.message)
