@@ -14,3 +14,10 @@ def input_text(request: ChatRequest | CompletionRequest) -> str:
         if message.role == "user":
             return message.content
     return ""
+
+
+def whole_text(request: ChatRequest | CompletionRequest) -> str:
+    """Every message's text (what a model would read), for token estimates and PII checks."""
+    if isinstance(request, CompletionRequest):
+        return request.prompt
+    return "\n".join(message.content for message in request.messages)

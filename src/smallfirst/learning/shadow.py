@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from smallfirst.config import LearnConfig
 from smallfirst.errors import SmallfirstError
 from smallfirst.learning.budget import LearningBudget
-from smallfirst.learning.inputs import input_text
+from smallfirst.learning.inputs import input_text, whole_text
 from smallfirst.learning.records import Evidence, EvidenceSource, OutputKind
 from smallfirst.learning.store import LearningStore
 from smallfirst.learning.tiers import large_model, small_model
@@ -103,14 +103,14 @@ class Served:
         answer = answer_text(call.answer, call.answer_tool_calls)
         prompt = call.estimate.prompt_tokens if call.estimate is not None else None
         if prompt is None:
-            prompt = admission.text_tokens(_all_text(request))
+            prompt = admission.text_tokens(whole_text(request))
         tier = entry.tier or ""
         return cls(entry, request, task, entry.model, tier, answer, call.local_only, prompt)
 
     @property
     def private(self) -> bool:
         """Only `local` models may see it: routed so, or personal data in the prompt."""
-        return self.local_only or find_pii(_all_text(self.request)) is not None
+        return self.local_only or find_pii(whole_text(self.request)) is not None
 
 
 class Shadower:
@@ -450,12 +450,6 @@ class Shadower:
         self._work.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("learning: evidence step failed", exc_info=task.exception())
-
-
-def _all_text(request: AnyRequest) -> str:
-    if isinstance(request, CompletionRequest):
-        return request.prompt
-    return "\n".join(message.content for message in request.messages)
 
 
 def _status(exc: BaseException) -> int:

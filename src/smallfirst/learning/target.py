@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from smallfirst.config import ModelConfig, Price
 from smallfirst.distill.student import Prediction, TinyClassifier
 from smallfirst.learning.gateway import GatewayLearning
-from smallfirst.learning.inputs import input_text
+from smallfirst.learning.inputs import input_text, whole_text
 from smallfirst.learning.records import Policy
 from smallfirst.learning.tiers import large_model, small_model
 from smallfirst.models.pricing import price_of
@@ -28,6 +28,7 @@ from smallfirst.models.registry import ModelEntry, Registry
 from smallfirst.routing.base import RouteDecision, Router, resolve_router
 from smallfirst.routing.hops import HopLog
 from smallfirst.routing.requirements import needs_of, no_model_serves, why_unfit
+from smallfirst.server.admission import text_tokens
 from smallfirst.target import Allow, Answer, AnyRequest, OnModel, Route, _OneModel, messages_of
 from smallfirst.types import Delta, Generation, TokenLogprob, Usage
 
@@ -218,7 +219,7 @@ class LearnedTarget(_OneModel):
                 request, route=route, log=log, allow=allow, on_model=on_model
             )
         request_id = log.request_id if log is not None else HopLog().request_id
-        return Answer(_student_answer(route), route, [], 0.0, request_id)
+        return Answer(_student_answer(route, request), route, [], 0.0, request_id)
 
     async def stream(
         self,
@@ -236,17 +237,21 @@ class LearnedTarget(_OneModel):
             ):
                 yield delta
             return
-        generation = _student_answer(route)
+        generation = _student_answer(route, request)
         yield Delta(text=generation.text, logprobs=generation.logprobs)
         yield Delta(finish_reason=generation.finish_reason, usage=generation.usage)
 
 
-def _student_answer(route: Route) -> Generation:
+def _student_answer(route: Route, request: AnyRequest) -> Generation:
+    """The student's label. Its tokens are estimated (no tokenizer runs): the student costs
+    nothing, but the ledger prices what the baseline model would have cost for the same
+    prompt and answer, which is what the student saved."""
     assert route.decision is not None
     label = str(route.decision.details[LABEL])
     confidence = float(route.decision.details[CONFIDENCE])
     logprob = TokenLogprob(label, math.log(max(confidence, 1e-12)))
-    return Generation(text=label, model=route.model.name, usage=Usage(0, 0), logprobs=[logprob])
+    usage = Usage(text_tokens(whole_text(request)), text_tokens(label))
+    return Generation(text=label, model=route.model.name, usage=usage, logprobs=[logprob])
 
 
 def _deferral(prediction: Prediction, student: TinyClassifier) -> str:

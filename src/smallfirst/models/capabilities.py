@@ -80,7 +80,13 @@ BACKEND_DEFAULTS: dict[str, BackendDefaults] = {
 
 
 def set_backend_defaults(backend: str, defaults: BackendDefaults | None) -> None:
+    global DEFAULTS_VERSION
     BACKEND_DEFAULTS[backend] = defaults or Capabilities()
+    DEFAULTS_VERSION += 1
+
+
+DEFAULTS_VERSION = 0
+"""Bumped when a backend's defaults change, so capabilities worked out before are redone."""
 
 
 def capabilities_of(config: ModelConfig) -> Capabilities:

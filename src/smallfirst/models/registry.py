@@ -9,12 +9,13 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from smallfirst.config import Config, ModelConfig, load_config, state_dir
 from smallfirst.errors import ModelNotFoundError
+from smallfirst.models import capabilities
 from smallfirst.models.capabilities import (
     BackendDefaults,
     Capabilities,
@@ -71,6 +72,7 @@ def _factory(backend: str) -> ProviderFactory:
 class ModelEntry:
     config: ModelConfig
     price: ModelPrice
+    _capabilities: tuple[int, Capabilities] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -82,7 +84,15 @@ class ModelEntry:
 
     @property
     def capabilities(self) -> Capabilities:
-        return capabilities_of(self.config)
+        """Worked out once (~70 µs, read several times on every request), again only when a
+        backend's defaults change."""
+        known = self._capabilities
+        if known is None or known[0] != capabilities.DEFAULTS_VERSION:
+            known = self._capabilities = (
+                capabilities.DEFAULTS_VERSION,
+                capabilities_of(self.config),
+            )
+        return known[1]
 
 
 class Registry:
