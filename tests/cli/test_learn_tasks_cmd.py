@@ -122,3 +122,17 @@ def test_a_ledger_without_tasks_says_how_to_get_them(tmp_path) -> None:
 def test_a_bad_since_is_refused(ledger) -> None:
     result = runner.invoke(app, ["tasks", "--ledger", ledger, "--since", "yesterday"])
     assert result.exit_code != 0 and "--since" in result.stderr
+
+
+def test_the_learning_budget_of_the_day_and_when_it_is_spent(ledger, tmp_path) -> None:
+    budget = as_json("--ledger", ledger)["learning_budget"]
+    assert budget["spent_usd"] == pytest.approx(0.008) and budget["budget_usd"] == 1.0
+    assert budget["exhausted"] is False
+    config = tmp_path / "smallfirst.yaml"
+    config.write_text("learn:\n  min_evidence: 10\n  budget_usd_per_day: 0.005\n")
+    result = runner.invoke(app, ["tasks", "--ledger", ledger], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "learning budget today: $0.0080 of $0.005" in result.stdout
+    assert "no shadow, audit or judge calls until 00:00 UTC" in result.stdout
+    report = json.loads(runner.invoke(app, ["report", "--ledger", ledger, "--json"]).stdout)
+    assert report["learning_budget"]["exhausted"] is True

@@ -10,7 +10,13 @@ from rich.table import Table
 from smallfirst.cli.common import console, fail, format_usd
 from smallfirst.config import LearnConfig, load_config
 from smallfirst.errors import SmallfirstError
-from smallfirst.learning.task_report import TaskSummary, policy_text, task_summaries
+from smallfirst.learning.task_report import (
+    BudgetToday,
+    TaskSummary,
+    budget_today,
+    policy_text,
+    task_summaries,
+)
 from smallfirst.ledger.report import parse_since
 from smallfirst.ledger.store import LedgerStore
 
@@ -35,13 +41,19 @@ def tasks(
         store = LedgerStore(ledger_url or config.server.ledger_url)
         try:
             found = task_summaries(store.engine, config.learn, start)
+            budget = budget_today(store.engine, config.learn) if config.learn else None
         finally:
             store.close()
     except SmallfirstError as exc:
         fail(exc.message)
         return
     if as_json:
-        typer.echo(json.dumps({"since": start, "tasks": [s.as_json() for s in found]}, indent=2))
+        shown = {
+            "since": start,
+            "tasks": [s.as_json() for s in found],
+            "learning_budget": budget.as_json() if budget else None,
+        }
+        typer.echo(json.dumps(shown, indent=2))
         return
     if not found:
         console.print(
@@ -49,10 +61,12 @@ def tasks(
             "has a `learn:` section"
         )
         return
-    print_tasks(found, config.learn)
+    print_tasks(found, config.learn, budget)
 
 
-def print_tasks(found: list[TaskSummary], config: LearnConfig | None) -> None:
+def print_tasks(
+    found: list[TaskSummary], config: LearnConfig | None, budget: BudgetToday | None = None
+) -> None:
     """The per-task table (also a section of `smallfirst report`)."""
     table = Table(title="tasks")
     columns = ("task", "requests", "errors", "spend", "tiers", "evidence", "policy", "saved")
@@ -71,6 +85,8 @@ def print_tasks(found: list[TaskSummary], config: LearnConfig | None) -> None:
             _saved(summary),
         )
     console.print(table)
+    if budget is not None:
+        console.print(budget.text())
 
 
 def _saved(summary: TaskSummary) -> str:

@@ -13,7 +13,7 @@ from smallfirst.cli.common import console, fail, format_usd
 from smallfirst.cli.learn_tasks_cmd import print_tasks
 from smallfirst.config import load_config
 from smallfirst.errors import SmallfirstError
-from smallfirst.learning.task_report import task_summaries
+from smallfirst.learning.task_report import budget_today, task_summaries
 from smallfirst.ledger.escalations import escalation_summary
 from smallfirst.ledger.report import parse_since, summarize
 from smallfirst.ledger.store import LedgerStore
@@ -42,6 +42,8 @@ def report(
             summary["escalations"] = escalation_summary(store, start)
             tasks = task_summaries(store.engine, config.learn, start)
             summary["tasks"] = [task.as_json() for task in tasks]
+            budget = budget_today(store.engine, config.learn) if config.learn else None
+            summary["learning_budget"] = budget.as_json() if budget else None
         finally:
             store.close()
     except SmallfirstError as exc:
@@ -52,7 +54,7 @@ def report(
         return
     _print(summary)
     if tasks:
-        print_tasks(tasks, config.learn)
+        print_tasks(tasks, config.learn, budget)
 
 
 def _print(summary: dict) -> None:

@@ -88,6 +88,31 @@ def task_summaries(
     return sorted(found.values(), key=lambda s: (-s.requests, s.task))
 
 
+@dataclass(slots=True)
+class BudgetToday:
+    """The learning budget of the current UTC day, over every replica."""
+
+    spent_usd: float
+    budget_usd: float
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent_usd >= self.budget_usd
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "exhausted": self.exhausted}
+
+    def text(self) -> str:
+        head = f"learning budget today: ${self.spent_usd:.4f} of ${self.budget_usd:g}"
+        if self.exhausted:
+            return head + " (spent: no shadow, audit or judge calls until 00:00 UTC)"
+        return head
+
+
+def budget_today(engine: Engine, config: LearnConfig, now: float | None = None) -> BudgetToday:
+    return BudgetToday(LearningStore(engine).spent_today(now), config.budget_usd_per_day)
+
+
 def _cold_or_large(policy: Policy | None) -> bool:
     return policy is None or policy.serve == "large"
 
