@@ -30,7 +30,14 @@ by which model spoke, and small can win. It is billed at gpt-4o prices too.
 Learning runs in the loop, at fixed points so reruns agree: `learn: {auto: false}`, and every
 `--learn-every` requests the benchmark drains the shadow work, runs the learner once and
 refreshes the gateway's policy book (what `learn: {auto: true}` does on a timer). The
-always-large baseline is the same stream through a second gateway with `model: large`.
+shadow work is also drained every `--drain-every` requests, so the stream (replay answers in
+milliseconds) never outruns the embedded model answering its shadow calls. The always-large
+baseline is the same stream through a second gateway with `model: large`. The embedded
+model's own cost is counted as $0 (it runs on the gateway's CPU).
+
+Time: the embedded model's shadow calls dominate (12-27 s each, four at once, on two shared
+cores at load 4-7: 1,500 requests took 25 minutes there, nothing moved down yet);
+`--shadow-rate` trades evidence for time.
 
 Printed per 1,000 requests and task: N, share per tier, accuracy against gold with its 95%
 Wilson interval, always-large's accuracy on the same requests; and $ served + $ learning
