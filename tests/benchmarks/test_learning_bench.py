@@ -100,6 +100,7 @@ def test_the_judge_reads_the_learning_judge_prompt_and_is_fair_to_either_side() 
     assert verdict(reference, reference) == "T"
     assert verdict(poor, "Something else entirely happened.") in ("A", "B", "T")
     assert verdict(good, poor, question="Question: unknown?") is None  # no reference: no verdict
+    assert verdict(good, poor, question="Question: what was") == "A"  # a request cut short
 
 
 def test_windows_count_tiers_accuracy_and_dollars() -> None:
