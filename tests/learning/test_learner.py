@@ -14,7 +14,7 @@ from smallfirst.errors import InvalidRequestError
 from smallfirst.evaluate.stats import wilson_bound
 from smallfirst.learning.candidates import more_needed, rate_estimate
 from smallfirst.learning.cases import build_cases
-from smallfirst.learning.learner import keep_learning, learn, rollback
+from smallfirst.learning.learner import SHADOW_FLOOR, keep_learning, learn, rollback
 from smallfirst.learning.records import Evidence, Feedback, Policy
 from smallfirst.ledger.entry import LedgerEntry
 from smallfirst.ledger.store import LedgerStore
@@ -72,6 +72,19 @@ def test_the_small_model_is_promoted_on_shadow_comparisons(store):
     assert (policy.serve, policy.rungs, policy.share_below_large) == ("small", ["small"], 1.0)
     # a second run with nothing new keeps it (no new version)
     [again] = learn(registry(), store, learn_config(target=0.95), now=NOW + 1)
+    assert again.action == "kept" and len(store.history("extract")) == 1
+
+
+def test_a_small_model_proven_worse_is_shadowed_at_a_trickle(store):
+    """Small agrees on 50 of 200: its upper bound is far below 0.95, so asking it at the
+    full shadow rate is spend without hope; a version on large shadows at the floor."""
+    store.add_evidence(compared("extract", [True] * 50 + [False] * 150))
+    config = learn_config(target=0.95, shadow_rate=0.5)
+    [outcome] = learn(registry(), store, config, now=NOW)
+    policy = store.current_policies()["extract"]
+    assert (policy.serve, policy.rungs, policy.shadow_rate) == ("large", ["large"], SHADOW_FLOOR)
+    assert "below target" in policy.reason and f"{SHADOW_FLOOR:.0%}" in outcome.message
+    [again] = learn(registry(), store, config, now=NOW + 1)
     assert again.action == "kept" and len(store.history("extract")) == 1
 
 

@@ -499,3 +499,15 @@ def test_auto_at_cold_start_serves_large_and_shadows_small(upstreams, tmp_path) 
     assert answer.choices[0].message.content == "card_lost"
     assert (request["model"], request["task"]) == ("large", "intents")
     assert sources == ["served", "shadow"]
+
+
+def test_an_embedded_model_gets_at_most_its_slots_in_flight() -> None:
+    from smallfirst.config import ModelConfig
+    from smallfirst.learning.shadow import MAX_IN_FLIGHT, _room
+    from smallfirst.models.pricing import ModelPrice
+    from smallfirst.models.registry import ModelEntry
+
+    free = ModelPrice(0.0, 0.0, "local")
+    embedded = ModelEntry(ModelConfig(name="e", backend="llamacpp", slots=3), free)
+    remote = ModelEntry(ModelConfig(name="r", backend="openai", base_url="http://x/v1"), free)
+    assert (_room(embedded), _room(remote)) == (3, MAX_IN_FLIGHT)

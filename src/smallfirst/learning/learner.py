@@ -44,6 +44,9 @@ REFRESH_GAIN = 0.05
 """A policy of the same shape is replaced only when it serves this much more traffic below
 large (so a fresh student is not a new version on every run)."""
 MIN_AUDIT_RATE = 0.01
+SHADOW_FLOOR = 0.02
+"""The shadow rate once the small model is proven below target on a task (its upper bound
+is under it): asking it more is spend without hope, but a trickle notices a better model."""
 EMBEDDINGS_FILE = "embeddings.sqlite"
 
 
@@ -266,16 +269,65 @@ class _Run:
                 needed=missing,
             )
         candidates, notes = self._candidates(cases, kind)
+        shadow_rate = self._shadow_rate(candidates)
         passing = [c for c in candidates if c.estimate.lower >= target and c.share_below_large]
         if not passing:
-            return self._short(task, policy, candidates, notes, evidence_n, where)
+            outcome = self._short(task, policy, candidates, notes, evidence_n, where)
+            return self._shadow_less(outcome, kind, shadow_rate, candidates)
         chosen = max(passing, key=lambda c: c.cheapness)
         if policy is not None and _same_or_better(policy, chosen):
             message = f"{task}: keeps v{policy.version} ({policy.reason})"
             return Outcome(task, "kept", message, policy, target, policy.estimate, evidence_n)
-        saved = self._promote(task, chosen, kind, evidence_n)
+        saved = self._promote(task, chosen, kind, evidence_n, shadow_rate)
         message = f"{task} v{saved.version}: {saved.reason}"
         return Outcome(task, "promoted", message, saved, target, chosen.estimate, evidence_n)
+
+    def _shadow_rate(self, candidates: list[Candidate]) -> float:
+        """`learn.shadow_rate`, or `SHADOW_FLOOR` once the small model is proven worse."""
+        small = next((c for c in candidates if c.serve == "small"), None)
+        hopeless = (
+            small is not None
+            and small.estimate.n >= self.config.min_evidence
+            and small.estimate.upper < self.config.target
+        )
+        return min(self.config.shadow_rate, SHADOW_FLOOR) if hopeless else self.config.shadow_rate
+
+    def _shadow_less(
+        self,
+        outcome: Outcome,
+        kind: OutputKind | None,
+        shadow_rate: float,
+        candidates: list[Candidate],
+    ) -> Outcome:
+        """A task staying on large whose small model is proven worse: store a version that
+        shadows at `SHADOW_FLOOR` (once; a cheaper policy found later replaces it)."""
+        policy = outcome.policy
+        current = policy.shadow_rate if policy is not None else self.config.shadow_rate
+        if shadow_rate >= current or (policy is not None and policy.serve != "large"):
+            return outcome
+        small = next(c for c in candidates if c.serve == "small")
+        reason = (
+            f"{self.small} is below target ({describe(small.estimate, self.config.target)}); "
+            f"stays on {self.large}, shadowing {shadow_rate:.0%} of requests"
+        )
+        saved = self.store.save_policy(
+            Policy(
+                task=outcome.task,
+                version=0,
+                serve="large",
+                rungs=[self.large],
+                reason=reason,
+                target=self.config.target,
+                estimate=small.estimate,
+                output_kind=kind,
+                shadow_rate=shadow_rate,
+                evidence_n=outcome.evidence_n,
+                created_at=self.now,
+                evidence_since=policy.evidence_since if policy is not None else None,
+            )
+        )
+        message = f"{outcome.message}; v{saved.version}: {reason}"
+        return replace(outcome, message=message, policy=saved)
 
     def _candidates(
         self, cases: list[Case], kind: OutputKind | None
@@ -329,7 +381,12 @@ class _Run:
         return Outcome(task, "kept", message, policy, target, best.estimate, evidence_n, needed)
 
     def _promote(
-        self, task: str, chosen: Candidate, kind: OutputKind | None, evidence_n: int
+        self,
+        task: str,
+        chosen: Candidate,
+        kind: OutputKind | None,
+        evidence_n: int,
+        shadow_rate: float,
     ) -> Policy:
         config = self.config
         artifacts: dict[str, str] = {}
@@ -353,7 +410,7 @@ class _Run:
                 target=config.target,
                 estimate=chosen.estimate,
                 output_kind=kind,
-                shadow_rate=config.shadow_rate,  # what a student defers is still shadowed
+                shadow_rate=shadow_rate,  # what a student defers is still shadowed
                 audit_rate=max(config.audit_rate, MIN_AUDIT_RATE),
                 artifacts=artifacts,
                 evidence_n=evidence_n,

@@ -31,7 +31,7 @@ import contextvars
 import logging
 import random
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -72,8 +72,8 @@ OFF_PATH_HOP = 1000
 """Learning's hop numbers start above it: a request's own hops count from 1."""
 HOPS = {"shadow": OFF_PATH_HOP + 1, "audit": OFF_PATH_HOP + 1, "judge": OFF_PATH_HOP + 2}
 MAX_IN_FLIGHT = 32
-"""Shadow and audit calls at once; a draw beyond it is skipped, so a hanging model cannot
-pile up work (and memory) without end."""
+"""Shadow and audit calls at once (an embedded model: its slots); a draw beyond it is
+skipped, so a hanging model cannot pile up work (and memory) without end."""
 WRITE_EVERY_S = 0.5
 WRITE_ROWS = 500
 """Evidence is written in batches: every `WRITE_EVERY_S`, or as soon as this many wait."""
@@ -128,6 +128,9 @@ class Shadower:
         self.skipped_busy = 0
         """Draws skipped because `MAX_IN_FLIGHT` calls were already running."""
         self._asking = 0
+        self._per_model: Counter[str] = Counter()
+        """Calls in flight per model: an embedded model gets at most its slots, since a call
+        queued behind others would spend its deadline waiting and time out."""
         self._work: set[asyncio.Task[None]] = set()
         self._pending: list[Evidence] = []
         self._writer: asyncio.Task[None] | None = None
@@ -194,7 +197,8 @@ class Shadower:
 
     async def _learn(self, served: Served, may_shadow: bool) -> None:
         if served.tier != self.large_tier:
-            if self._judgeable(output_kind(served.request)) and self._draw(served.task, "audit"):
+            kind = output_kind(served.request, served.answer)  # a transcript may say "label"
+            if self._judgeable(kind) and self._draw(served.task, "audit"):
                 await self._ask("audit", served, self.large)
             return
         kind = output_kind(served.request, served.answer)
@@ -228,14 +232,16 @@ class Shadower:
         if served.private and not entry.capabilities.local:
             log.debug("learning: %s not sent to %s: private request", step, model)
             return
-        if self._asking >= MAX_IN_FLIGHT:
+        if self._asking >= MAX_IN_FLIGHT or self._per_model[model] >= _room(entry):
             self.skipped_busy += 1
             return
         self._asking += 1
+        self._per_model[model] += 1
         try:
             generation, cost = await self._call(step, served, entry)
         finally:
             self._asking -= 1
+            self._per_model[model] -= 1
         if generation is None:
             return
         answer = answer_text(generation.text, generation.tool_calls)
@@ -450,6 +456,11 @@ class Shadower:
         self._work.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("learning: evidence step failed", exc_info=task.exception())
+
+
+def _room(entry: ModelEntry) -> int:
+    """How many learning calls `entry` may have in flight: its slots when it decodes here."""
+    return entry.config.slots if entry.capabilities.embedded else MAX_IN_FLIGHT
 
 
 def _status(exc: BaseException) -> int:
