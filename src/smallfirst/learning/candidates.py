@@ -10,6 +10,9 @@ Wilson bounds at `learn.confidence` (evaluate/stats.py).
 - `student`: a tier-0 student (distill/student.py) trained on the older (input, large answer)
   pairs of a closed-label task and scored on the newest ones: a chronological split, so the
   estimate is of the very file that would be served, on traffic it has not seen.
+- `student` on a JSON task: an extraction student (distill/extraction_student.py), a span
+  tagger, when most large answers are flat objects of strings found in the input; scored the
+  same way, an answer right when every field equals the large one (verdicts.py).
 """
 
 from __future__ import annotations
@@ -19,12 +22,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from smallfirst.config import LearnConfig
+from smallfirst.distill.extraction_student import (
+    ExtractionStudent,
+    bio_tags,
+    flat_strings,
+    tokenize,
+    train_extraction_student,
+)
 from smallfirst.distill.student import TinyClassifier, train_student
 from smallfirst.embeddings import Embedder
 from smallfirst.errors import InvalidRequestError
 from smallfirst.evaluate.stats import Rate, wilson_bound
 from smallfirst.learning.cases import Case, label_of
 from smallfirst.learning.records import Estimate, ServeKind
+from smallfirst.learning.verdicts import compare
 
 HELD_OUT_SHARE = 0.3
 """The newest share of a task's pairs a student is scored on (it learns from the rest)."""
@@ -33,6 +44,11 @@ MAX_HELD_OUT = 1000
 """Enough for a bound within about a point; beyond it, more pairs train the student."""
 MAX_PAIRS = 20_000
 """The newest pairs a pass uses (training time grows with them; old traffic matters least)."""
+MAX_EXTRACTION_PAIRS = 5_000
+"""An extraction student fits per word, so fewer pairs already mean many examples."""
+MIN_SPAN_SHARE = 0.5
+"""An extraction student is offered when at least this share of the large answers are flat
+objects of strings found in the input (the rest it cannot learn from)."""
 
 
 @dataclass
@@ -42,16 +58,15 @@ class Candidate:
     estimate: Estimate
     share_below_large: float
     """Share of the held-out requests served below the large model."""
-    student: TinyClassifier | None = None
+    student: TinyClassifier | ExtractionStudent | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
-        return (
-            "student" + "".join(f" -> {rung}" for rung in self.rungs)
-            if self.student
-            else self.serve
-        )
+        if self.student is None:
+            return self.serve
+        kind = "extraction student" if isinstance(self.student, ExtractionStudent) else "student"
+        return kind + "".join(f" -> {rung}" for rung in self.rungs)
 
     @property
     def cheapness(self) -> tuple[float, float]:
@@ -148,12 +163,63 @@ def student_candidates(
     return out, None
 
 
+def extraction_candidates(
+    cases: list[Case], config: LearnConfig, large: str, small: str | None
+) -> tuple[list[Candidate], str | None]:
+    """Extraction students deferring to the large model (and to the small one, where shadow
+    comparisons cover the held-out requests); or none and why."""
+    pairs = [case for case in cases if case.trusted and case.input and case.reference]
+    pairs = pairs[-MAX_EXTRACTION_PAIRS:]
+    spans = sum(1 for case in pairs if _spans_of_input(case.input or "", case.reference))
+    if not pairs or spans < MIN_SPAN_SHARE * len(pairs):
+        return [], (
+            f"no extraction student: {spans} of {len(pairs)} large answers are flat objects "
+            "of strings found in the input"
+        )
+    held_n = min(MAX_HELD_OUT, max(MIN_HELD_OUT, round(len(pairs) * HELD_OUT_SHARE)))
+    if len(pairs) - held_n < 4:
+        return [], f"a student needs more than {held_n + 4} (input, large answer) pairs"
+    train, held = pairs[:-held_n], pairs[-held_n:]
+    out: list[Candidate] = []
+    for answer_target in answer_targets(config.target):
+        try:
+            student = train_extraction_student(
+                [case.input or "" for case in train],
+                [flat_strings(case.reference) for case in train],
+                target_accuracy=answer_target,
+                level=config.confidence,
+            )
+        except InvalidRequestError as exc:
+            return [], f"no extraction student yet: {exc.message}"
+        predictions = student.predict([case.input or "" for case in held])
+        answered = np.array([p.answered for p in predictions])
+        right = np.array(
+            [
+                compare("json", p.text, case.reference or "").agree is True
+                for p, case in zip(predictions, held, strict=True)
+            ]
+        )
+        good = int((answered & right).sum() + (~answered).sum())
+        estimate = rate_estimate(good, len(held), config.confidence)
+        out.append(Candidate("student", [large], estimate, float(answered.mean()), student))
+        if small is not None:
+            out.extend(
+                _student_then_small(held, answered, right, small, student, config.confidence)
+            )
+    return out, None
+
+
+def _spans_of_input(text: str, answer: str | None) -> bool:
+    values = flat_strings(answer)
+    return values is not None and bio_tags(tokenize(text), text, values) is not None
+
+
 def _student_then_small(
     held: list[Case],
     answered: np.ndarray,
     right: np.ndarray,
     small: str,
-    student: TinyClassifier,
+    student: TinyClassifier | ExtractionStudent,
     level: float,
 ) -> list[Candidate]:
     """Deferrals served by the small model: scored on the held-out requests whose small

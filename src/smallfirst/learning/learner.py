@@ -22,10 +22,12 @@ from typing import Literal
 
 from smallfirst.config import LearnConfig, state_dir
 from smallfirst.distill.embed_cache import EmbeddingCache
+from smallfirst.distill.extraction_student import ExtractionStudent
 from smallfirst.embeddings import Embedder, get_embedder
 from smallfirst.errors import InvalidRequestError
 from smallfirst.learning.candidates import (
     Candidate,
+    extraction_candidates,
     more_needed,
     rate_estimate,
     small_candidate,
@@ -341,6 +343,11 @@ class _Run:
             candidates.extend(students)
             if why:
                 notes.append(why)
+        if kind == "json":
+            students, why = extraction_candidates(cases, self.config, self.large, self.small)
+            candidates.extend(students)
+            if why:
+                notes.append(why)
         if self.small is not None:
             small = small_candidate(cases, self.small, self.config.confidence)
             if small is not None:
@@ -395,7 +402,8 @@ class _Run:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{_slug(task)}-{int(self.now)}-{secrets.token_hex(3)}.joblib"
             chosen.student.save(path)
-            artifacts["student"] = str(path)
+            extraction = isinstance(chosen.student, ExtractionStudent)
+            artifacts["extraction_student" if extraction else "student"] = str(path)
         reason = (
             f"{chosen.name} serves {chosen.share_below_large:.0%} below {self.large}: agreement "
             f"{describe(chosen.estimate, config.target)} on held-out requests"

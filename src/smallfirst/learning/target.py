@@ -6,7 +6,8 @@ sure of the input and knows its kind; otherwise the request goes up to the polic
 never sideways. The student's verdict is taken while routing (it costs an embedding, so off
 the event loop), which makes every request a one-model route: the gateway admits exactly the
 model that will answer and may still forward a large model's bytes as they are. Every route
-reason names the task and the policy version.
+reason names the task and the policy version. On a JSON task the student is an extraction
+student (artifact `extraction_student`): its answer is the JSON object of the spans it found.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-from smallfirst.config import ModelConfig, Price
+from smallfirst.config import CapabilitiesConfig, ModelConfig, Price
+from smallfirst.distill.extraction_student import Extraction, ExtractionStudent
 from smallfirst.distill.student import Prediction, TinyClassifier
 from smallfirst.learning.gateway import GatewayLearning
 from smallfirst.learning.inputs import input_text, whole_text
@@ -42,7 +44,7 @@ class _Student:
     entry: ModelEntry
     """Not in the registry: it answers only through this target, so it never becomes the
     default model, a fallback or a listed model."""
-    classifier: TinyClassifier
+    classifier: TinyClassifier | ExtractionStudent
 
 
 class LearnedTarget(_OneModel):
@@ -127,6 +129,8 @@ class LearnedTarget(_OneModel):
             return self._climb(
                 policy.rungs, request, f"{prefix}: student skipped ({why}), served", task, version
             )
+        if isinstance(found.classifier, ExtractionStudent):
+            return self._by_extraction(found, found.classifier, text, prefix, request, policy)
         try:
             prediction = found.classifier.predict([text])[0]
         except Exception:  # a student that cannot run must not fail the request
@@ -142,6 +146,45 @@ class LearnedTarget(_OneModel):
         details |= {LABEL: prediction.label, CONFIDENCE: prediction.confidence}
         decision = RouteDecision(
             found.entry.name, self.name, reason, prediction.confidence, details
+        )
+        return Route(found.entry, decision)
+
+    def _by_extraction(
+        self,
+        found: _Student,
+        student: ExtractionStudent,
+        text: str,
+        prefix: str,
+        request: AnyRequest,
+        policy: Policy,
+    ) -> Route:
+        """The extraction student's JSON object when it is sure, else the policy's rungs."""
+        task, version = policy.task, policy.version
+        try:
+            extraction = student.predict([text])[0]
+        except Exception:  # a student that cannot run must not fail the request
+            log.exception("learning: the extraction student of %s v%s failed", task, version)
+            head = f"{prefix}: extraction student failed, served"
+            return self._climb(policy.rungs, request, head, task, version)
+        required = (request.params.json_schema or {}).get("required") or []
+        missing = [name for name in required if name not in extraction.values]
+        if extraction.answered and missing:
+            why = f"the schema requires {missing[0]!r}"
+            head = f"{prefix}: extraction student deferred ({why}), served"
+            return self._climb(policy.rungs, request, head, task, version)
+        if not extraction.answered:
+            why = _extraction_deferral(extraction, student)
+            head = f"{prefix}: extraction student deferred ({why}), served"
+            return self._climb(policy.rungs, request, head, task, version)
+        answer = extraction.text
+        reason = (
+            f"{prefix}: extraction student answered {answer} "
+            f"(confidence {extraction.confidence:.3f})"
+        )
+        details = {"task": task, "policy_version": version}
+        details |= {LABEL: answer, CONFIDENCE: extraction.confidence}
+        decision = RouteDecision(
+            found.entry.name, self.name, reason, extraction.confidence, details
         )
         return Route(found.entry, decision)
 
@@ -176,13 +219,16 @@ class LearnedTarget(_OneModel):
     def _student(self, policy: Policy) -> _Student | None:
         """The policy's student, loaded once per file (a file that cannot be read is
         logged and skipped: the rungs answer)."""
-        path = policy.artifacts.get("student")
+        extraction = "extraction_student" in policy.artifacts
+        path = policy.artifacts.get("extraction_student" if extraction else "student")
         if not path:
             return None
         if path in self._students:
             return self._students[path]
         try:
-            classifier = TinyClassifier.load(path)
+            classifier: TinyClassifier | ExtractionStudent = (
+                ExtractionStudent.load(path) if extraction else TinyClassifier.load(path)
+            )
         except Exception:
             log.exception(
                 "learning: cannot load the student of %s v%s", policy.task, policy.version
@@ -195,6 +241,9 @@ class LearnedTarget(_OneModel):
             tier="tiny",
             price=Price(input=0, output=0),
             options={"path": path},
+            # an extraction student answers JSON objects; a schema's required fields it
+            # did not find defer the request (`_by_extraction`)
+            capabilities=CapabilitiesConfig(json_schema=True if extraction else None),
         )
         found = self._students[path] = _Student(ModelEntry(config, price_of(config)), classifier)
         return found
@@ -261,3 +310,13 @@ def _deferral(prediction: Prediction, student: TinyClassifier) -> str:
     if prediction.reason == "background":
         return "the input looks like background traffic"
     return f"unsure: confidence {prediction.confidence:.3f} < {student.threshold:.3f}"
+
+
+def _extraction_deferral(extraction: Extraction, student: ExtractionStudent) -> str:
+    reason = extraction.reason
+    if reason == "unfamiliar":
+        least = student.familiarity_threshold
+        return f"unfamiliar input: {extraction.familiarity:.0%} known words < {least:.0%}"
+    if reason == "repeated":
+        return "a field found twice"
+    return f"unsure: confidence {extraction.confidence:.3f} < {student.threshold:.3f}"
