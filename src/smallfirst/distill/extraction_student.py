@@ -39,6 +39,8 @@ TOKEN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
 FAMILIARITY_QUANTILE = 0.02
 """Inputs less familiar than this share of the out-of-fold training inputs are deferred."""
 MIN_PAIRS = 8
+MAX_BAG = 32
+"""The input's first distinct words every token sees (a long input adds no more)."""
 _FLOOR = 1e-12
 
 
@@ -110,6 +112,17 @@ def _shape(word: str) -> str:
     return re.sub(r"[0-9]+", "9", shape)
 
 
+def input_features(tokens: list[Token]) -> list[dict[str, float]]:
+    """Each token's features and the input's words: which field a span fills depends on
+    what the whole input asks (an artist to play, a playlist to add to)."""
+    bag: dict[str, float] = {}
+    for token in tokens:
+        word = token.text.lower()
+        if len(word) > 2 and len(bag) < MAX_BAG:
+            bag[f"bow={word}"] = 1.0
+    return [word_features(tokens, i) | bag for i in range(len(tokens))]
+
+
 def word_features(tokens: list[Token], i: int) -> dict[str, float]:
     """What the tagger sees of token i: itself and its neighbours (no previous tags, so
     every token is classified independently and decoding alone joins them)."""
@@ -119,15 +132,17 @@ def word_features(tokens: list[Token], i: int) -> dict[str, float]:
         "bias": 1.0,
         f"w={low}": 1.0,
         f"shape={_shape(word)}": 1.0,
+        f"p2={low[:2]}": 1.0,
         f"p3={low[:3]}": 1.0,
-        f"s3={low[-3:]}": 1.0,
         f"s2={low[-2:]}": 1.0,
+        f"s3={low[-3:]}": 1.0,
+        f"s4={low[-4:]}": 1.0,
     }
     if word[:1].isupper():
         out["upper"] = 1.0
     if word.isdigit():
         out["digit"] = 1.0
-    for offset in (-2, -1, 1, 2):
+    for offset in (-3, -2, -1, 1, 2, 3):
         j = i + offset
         neighbour = tokens[j].text.lower() if 0 <= j < len(tokens) else ("<s>" if j < 0 else "</s>")
         out[f"w{offset:+d}={neighbour}"] = 1.0
@@ -239,7 +254,7 @@ def _familiarity(tokens: list[Token], vocabulary: set[str]) -> float:
 
 
 def _log_probs(model: Any, vectorizer: Any, tokens: list[Token]) -> tuple[np.ndarray, list[str]]:
-    x = _int32(vectorizer.transform([word_features(tokens, i) for i in range(len(tokens))]))
+    x = _int32(vectorizer.transform(input_features(tokens)))
     return np.log(np.clip(model.predict_proba(x), _FLOOR, 1.0)), list(model.classes_)
 
 
@@ -335,9 +350,7 @@ def _fit(pairs: _Pairs, rows: np.ndarray, c: float) -> tuple[Any, Any]:
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    features = [
-        word_features(pairs.tokens[r], i) for r in rows for i in range(len(pairs.tokens[r]))
-    ]
+    features = [row for r in rows for row in input_features(pairs.tokens[r])]
     labels = [tag for r in rows for tag in pairs.tags[r]]
     vectorizer = DictVectorizer()
     x = _int32(vectorizer.fit_transform(features))
@@ -357,7 +370,7 @@ def train_extraction_student(
     level: float | None = DEFAULT_LEVEL,
     folds: int = 3,
     seed: int = 0,
-    c: float = 5.0,
+    c: float = 20.0,
 ) -> ExtractionStudent:
     """Fit on every usable pair; pick the thresholds on out-of-fold predictions."""
     if not 0.0 < target_accuracy <= 1.0:
