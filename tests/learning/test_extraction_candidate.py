@@ -172,3 +172,22 @@ def test_a_schema_field_the_student_did_not_find_defers_to_large(live, student_f
     assert raw.headers["x-smallfirst-route-reason"].startswith(
         "learned slots v1: extraction student deferred (the schema requires 'time'), served"
     )
+
+
+def test_an_unreadable_extraction_student_file_is_passed_over_to_large(live, tmp_path):
+    gw, upstream = live
+    learning = gw.gateway.learning
+    assert learning is not None and learning.store is not None and learning.policies
+    broken = tmp_path / "broken.joblib"
+    broken.write_bytes(b"not a joblib file")
+    learning.store.save_policy(
+        Policy("slots", 0, "student", ["large"], "proven", 0.9, output_kind="json",
+               artifacts={"extraction_student": str(broken)})
+    )  # fmt: skip
+    asyncio.run(learning.policies.refresh())
+    upstream.default = Script(text='{"city": "Oslo"}')
+    raw = ask(gw, "how cold is oslo")
+    assert raw.parse().choices[0].message.content == '{"city": "Oslo"}'
+    assert raw.headers["x-smallfirst-route-reason"] == (
+        "learned slots v1: student file unreadable, served on large"
+    )
