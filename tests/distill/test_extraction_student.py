@@ -14,6 +14,7 @@ from smallfirst.distill.extraction_student import (
     tagged_pairs,
     tokenize,
     train_extraction_student,
+    train_extraction_students,
 )
 from smallfirst.errors import InvalidRequestError, ModelLoadError
 
@@ -125,6 +126,16 @@ def test_an_unreachable_target_defers_everything():
     )
     assert student.threshold == float("inf")
     assert not any(p.answered for p in student.predict([text for text, _ in pairs]))
+
+
+def test_students_for_several_targets_share_one_fit_and_differ_in_threshold():
+    pairs = slot_pairs(120)
+    strict, loose = train_extraction_students(
+        [text for text, _ in pairs], [values for _, values in pairs], targets=[0.99, 0.8]
+    )
+    assert strict.model is loose.model and strict.threshold >= loose.threshold
+    assert (strict.target_accuracy, loose.target_accuracy) == (0.99, 0.8)
+    assert loose.heldout.coverage >= strict.heldout.coverage
 
 
 def test_too_few_usable_pairs_is_a_clear_error():

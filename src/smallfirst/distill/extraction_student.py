@@ -373,7 +373,24 @@ def train_extraction_student(
     c: float = 20.0,
 ) -> ExtractionStudent:
     """Fit on every usable pair; pick the thresholds on out-of-fold predictions."""
-    if not 0.0 < target_accuracy <= 1.0:
+    [student] = train_extraction_students(
+        texts, answers, targets=[target_accuracy], level=level, folds=folds, seed=seed, c=c
+    )
+    return student
+
+
+def train_extraction_students(
+    texts: list[str],
+    answers: list[dict[str, str] | None],
+    *,
+    targets: list[float],
+    level: float | None = DEFAULT_LEVEL,
+    folds: int = 3,
+    seed: int = 0,
+    c: float = 20.0,
+) -> list[ExtractionStudent]:
+    """One student per target accuracy, from one fit: only the threshold differs."""
+    if not all(0.0 < target <= 1.0 for target in targets):
         raise InvalidRequestError("target accuracy must be in (0, 1]", param="target_accuracy")
     pairs = tagged_pairs(texts, answers)
     n = len(pairs.texts)
@@ -401,30 +418,40 @@ def train_extraction_student(
         vectorizer, model = _fit(pairs, np.arange(n), c)
     least_familiar = float(np.quantile(familiarity, FAMILIARITY_QUANTILE))
     familiar = familiarity >= least_familiar
-    threshold = choose_threshold(confidence[familiar], correct[familiar], target_accuracy, level)
-    answered = familiar & (confidence >= threshold)
-    right = int((answered & correct).sum())
-    heldout = ExtractionHeldOut(
-        n=n,
-        skipped=pairs.skipped,
+    vocabulary = _vocabulary(pairs, np.arange(n))
+    out = []
+    for target in targets:
+        threshold = choose_threshold(confidence[familiar], correct[familiar], target, level)
+        answered = familiar & (confidence >= threshold)
+        heldout = _heldout(answered, correct, pairs.skipped, level or DEFAULT_LEVEL)
+        out.append(
+            ExtractionStudent(
+                vectorizer,
+                model,
+                fields,
+                threshold,
+                target,
+                heldout,
+                vocabulary,
+                least_familiar,
+            )
+        )
+    return out
+
+
+def _heldout(
+    answered: np.ndarray, correct: np.ndarray, skipped: int, level: float
+) -> ExtractionHeldOut:
+    right, answered_n = int((answered & correct).sum()), int(answered.sum())
+    return ExtractionHeldOut(
+        n=len(correct),
+        skipped=skipped,
         exact=float(correct.mean()),
         coverage=float(answered.mean()),
-        answered_n=int(answered.sum()),
+        answered_n=answered_n,
         answered_right=right,
-        lower_bound=float(wilson_bound(right, int(answered.sum()), level or DEFAULT_LEVEL))
-        if answered.any()
-        else 0.0,
-        level=level or DEFAULT_LEVEL,
-    )
-    return ExtractionStudent(
-        vectorizer,
-        model,
-        fields,
-        threshold,
-        target_accuracy,
-        heldout,
-        _vocabulary(pairs, np.arange(n)),
-        least_familiar,
+        lower_bound=float(wilson_bound(right, answered_n, level)) if answered_n else 0.0,
+        level=level,
     )
 
 

@@ -27,7 +27,7 @@ from smallfirst.distill.extraction_student import (
     bio_tags,
     flat_strings,
     tokenize,
-    train_extraction_student,
+    train_extraction_students,
 )
 from smallfirst.distill.student import TinyClassifier, train_student
 from smallfirst.embeddings import Embedder
@@ -180,17 +180,17 @@ def extraction_candidates(
     if len(pairs) - held_n < 4:
         return [], f"a student needs more than {held_n + 4} (input, large answer) pairs"
     train, held = pairs[:-held_n], pairs[-held_n:]
+    try:
+        students = train_extraction_students(
+            [case.input or "" for case in train],
+            [flat_strings(case.reference) for case in train],
+            targets=answer_targets(config.target),
+            level=config.confidence,
+        )
+    except InvalidRequestError as exc:
+        return [], f"no extraction student yet: {exc.message}"
     out: list[Candidate] = []
-    for answer_target in answer_targets(config.target):
-        try:
-            student = train_extraction_student(
-                [case.input or "" for case in train],
-                [flat_strings(case.reference) for case in train],
-                target_accuracy=answer_target,
-                level=config.confidence,
-            )
-        except InvalidRequestError as exc:
-            return [], f"no extraction student yet: {exc.message}"
+    for student in students:
         predictions = student.predict([case.input or "" for case in held])
         answered = np.array([p.answered for p in predictions])
         right = np.array(
