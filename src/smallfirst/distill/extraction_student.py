@@ -346,7 +346,7 @@ def _int32(x: Any) -> Any:
     return x
 
 
-def _fit(pairs: _Pairs, rows: np.ndarray, c: float) -> tuple[Any, Any]:
+def _fit(pairs: _Pairs, rows: np.ndarray, c: float, seed: int) -> tuple[Any, Any]:
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -359,7 +359,8 @@ def _fit(pairs: _Pairs, rows: np.ndarray, c: float) -> tuple[Any, Any]:
 
         return vectorizer, DummyClassifier(strategy="most_frequent").fit(x, labels)
     # saga: a few passes over sparse rows; lbfgs takes ~20x as long for the same tags
-    return vectorizer, LogisticRegression(C=c, solver="saga", max_iter=30).fit(x, labels)
+    model = LogisticRegression(C=c, solver="saga", max_iter=30, random_state=seed)
+    return vectorizer, model.fit(x, labels)
 
 
 def train_extraction_student(
@@ -408,14 +409,14 @@ def train_extraction_students(
         warnings.filterwarnings("ignore", category=UserWarning)
         splitter = KFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
         for train, test in splitter.split(np.arange(n)):
-            vectorizer, model = _fit(pairs, train, c)
+            vectorizer, model = _fit(pairs, train, c, seed)
             vocabulary = _vocabulary(pairs, train)
             for r in test:
                 tags, confidence[r] = _decode(model, vectorizer, pairs.tokens[r])
                 values, repeated = _values(pairs.tokens[r], pairs.texts[r], tags, fields)
                 correct[r] = not repeated and same_values(values, pairs.values[r])
                 familiarity[r] = _familiarity(pairs.tokens[r], vocabulary)
-        vectorizer, model = _fit(pairs, np.arange(n), c)
+        vectorizer, model = _fit(pairs, np.arange(n), c, seed)
     least_familiar = float(np.quantile(familiarity, FAMILIARITY_QUANTILE))
     familiar = familiarity >= least_familiar
     vocabulary = _vocabulary(pairs, np.arange(n))
