@@ -16,7 +16,7 @@ from typing import Any
 
 from smallfirst.config import ModelConfig, load_config
 from smallfirst.errors import InvalidRequestError
-from smallfirst.models.llamacpp import no_weight_repacking, resolve_model_path
+from smallfirst.models.llamacpp import close_at_exit, no_weight_repacking, resolve_model_path
 
 GIB = 1024**3
 
@@ -78,7 +78,7 @@ def gguf_vocab(path: Path) -> Any:
     from llama_cpp import Llama
 
     with no_weight_repacking():
-        return Llama(model_path=str(path), vocab_only=True, verbose=False)
+        return close_at_exit(Llama(model_path=str(path), vocab_only=True, verbose=False))
 
 
 def _base_path(name: str) -> Path:

@@ -113,12 +113,22 @@ _LOAD_LOCK = threading.Lock()
 _LOADED: weakref.WeakSet[LlamaCppProvider] = weakref.WeakSet()
 """Providers holding weights. Closed at exit, while llama_cpp's module globals still exist:
 a `Llama` left to the garbage collector at interpreter shutdown raises in its `__del__`."""
+_LOOSE: weakref.WeakSet[Any] = weakref.WeakSet()
+"""`Llama` objects held outside a provider (a cached vocabulary, the rating router's)."""
+
+
+def close_at_exit(llama: Any) -> Any:
+    """Have `llama` closed at exit (see `_LOADED`); returns it."""
+    _LOOSE.add(llama)
+    return llama
 
 
 @atexit.register
 def _close_loaded() -> None:
     for provider in list(_LOADED):
         provider.close_now()
+    for llama in list(_LOOSE):
+        llama.close()
 
 
 @contextmanager

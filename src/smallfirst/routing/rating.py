@@ -60,17 +60,23 @@ class DifficultyRater:
         if self._llama is None:
             from llama_cpp import Llama
 
-            from smallfirst.models.llamacpp import no_weight_repacking, resolve_model_path
+            from smallfirst.models.llamacpp import (
+                close_at_exit,
+                no_weight_repacking,
+                resolve_model_path,
+            )
 
             path = resolve_model_path(self.config)
             try:
                 with no_weight_repacking():
-                    self._llama = Llama(
-                        model_path=str(path),
-                        n_ctx=1024,
-                        n_batch=512,
-                        n_threads=self.config.threads,
-                        verbose=False,
+                    self._llama = close_at_exit(
+                        Llama(
+                            model_path=str(path),
+                            n_ctx=1024,
+                            n_batch=512,
+                            n_threads=self.config.threads,
+                            verbose=False,
+                        )
                     )
             except (ValueError, RuntimeError) as exc:
                 raise ModelLoadError(f"rating router: cannot load {path}: {exc}") from exc
