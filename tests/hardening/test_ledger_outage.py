@@ -53,8 +53,10 @@ def test_sqlite_locked_for_longer_than_busy_timeout(scripted, tmp_path, caplog) 
         _key, secret = gw.create_key("team")
         assert send(gw, secret, 5) == [200] * 5
         assert gw.ledger.flush()
-        locker = sqlite3.connect(path, timeout=0, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock
+        # another process holding the write lock; it waits for the gateway's own brief
+        # writes (a key's last use, a retention pass) to end before it takes the lock
+        locker = sqlite3.connect(path, timeout=10, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
         assert send(gw, secret, 20) == [200] * 20  # answers do not wait for the ledger
         assert not gw.ledger.flush(timeout=7)  # longer than busy_timeout (5 s): writes fail
         locker.execute("COMMIT")
