@@ -18,6 +18,7 @@ Wilson bounds at `learn.confidence` (evaluate/stats.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -153,13 +154,7 @@ def student_candidates(
         right = np.array(
             [label_of(p.label) == label for p, label in zip(predictions, labels, strict=True)]
         )
-        good = int((answered & right).sum() + (~answered).sum())
-        estimate = rate_estimate(good, len(held), config.confidence)
-        out.append(Candidate("student", [large], estimate, float(answered.mean()), student))
-        if small is not None:
-            out.extend(
-                _student_then_small(held, answered, right, small, student, config.confidence)
-            )
+        out.extend(_student_policies(held, answered, right, large, small, student, config))
     return out, None
 
 
@@ -199,14 +194,27 @@ def extraction_candidates(
                 for p, case in zip(predictions, held, strict=True)
             ]
         )
-        good = int((answered & right).sum() + (~answered).sum())
-        estimate = rate_estimate(good, len(held), config.confidence)
-        out.append(Candidate("student", [large], estimate, float(answered.mean()), student))
-        if small is not None:
-            out.extend(
-                _student_then_small(held, answered, right, small, student, config.confidence)
-            )
+        out.extend(_student_policies(held, answered, right, large, small, student, config))
     return out, None
+
+
+def _student_policies(
+    held: list[Case],
+    answered: np.ndarray,
+    right: np.ndarray,
+    large: str,
+    small: str | None,
+    student: Any,
+    config: LearnConfig,
+) -> list[Candidate]:
+    """A scored student as policies: deferring to large (a deferral counts as agreeing:
+    large answers it) and, with a small model, deferring to small."""
+    good = int((answered & right).sum() + (~answered).sum())
+    estimate = rate_estimate(good, len(held), config.confidence)
+    out = [Candidate("student", [large], estimate, float(answered.mean()), student)]
+    if small is not None:
+        out.extend(_student_then_small(held, answered, right, small, student, config.confidence))
+    return out
 
 
 def _spans_of_input(text: str, answer: str | None) -> bool:
