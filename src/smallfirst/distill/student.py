@@ -364,6 +364,21 @@ def train_student(
     labels: list[str],
     *,
     target_accuracy: float = 0.97,
+    **options: Any,
+) -> TinyClassifier:
+    """Fit on all pairs (and `background` vectors as a deferring class); pick both thresholds
+    on out-of-fold predictions and out-of-scope stand-ins (see the module docstring).
+
+    `level=None` picks on the point estimate and `familiarity=False` on confidence alone: the
+    student as it was, for comparison."""
+    return train_students(vectors, labels, targets=[target_accuracy], **options)[0]
+
+
+def train_students(
+    vectors: np.ndarray,
+    labels: list[str],
+    *,
+    targets: list[float],
     kind: StudentKind = "logreg",
     folds: int = 5,
     seed: int = 0,
@@ -371,13 +386,11 @@ def train_student(
     background: np.ndarray | None = None,
     level: float | None = DEFAULT_LEVEL,
     familiarity: bool = True,
-) -> TinyClassifier:
-    """Fit on all pairs (and `background` vectors as a deferring class); pick both thresholds
-    on out-of-fold predictions and out-of-scope stand-ins (see the module docstring).
-
-    `level=None` picks on the point estimate and `familiarity=False` on confidence alone: the
-    student as it was, for comparison."""
-    if not 0.0 < target_accuracy <= 1.0:
+) -> list[TinyClassifier]:
+    """One student per target accuracy, from one set of fits (`train_student`): the model,
+    its out-of-fold predictions and its stand-ins do not depend on the target; only the
+    thresholds do."""
+    if not targets or not all(0.0 < target <= 1.0 for target in targets):
         raise InvalidRequestError("target accuracy must be in (0, 1]", param="target_accuracy")
     names = sorted(set(labels))
     if len(labels) < 4 or len(names) < 2:
@@ -408,31 +421,75 @@ def train_student(
     if held is not None:
         held_confidence = _answer_scores(softmax(held.log_probs, temperature), bg_column)[1]
         foreign.append((held_confidence, held.similarity))
-    if familiarity:
+    return [
+        _student_for(
+            target,
+            model=model,
+            names=names,
+            temperature=temperature,
+            confidence=confidence,
+            correct=correct,
+            in_scope=in_scope,
+            similarity=oof.similarity,
+            foreign=foreign,
+            held_labels=0 if held is None else held.labels,
+            reference=x[in_scope] if familiarity else None,
+            options=_StudentOptions(kind, embedder_name, level, familiarity, has_bg),
+        )
+        for target in targets
+    ]
+
+
+@dataclass(frozen=True)
+class _StudentOptions:
+    kind: StudentKind
+    embedder_name: str
+    level: float | None
+    familiarity: bool
+    background: bool
+
+
+def _student_for(
+    target_accuracy: float,
+    *,
+    model: Any,
+    names: list[str],
+    temperature: float,
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    in_scope: np.ndarray,
+    similarity: np.ndarray,
+    foreign: list[tuple[np.ndarray, np.ndarray]],
+    held_labels: int,
+    reference: np.ndarray | None,
+    options: _StudentOptions,
+) -> TinyClassifier:
+    """The thresholds for one target, on predictions shared by every target."""
+    level = options.level
+    if options.familiarity:
         deferral = calibrate_deferral(
             confidence[in_scope],
             correct[in_scope],
-            oof.similarity[in_scope],
+            similarity[in_scope],
             foreign,
             target_accuracy,
             level,
         )
     else:
         deferral = confidence_only(confidence[in_scope], correct[in_scope], target_accuracy, level)
-    student = TinyClassifier(
+    return TinyClassifier(
         model,
         names,
         temperature,
         deferral.confidence,
         target_accuracy,
-        _heldout(deferral, correct[in_scope], level, 0 if held is None else held.labels),
-        kind,
-        embedder_name,
+        _heldout(deferral, correct[in_scope], level, held_labels),
+        options.kind,
+        options.embedder_name,
         similarity_threshold=deferral.similarity,
-        reference=x[in_scope] if familiarity else None,
-        background=has_bg,
+        reference=reference,
+        background=options.background,
     )
-    return student
 
 
 def _heldout(

@@ -30,7 +30,7 @@ from smallfirst.distill.extraction_student import (
     tokenize,
     train_extraction_students,
 )
-from smallfirst.distill.student import TinyClassifier, train_student
+from smallfirst.distill.student import TinyClassifier, train_students
 from smallfirst.embeddings import Embedder
 from smallfirst.errors import InvalidRequestError
 from smallfirst.evaluate.stats import Rate, wilson_bound
@@ -112,12 +112,53 @@ def small_candidate(cases: list[Case], small: str, level: float) -> Candidate | 
     return Candidate("small", [small], rate_estimate(agreed, len(compared), level), 1.0)
 
 
+ANSWER_TARGETS = (0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.92, 0.9, 0.875, 0.85, 0.8, 0.75, 0.7)
+"""Accuracies a student may keep on the inputs it answers (one threshold each, one fit)."""
+
+
 def answer_targets(target: float) -> list[float]:
-    """The accuracies a student is trained to keep on the inputs it answers. A policy's
-    agreement also counts the deferred requests (the large model answers them), so a student
-    answering more at a little less than the target can still give the client the target;
-    each is tried, and the held-out estimate decides."""
-    return [target, max(0.5, 1 - 2 * (1 - target))]
+    """The answered accuracies tried. A policy's agreement counts the deferred requests too
+    (the large model answers them): it is 1 - coverage x (1 - answered agreement), so a
+    student answering more at less than the target can meet it, and so can one answering
+    less at more. The second matters when the large model's own answers are noisy: no
+    student agrees with noise, so at the target itself it has no errors left to spend."""
+    return sorted({target, *ANSWER_TARGETS}, reverse=True)
+
+
+def pick_student(students: list[Any], held_n: int, target: float, level: float) -> Any:
+    """The one student the held-out requests will judge, chosen on the training folds alone
+    (each student's `heldout` is out-of-fold): the one answering most whose out-of-fold
+    policy agreement would prove the target over `held_n` requests; failing that, the one
+    with the highest agreement. Choosing on the folds keeps the held-out bound honest: it
+    judges one student, not the best of many on the same requests."""
+    needed = agreement_needed(held_n, target, level)
+    proven = [s for s in students if fold_agreement(s) >= needed]
+    if proven:
+        return max(proven, key=lambda s: s.heldout.coverage)
+    return max(students, key=fold_agreement)
+
+
+def fold_agreement(student: TinyClassifier | ExtractionStudent) -> float:
+    """Out-of-fold agreement of the student as a policy: its answers, and its deferrals
+    (the large model answers those, agreeing with itself)."""
+    held = student.heldout
+    if isinstance(student, ExtractionStudent):
+        right = student.heldout.answered_right
+    else:
+        right = round(student.heldout.answered_accuracy * held.answered_n)
+    wrong = held.answered_n - right
+    return 1 - wrong / held.n if held.n else 0.0
+
+
+def agreement_needed(n: int, target: float, level: float) -> float:
+    """The least agreement over `n` comparisons whose lower bound meets `target`."""
+    low, high = target, 1.0
+    if wilson_bound(n, n, level) < target:
+        return 1.0 + 1e-9  # not even perfect agreement proves it at this n
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (low, mid) if wilson_bound(mid * n, n, level) >= target else (mid, high)
+    return high
 
 
 def student_candidates(
@@ -136,26 +177,24 @@ def student_candidates(
         return [], f"a student needs more than {held_n + 4} (input, large answer) pairs"
     train, held = pairs[:-held_n], pairs[-held_n:]
     vectors = embedder.encode([case.input or "" for case in pairs])
-    out: list[Candidate] = []
-    for answer_target in answer_targets(config.target):
-        try:
-            student = train_student(
-                vectors[: len(train)],
-                [(case.reference or "").strip() for case in train],
-                target_accuracy=answer_target,
-                embedder_name=embedder.name,
-                level=config.confidence,
-            )
-        except InvalidRequestError as exc:  # one label so far, or too few examples
-            return [], f"no student yet: {exc.message}"
-        predictions = student.predict_vectors(vectors[len(train) :])
-        answered = np.array([p.answered for p in predictions])
-        labels = [label_of(c.reference or "") for c in held]
-        right = np.array(
-            [label_of(p.label) == label for p, label in zip(predictions, labels, strict=True)]
+    try:
+        students = train_students(
+            vectors[: len(train)],
+            [(case.reference or "").strip() for case in train],
+            targets=answer_targets(config.target),
+            embedder_name=embedder.name,
+            level=config.confidence,
         )
-        out.extend(_student_policies(held, answered, right, large, small, student, config))
-    return out, None
+    except InvalidRequestError as exc:  # one label so far, or too few examples
+        return [], f"no student yet: {exc.message}"
+    student = pick_student(students, held_n, config.target, config.confidence)
+    predictions = student.predict_vectors(vectors[len(train) :])
+    answered = np.array([p.answered for p in predictions])
+    labels = [label_of(c.reference or "") for c in held]
+    right = np.array(
+        [label_of(p.label) == label for p, label in zip(predictions, labels, strict=True)]
+    )
+    return _student_policies(held, answered, right, large, small, student, config), None
 
 
 def extraction_candidates(
@@ -184,18 +223,16 @@ def extraction_candidates(
         )
     except InvalidRequestError as exc:
         return [], f"no extraction student yet: {exc.message}"
-    out: list[Candidate] = []
-    for student in students:
-        predictions = student.predict([case.input or "" for case in held])
-        answered = np.array([p.answered for p in predictions])
-        right = np.array(
-            [
-                compare("json", p.text, case.reference or "").agree is True
-                for p, case in zip(predictions, held, strict=True)
-            ]
-        )
-        out.extend(_student_policies(held, answered, right, large, small, student, config))
-    return out, None
+    student = pick_student(students, held_n, config.target, config.confidence)
+    predictions = student.predict([case.input or "" for case in held])
+    answered = np.array([p.answered for p in predictions])
+    right = np.array(
+        [
+            compare("json", p.text, case.reference or "").agree is True
+            for p, case in zip(predictions, held, strict=True)
+        ]
+    )
+    return _student_policies(held, answered, right, large, small, student, config), None
 
 
 def _student_policies(
@@ -209,11 +246,12 @@ def _student_policies(
 ) -> list[Candidate]:
     """A scored student as policies: deferring to large (a deferral counts as agreeing:
     large answers it) and, with a small model, deferring to small."""
+    level = config.confidence
     good = int((answered & right).sum() + (~answered).sum())
-    estimate = rate_estimate(good, len(held), config.confidence)
+    estimate = rate_estimate(good, len(held), level)
     out = [Candidate("student", [large], estimate, float(answered.mean()), student)]
     if small is not None:
-        out.extend(_student_then_small(held, answered, right, small, student, config.confidence))
+        out.extend(_student_then_small(held, answered, right, small, student, level))
     return out
 
 
