@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Engine, case, distinct, func, select
 from smallfirst.config import LearnConfig
 from smallfirst.learning.records import Estimate, Policy
 from smallfirst.learning.store import LearningStore
+from smallfirst.learning.tier_series import TierSeries, tier_series
 
 MONTH_S = 30 * 86_400.0
 MIN_PROJECTION_S = 3_600.0
@@ -36,6 +37,8 @@ class TaskSummary:
     """Shadow, audit and judge calls gathering the task's evidence."""
     tiers: dict[str, float] = field(default_factory=dict)
     """Share of the task's answered requests per tier."""
+    series: TierSeries | None = None
+    """The same share per time bucket of the window (`tier_series.py`)."""
     evidence: int = 0
     """Requests with evidence about them (all time: what the learner has to go on)."""
     first_ts: float | None = None
@@ -72,10 +75,14 @@ def task_summaries(
     spent = _evidence(store, since, until) if windowed else evidence
     policies = store.current_policies()
     end = now if until is None else min(now, until)
+    first = min((s.first_ts for s in found.values() if s.first_ts is not None), default=None)
+    start = since if since is not None else first
+    series = {} if start is None else tier_series(engine, start, until, now=now, key_id=key_id)
     for task, summary in found.items():
         summary.evidence = evidence.get(task, (0, 0.0))[0]
         if key_id is None:
             summary.learning_cost_usd = spent.get(task, (0, 0.0))[1]
+        summary.series = series.get(task)
         policy = policies.get(task)
         summary.policy = policy.as_json() if policy is not None else None
         missing = config.min_evidence - summary.evidence
