@@ -136,3 +136,30 @@ def test_the_learning_budget_of_the_day_and_when_it_is_spent(ledger, tmp_path) -
     assert "no shadow, audit or judge calls until 00:00 UTC" in result.stdout
     report = json.loads(runner.invoke(app, ["report", "--ledger", ledger, "--json"]).stdout)
     assert report["learning_budget"]["exhausted"] is True
+
+
+def test_the_share_per_tier_over_time(ledger) -> None:
+    """`series`: the window cut in round buckets (all time here: two days, so 6 h)."""
+    intents = as_json("--ledger", ledger)["tasks"][0]
+    series = intents["series"]
+    assert series["bucket_s"] == 6 * 3600 and 9 <= len(series["buckets"]) <= 10
+    answered = [bucket for bucket in series["buckets"] if bucket["requests"]]
+    assert [(b["requests"], b["tiers"]) for b in answered] == [
+        (1, {"large": 1.0}),
+        (7, {"small": 6 / 7, "large": 1 / 7}),
+    ]
+    starts = [bucket["start"] for bucket in series["buckets"]]
+    assert starts == [starts[0] + i * 6 * 3600 for i in range(len(starts))]
+    recent = as_json("--ledger", ledger, "--since", "1d")["tasks"][0]["series"]
+    assert recent["bucket_s"] == 3600 and sum(b["requests"] for b in recent["buckets"]) == 7
+
+
+def test_the_table_draws_the_share_below_large(ledger) -> None:
+    result = runner.invoke(
+        app, ["tasks", "--ledger", ledger, "--since", "1d"], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "below large" in result.stdout
+    assert "▇ 86%→86% per 1h" in result.stdout
+    report = runner.invoke(app, ["report", "--ledger", ledger], env={"COLUMNS": "250"})
+    assert "0%→86% per 6h" in report.stdout

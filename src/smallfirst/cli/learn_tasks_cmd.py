@@ -17,6 +17,7 @@ from smallfirst.learning.task_report import (
     policy_text,
     task_summaries,
 )
+from smallfirst.learning.tier_series import sparkline
 from smallfirst.ledger.report import parse_since
 from smallfirst.ledger.store import LedgerStore
 
@@ -67,11 +68,12 @@ def tasks(
 def print_tasks(
     found: list[TaskSummary], config: LearnConfig | None, budget: BudgetToday | None = None
 ) -> None:
-    """The per-task table (also a section of `smallfirst report`)."""
+    """The per-task table (also a section of `smallfirst report`); `below large` is the
+    share served below the large tier per time bucket (`tier_series.sparkline`)."""
     table = Table(title="tasks")
-    columns = ("task", "requests", "errors", "spend", "tiers", "evidence", "policy", "saved")
-    for column in columns:
-        left = column in ("task", "tiers", "policy")
+    columns = ("task", "requests", "errors", "spend", "tiers", "below large", "evidence")
+    for column in (*columns, "policy", "saved"):
+        left = column in ("task", "tiers", "below large", "policy")
         table.add_column(column, justify="left" if left else "right", overflow="fold")
     for summary in found:
         table.add_row(
@@ -80,6 +82,7 @@ def print_tasks(
             f"{summary.errors:,}",
             format_usd(summary.cost_usd),
             " · ".join(f"{tier} {share:.0%}" for tier, share in summary.tiers.items()) or "-",
+            sparkline(summary.series) if summary.series is not None else "-",
             f"{summary.evidence:,}",
             policy_text(summary, config),
             _saved(summary),
