@@ -185,5 +185,36 @@ const Charts = (() => {
     legend(el, series);
   }
 
-  return { stackedBars, lines, hbars, groupedBars, ticks };
+  // A table cell's chart: one 100%-stacked bar per bucket, no axes; an empty bucket is a
+  // baseline tick. series: [{name, color, values: [..share per bucket..]}]; counts: per bucket.
+  function shareBars(el, { labels, series, counts, height = 22, barW = 4 }) {
+    const width = labels.length * (barW + 1);
+    const svg = node("svg", {
+      width, height, viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart-svg spark",
+    }, el);
+    labels.forEach((label, i) => {
+      const x = i * (barW + 1);
+      const group = node("g", {}, svg);
+      if (!counts[i]) {
+        node("rect", { x, y: height - 1, width: barW, height: 1, class: "spark-empty" }, group);
+        tip(group, `${label}: no requests`);
+        return;
+      }
+      let base = 0;
+      const parts = [];
+      for (const s of series) {
+        const v = s.values[i] || 0;
+        if (v <= 0) continue;
+        node("rect", {
+          x, y: height * (1 - base - v), width: barW, height: height * v, fill: s.color,
+        }, group);
+        parts.push(`${s.name} ${(100 * v).toFixed(0)}%`);
+        base += v;
+      }
+      tip(group, `${label} · ${counts[i]} requests · ${parts.join(" · ")}`);
+    });
+    return svg;
+  }
+
+  return { stackedBars, lines, hbars, groupedBars, shareBars, ticks };
 })();

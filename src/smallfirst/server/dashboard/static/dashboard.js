@@ -198,14 +198,31 @@
     }));
   }
 
+  // The task's share per tier in each time bucket of the window (learning/tier_series.py).
+  function tierSeries(t) {
+    const buckets = t.series ? t.series.buckets : [];
+    if (!buckets.length) return "–";
+    const cell = document.createElement("span");
+    const order = ["tiny", "small", "medium", "large"];
+    const names = [...new Set(buckets.flatMap((b) => Object.keys(b.tiers)))]
+      .sort((a, b) => order.indexOf(a) - order.indexOf(b));
+    Charts.shareBars(cell, {
+      labels: buckets.map((b) => bucketLabel(b.start, t.series.bucket_s)),
+      series: names.map((n, i) => ({ name: n, color: colorFor("tier", n, i),
+        values: buckets.map((b) => b.tiers[n] || 0) })),
+      counts: buckets.map((b) => b.requests),
+    });
+    return cell;
+  }
+
   function drawTasks(tasks) {
     $("panel-tasks").hidden = tasks.length === 0;
     const tiers = (t) => Object.entries(t.tiers).map(([tier, share]) => `${tier} ${pct(share)}`)
       .join(" · ") || "–";
     table($("table-tasks"), [["task"], ["requests", "num"], ["spent", "num"], ["tiers"],
-      ["evidence", "num"], ["policy"], ["saved", "num"]],
-    tasks.map((t) => [t.task, count(t.requests), usd(t.cost_usd), tiers(t), count(t.evidence),
-      t.policy_text, usd(t.saved_usd)]));
+      ["tiers over time"], ["evidence", "num"], ["policy"], ["saved", "num"]],
+    tasks.map((t) => [t.task, count(t.requests), usd(t.cost_usd), tiers(t), tierSeries(t),
+      count(t.evidence), t.policy_text, usd(t.saved_usd)]));
   }
 
   function drawAll(d) {
