@@ -18,5 +18,6 @@ The loop, one module per job:
                   a student learns from.
 - `task_report.py` per task volume, spend, tiers, evidence and policy (`smallfirst tasks`,
                   `smallfirst report`, the dashboard).
+- `tier_series.py` per task the share per tier in each time bucket (the same three).
 - `gateway.py`    the gateway's handle on all of it.
 """
