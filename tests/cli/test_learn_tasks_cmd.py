@@ -79,7 +79,9 @@ def test_each_task_with_volume_spend_tiers_evidence_and_policy(ledger) -> None:
     assert intents["policy"]["version"] == 2 and intents["policy"]["serve"] == "small"
     assert intents["needed"] is None
     assert intents["saved_usd"] == pytest.approx(0.08 - 0.026 - 0.008)
-    assert intents["saved_per_month_usd"] == pytest.approx(intents["saved_usd"] * 15, rel=1e-3)
+    # two days of traffic, its start read to the hour from the rollups: 30 / 2 days, give or
+    # take the hour
+    assert 30 / (2 + 1 / 24) <= intents["saved_per_month_usd"] / intents["saved_usd"] <= 15
     cold = found["t-0123456789ab"]
     assert (cold["requests"], cold["tiers"], cold["evidence"]) == (3, {"large": 1.0}, 0)
     assert cold["policy"] is None and cold["needed"] == 10

@@ -167,3 +167,14 @@ def test_the_query_reads_an_index_not_the_whole_table(ledger) -> None:
                 row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
             )
             assert "USING INDEX" in plan and "SCAN requests" not in plan, plan
+
+
+def test_tasks_outlive_their_raw_rows(ledger) -> None:
+    """Read from the rollups: once retention deletes the raw rows, the figures stay."""
+    before = {s.task: (s.requests, s.tiers) for s in task_summaries(ledger.engine, None, T0, END)}
+    series = tier_series(ledger.engine, T0, END)
+    with ledger.engine.begin() as conn:
+        conn.execute(text("DELETE FROM requests"))
+    after = {s.task: (s.requests, s.tiers) for s in task_summaries(ledger.engine, None, T0, END)}
+    assert after == before and before["intents"][0] == 13  # the 502 included
+    assert tier_series(ledger.engine, T0, END) == series

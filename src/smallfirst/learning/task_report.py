@@ -1,8 +1,8 @@
 """Per task, from the ledger: volume, spend, share per tier, evidence and the policy in force.
 
-Shown by `smallfirst tasks` and in `smallfirst report`. Read from the raw request rows (the
-rollups have no task), so it covers what `ledger.retention.rows_days` keeps; the index on
-(task, ts) of migration m010 keeps a ledger without learning (no task on any row) instant.
+Shown by `smallfirst tasks` and in `smallfirst report`. Requests are read from the ledger's
+rollups grouped by task and tier (m011), so the cost follows the window and the number of
+groups, not the traffic, and it outlives the raw rows `ledger.retention.rows_days` deletes.
 Savings are the baseline model's cost for the same tokens less what was spent, shadow,
 audit and judge calls included, so a task on its cold start shows what learning costs.
 """
@@ -13,12 +13,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, case, distinct, func, select
+from sqlalchemy import ColumnElement, Engine, distinct, func, select
 
 from smallfirst.config import LearnConfig
 from smallfirst.learning.records import Estimate, Policy
 from smallfirst.learning.store import LearningStore
 from smallfirst.learning.tier_series import TierSeries, tier_series
+from smallfirst.ledger import rollup_read
 
 MONTH_S = 30 * 86_400.0
 MIN_PROJECTION_S = 3_600.0
@@ -127,36 +128,24 @@ def _cold_or_large(policy: Policy | None) -> bool:
 def _requests(
     store: LearningStore, since: float | None, until: float | None, key_id: str | None
 ) -> dict[str, TaskSummary]:
-    table = store.requests
-    failed = case((table.c.status >= 400, 1), else_=0)
-    query = (
-        select(
-            table.c.task,
-            table.c.tier,
-            func.count(),
-            func.sum(failed),
-            func.coalesce(func.sum(table.c.cost_usd), 0.0),
-            func.coalesce(func.sum(table.c.baseline_cost_usd), 0.0),
-            func.min(table.c.ts),
+    with store.engine.connect() as conn:
+        groups = rollup_read.read(
+            conn, since, until, ("task", "tier"), key_id=key_id, histograms=False
         )
-        .where(table.c.task.is_not(None), table.c.kind == "request")
-        .where(*_window(table.c.ts, since, until))
-        .group_by(table.c.task, table.c.tier)
-    )
-    if key_id is not None:
-        query = query.where(table.c.key_id == key_id)
+        first = rollup_read.first_hours(conn, "task", key_id=key_id)
     found: dict[str, TaskSummary] = {}
     answered: dict[str, dict[str, int]] = {}
-    with store.engine.connect() as conn:
-        for task, tier, n, errors, cost, baseline, first in conn.execute(query):
-            summary = found.setdefault(task, TaskSummary(task))
-            summary.requests += int(n)
-            summary.errors += int(errors or 0)
-            summary.cost_usd += float(cost)
-            summary.baseline_cost_usd += float(baseline)
-            summary.first_ts = min(first, summary.first_ts or first)
-            if tier is not None:
-                answered.setdefault(task, {})[tier] = int(n)
+    for (task, tier, status_class), totals in groups.items():
+        if task is None or not totals.requests:
+            continue
+        summary = found.setdefault(task, TaskSummary(task, first_ts=first.get(task)))
+        summary.requests += totals.requests
+        summary.errors += totals.requests if status_class >= 4 else 0
+        summary.cost_usd += totals.cost_usd
+        summary.baseline_cost_usd += totals.baseline_cost_usd
+        if tier is not None:
+            per_tier = answered.setdefault(task, {})
+            per_tier[tier] = per_tier.get(tier, 0) + totals.requests
     for task, tiers in answered.items():
         total = sum(tiers.values())
         found[task].tiers = {t: n / total for t, n in sorted(tiers.items(), key=lambda i: -i[1])}

@@ -1,9 +1,10 @@
 """Per task, the share of its answered requests per tier over time: how traffic moved down.
 
-One GROUP BY over (task, time bucket, tier) of the ledger's request rows, over the same rows
-as `task_report` (tasked `request` rows with a tier, in the window), so the buckets add up to
-the task's `tiers`. Every task gets the same grid of buckets, empty ones included, so series
-line up and a gap in traffic shows as a gap.
+Read from the ledger's rollups, grouped by (bucket, task, tier) (`ledger/rollup_read.py`:
+whole buckets from the rollups, raw rows only for partial minutes at the window's edges), the
+same reading as `task_report`'s, so the buckets add up to the task's `tiers` and the cost
+follows the window and the number of groups, not the traffic. Every task gets the same grid
+of buckets, empty ones included, so series line up and a gap in traffic shows as a gap.
 
 The bucket width is the smallest of 5 min, 15 min, 1 h, 6 h, 1 day, 1 week (then whole weeks)
 for which the window is at most `MAX_BUCKETS` (48) of them: 1 h up to 2 days, 6 h up to 12,
@@ -19,22 +20,15 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Engine, Float, Integer, cast, column, func, select, table
+from sqlalchemy import Engine
+
+from smallfirst.ledger import rollup_read
 
 MAX_BUCKETS = 48
 WEEK_S = 7 * 86_400
 STEPS_S = (300, 900, 3_600, 6 * 3_600, 86_400, WEEK_S)
 LARGE_TIER = "large"
 BLOCKS = "▁▂▃▄▅▆▇█"
-REQUESTS = table(
-    "requests",
-    column("task"),
-    column("kind"),
-    column("tier"),
-    column("key_id"),
-    column("ts", Float),
-)
-"""The columns read (no reflection: the report has reflected the ledger once already)."""
 
 
 @dataclass(slots=True)
@@ -84,20 +78,22 @@ def tier_series(
     end = until if until is not None else (time.time() if now is None else now)
     step = bucket_width(start, end)
     origin = math.floor(start / step) * step
-    rows = REQUESTS.c
-    index = _bucket_index(engine, rows.ts, origin, step).label("bucket")
-    query = (
-        select(rows.task, index, rows.tier, func.count())
-        .where(rows.task.is_not(None), rows.kind == "request", rows.tier.is_not(None))
-        .where(rows.ts >= start, *([rows.ts < until] if until is not None else []))
-        .group_by(rows.task, index, rows.tier)
-    )
-    if key_id is not None:
-        query = query.where(rows.key_id == key_id)
     counts: dict[str, dict[int, dict[str, int]]] = {}
     with engine.connect() as conn:
-        for task, bucket, tier, n in conn.execute(query):
-            counts.setdefault(task, {}).setdefault(int(bucket), {})[tier] = int(n)
+        groups = rollup_read.read(
+            conn,
+            start,
+            until,
+            ("task", "tier"),
+            key_id=key_id,
+            series=rollup_read.Series(origin, step),
+            histograms=False,
+        )
+    for (bucket, task, tier, _status), totals in groups.items():
+        if task is None or tier is None or not totals.requests:
+            continue
+        per_tier = counts.setdefault(task, {}).setdefault(int(bucket), {})
+        per_tier[tier] = per_tier.get(tier, 0) + totals.requests
     size = max([_count(start, end, step)] + [max(buckets) + 1 for buckets in counts.values()])
     return {task: _series(per_bucket, origin, step, size) for task, per_bucket in counts.items()}
 
@@ -116,18 +112,6 @@ def _count(start: float, end: float, step: int) -> int:
     """Buckets of `step` seconds, aligned to its multiples, that [start, end) touches."""
     origin = math.floor(start / step) * step
     return max(1, math.ceil((end - origin) / step))
-
-
-def _bucket_index(
-    engine: Engine, ts: ColumnElement[float], origin: int, step: int
-) -> ColumnElement[int]:
-    """`floor((ts - origin) / step)` in SQL. Every row has ts >= origin, so truncating is
-    flooring: SQLite's CAST truncates (its FLOOR exists only in builds with the math
-    functions), PostgreSQL's CAST rounds, so it gets FLOOR."""
-    offset = (ts - origin) / step
-    if engine.dialect.name == "sqlite":
-        return cast(offset, Integer)
-    return func.floor(offset)
 
 
 def sparkline(series: TierSeries) -> str:

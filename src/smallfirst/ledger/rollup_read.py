@@ -217,3 +217,13 @@ def earliest_bucket(conn: Connection) -> float | None:
     """Start of the oldest minute in the rollups (older than any raw row once pruned)."""
     value = conn.execute(select(func.min(R.bucket)).where(R.bucket_s == MINUTE)).scalar()
     return None if value is None else float(value)
+
+
+def first_hours(conn: Connection, by: str, *, key_id: str | None = None) -> dict[Any, float]:
+    """Per value of the dimension `by` (values other than none), the start of the first hour
+    with a request in the rollups: when its traffic began, to the hour, from one row per
+    hour and group rather than every request."""
+    query = select(R[by], func.min(R.bucket)).where(R.bucket_s == 3600, R[by] != "").group_by(R[by])
+    if key_id is not None:
+        query = query.where(R.key_id == key_id)
+    return {value: float(first) for value, first in conn.execute(query)}
