@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import MetaData, Table, create_engine, text
 
 from smallfirst.config import RetentionConfig
-from smallfirst.ledger import LedgerEntry, LedgerStore, LedgerWriter, partitions
+from smallfirst.ledger import LedgerEntry, LedgerStore, LedgerWriter, partitions, rollups
 from smallfirst.ledger.escalations import escalation_summary
 from smallfirst.ledger.migrations import MIGRATIONS, MIGRATIONS_TABLE
 from smallfirst.ledger.report import summarize
@@ -100,11 +100,8 @@ def test_an_unpartitioned_ledger_is_upgraded_in_place(ledger_url: str) -> None:
             conn.execute(text(f"INSERT INTO {MIGRATIONS_TABLE} VALUES (:n, 0)"), {"n": name})
         metadata = MetaData()
         requests = Table("requests", metadata, autoload_with=conn)
-        columns = set(requests.c.keys())  # the rollups are built when m011 adds `task`
-        conn.execute(
-            requests.insert(),
-            [{k: v for k, v in entry.as_row().items() if k in columns} for entry in entries],
-        )
+        table = Table("rollups", metadata, autoload_with=conn)
+        rollups.apply_batch(conn, requests, table, [entry.as_row() for entry in entries])
         ids = dict(
             ((r, k, h), i)
             for i, r, k, h in conn.execute(text("SELECT id, request_id, kind, hop FROM requests"))

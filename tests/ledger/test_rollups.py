@@ -36,7 +36,6 @@ def _traffic(rng: random.Random, count: int) -> list[LedgerEntry]:
             model=rng.choice([None, "small", "large"]),
             tier=rng.choice([None, "small", "large"]),
             router=rng.choice([None, "auto", "cascade-x"]),
-            task=rng.choice([None, "intents", "slots"]),
             stream=rng.random() < 0.3,
             input_tokens=rng.randint(0, 500),
             output_tokens=rng.randint(0, 200),
@@ -105,9 +104,8 @@ def stored(store: LedgerStore) -> dict[tuple, dict[str, Any]]:
     }
 
 
-def assert_same(store: LedgerStore, rows: list[dict[str, Any]] | None = None) -> None:
-    """The store's rollups are those of `rows` (default: its raw rows)."""
-    want, got = expected(store.rows() if rows is None else rows), stored(store)
+def assert_same(store: LedgerStore) -> None:
+    want, got = expected(store.rows()), stored(store)
     assert set(got) == set(want)
     for key, measures in want.items():
         measures = {name: value for name, value in measures.items() if value}
@@ -221,64 +219,6 @@ def test_migration_builds_rollups_for_a_ledger_from_before_them(tmp_path) -> Non
             by_key[entry.key_id] += entry.cost_usd
     assert store.spend_by_key() == pytest.approx(by_key)
     store.close()
-
-
-def test_m011_moves_named_tasks_into_their_groups_and_keeps_pruned_buckets(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'm010.db'}"
-    rng = random.Random(5)
-    old = _traffic(rng, 80)
-    for entry in old:  # two days earlier, before requests named tasks
-        entry.request_id = "old-" + entry.request_id
-        entry.ts -= 2 * 86_400
-        entry.task = None
-    new = _traffic(rng, 80)
-    rows = [entry.as_row() for entry in old + new]
-    engine = create_engine(url)
-    with engine.begin() as conn:  # the ledger as m010 left it: rollups without a task
-        conn.execute(
-            text(
-                f"CREATE TABLE {MIGRATIONS_TABLE} (name VARCHAR(200) PRIMARY KEY, "
-                "applied_at FLOAT NOT NULL)"
-            )
-        )
-        for name, fn in [(n, fn) for n, fn in MIGRATIONS if n < "m011"]:
-            fn(conn)
-            conn.execute(text(f"INSERT INTO {MIGRATIONS_TABLE} VALUES (:n, 0)"), {"n": name})
-        metadata = MetaData()
-        requests = Table("requests", metadata, autoload_with=conn)
-        before = Table("rollups", metadata, autoload_with=conn)
-        conn.execute(requests.insert(), rows)
-        groups = expected([{**row, "task": None} for row in rows])
-        columns = ("bucket_s", "bucket", *rollups.DIMENSIONS)
-        conn.execute(
-            before.insert(),
-            [
-                {
-                    **{name: 0 for name in rollups.MEASURES},
-                    **{k: v for k, v in zip(columns, key, strict=True) if k != "task"},
-                    **measures,
-                }
-                for key, measures in groups.items()
-            ],
-        )
-        conn.execute(text("DELETE FROM requests WHERE ts < :t"), {"t": T0 - 86_400})  # pruned
-    engine.dispose()
-    store = LedgerStore(url)  # m011
-    try:
-        assert len(store.rows()) == len(new)
-        assert_same(store, [entry.as_row() for entry in old + new])
-        with store.engine.connect() as conn:
-            by_task = rollup_read.read(conn, None, None, by=("task",), histograms=False)
-        per_task: dict[Any, int] = defaultdict(int)
-        for (task, _status), totals in by_task.items():
-            per_task[task] += totals.requests
-        want: dict[Any, int] = defaultdict(int)
-        for entry in old + new:
-            if entry.kind == "request":
-                want[entry.task] += 1
-        assert per_task == want
-    finally:
-        store.close()
 
 
 def test_histogram_percentiles_land_in_the_right_bucket() -> None:

@@ -96,12 +96,11 @@ def m002_api_keys(conn: Connection) -> None:
 
 @migration
 def m003_rollups(conn: Connection) -> None:
-    """Per-minute and per-hour aggregates of the request rows (see `rollups.py`), grouped by
-    the dimensions of the time (m011 adds `task` and builds them from the rows already in
-    the ledger)."""
+    """Per-minute and per-hour aggregates of the request rows (see `rollups.py`), built from
+    the rows already in the ledger, in the same transaction."""
     from smallfirst.ledger import rollups
 
-    dims = [Column(name, String(200), nullable=False) for name in M003_DIMENSIONS]
+    dims = [Column(name, String(200), nullable=False) for name in rollups.DIMENSIONS[:-1]]
     counts = [Column(name, BigInteger, nullable=False) for name in rollups.COUNTS]
     amounts = [Column(name, Float, nullable=False) for name in rollups.AMOUNTS]
     histograms = [
@@ -118,13 +117,11 @@ def m003_rollups(conn: Connection) -> None:
         *counts,
         *amounts,
         *histograms,
-        UniqueConstraint("bucket_s", "bucket", *M003_DIMENSIONS, "status_class", name=GROUP),
+        UniqueConstraint(*rollups.KEY_COLUMNS, name="rollups_group"),
     )
     table.create(conn)
-
-
-M003_DIMENSIONS = ("endpoint", "key_id", "key_name", "model", "tier", "router")
-GROUP = "rollups_group"
+    requests = Table("requests", MetaData(), autoload_with=conn)
+    rollups.rebuild(conn, requests, table)
 
 
 @migration
@@ -293,54 +290,6 @@ def m010_learning(conn: Connection) -> None:
         Column("policy", Text, nullable=False),
     )
     metadata.create_all(conn)
-
-
-@migration
-def m011_rollups_by_task(conn: Connection) -> None:
-    """Rollups grouped by task too, so the Tasks panel and `smallfirst tasks` read them
-    instead of every request row of the window. Existing rollup rows get task ''; the
-    requests that named one (m010) are moved into their task's groups. A ledger with no
-    rollup rows yet (from before m003) has them built from every raw row."""
-    from smallfirst.ledger import rollups
-
-    keys = ", ".join(rollups.KEY_COLUMNS)
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("ALTER TABLE rollups ADD COLUMN task VARCHAR(200) NOT NULL DEFAULT ''"))
-        conn.execute(text(f"ALTER TABLE rollups DROP CONSTRAINT {GROUP}"))
-        conn.execute(text(f"ALTER TABLE rollups ADD CONSTRAINT {GROUP} UNIQUE ({keys})"))
-    else:  # SQLite cannot drop a table's unique constraint: the table is made again
-        kept = ", ".join(c["name"] for c in inspect(conn).get_columns("rollups"))
-        conn.execute(text("ALTER TABLE rollups RENAME TO rollups_before_task"))
-        rollups_table(MetaData()).create(conn)
-        conn.execute(text(f"INSERT INTO rollups ({kept}) SELECT {kept} FROM rollups_before_task"))
-        conn.execute(text("DROP TABLE rollups_before_task"))
-    requests = Table("requests", MetaData(), autoload_with=conn)
-    table = Table("rollups", MetaData(), autoload_with=conn)
-    if conn.execute(select(table.c.bucket).limit(1)).first() is None:
-        rollups.rebuild(conn, requests, table)
-    else:
-        rollups.regroup_by_task(conn, requests, table)
-
-
-def rollups_table(metadata: MetaData) -> Table:
-    """The rollups as they are now (m003 plus m006 and m011), for m011 to make the table
-    again on SQLite."""
-    from smallfirst.ledger import rollups
-
-    return Table(
-        "rollups",
-        metadata,
-        Column("bucket_s", Integer, nullable=False),
-        Column("bucket", BigInteger, nullable=False),
-        *(Column(name, String(200), nullable=False, server_default="")
-          for name in rollups.DIMENSIONS[:-1]),
-        Column("status_class", Integer, nullable=False),
-        *(Column(name, BigInteger, nullable=False, server_default="0")
-          for name in rollups.COUNTS),
-        *(Column(name, Float, nullable=False) for name in rollups.AMOUNTS),
-        *(Column(name, Integer, nullable=False) for name in (*rollups.LATENCY, *rollups.TTFT)),
-        UniqueConstraint(*rollups.KEY_COLUMNS, name=GROUP),
-    )  # fmt: skip
 
 
 def _migrations_table(metadata: MetaData) -> Table:

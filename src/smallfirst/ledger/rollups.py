@@ -1,7 +1,6 @@
 """Rollups: the ledger's request rows pre-aggregated per minute, quarter hour, hour and day.
 
-One rollup row per (granularity, bucket start, endpoint, key, model, tier, route, task, status
-class)
+One rollup row per (granularity, bucket start, endpoint, key, model, tier, route, status class)
 holds counts (requests, tokens, escalated requests, hops), sums ($, baseline $, $ spent after
 an escalation) and latency + TTFT as counts in fixed log-spaced buckets, so totals and
 percentiles over any window come from a few thousand rollup rows instead of every request.
@@ -22,7 +21,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +31,7 @@ GRANULARITIES = (60, 900, 3600, 86400)
 """Bucket sizes kept, finest first: minutes for window edges and short charts, quarter hours
 for a day's chart (96 points), hours for longer charts and days for long windows' totals."""
 MINUTE = GRANULARITIES[0]
-DIMENSIONS = ("endpoint", "key_id", "key_name", "model", "tier", "router", "task", "status_class")
+DIMENSIONS = ("endpoint", "key_id", "key_name", "model", "tier", "router", "status_class")
 KEY_COLUMNS = ("bucket_s", "bucket", *DIMENSIONS)
 CACHE_COUNTS = ("cached_input_tokens", "cache_write_tokens")
 """Prompt-cache tokens: raw columns since m006, so not in `ROW_COLUMNS` (m003 reads those)."""
@@ -171,7 +170,6 @@ def dims_of(request: dict[str, Any]) -> Dims:
         get("model"),
         get("tier"),
         get("router"),
-        get("task"),
         int(request["status"]) // 100,
     )
 
@@ -228,7 +226,6 @@ def _minute(groups: Increments, request: dict[str, Any]) -> list[Any]:
         get("model"),
         get("tier"),
         get("router"),
-        get("task"),
         int(request["status"]) // 100,
     )
     slot = groups.get(key)
@@ -425,45 +422,19 @@ REBUILD_CHUNK = 20_000
 
 
 def rebuild(conn: Connection, requests: Table, rollups: Table) -> None:
-    """Build the rollups from every raw row (the migration for a ledger that predates them)."""
-    for chunk in _whole_requests(conn, requests, None):
-        upsert(conn, rollups, aggregate(chunk))
-
-
-def regroup_by_task(conn: Connection, requests: Table, rollups: Table) -> None:
-    """Move the requests that name a task (and their hops) out of the rollup groups built
-    before rollups had a task (task '') into their task's groups: their old increments are
-    subtracted and the new ones added. Exact whatever retention has deleted since (the other
-    rows' increments are untouched); a group left with no request is deleted."""
-    named = select(requests.c.request_id).where(
-        requests.c.kind == "request", requests.c.task.is_not(None)
-    )
-    for chunk in _whole_requests(conn, requests, named):
-        before = aggregate({**row, "task": None} for row in chunk)
-        upsert(conn, rollups, {key: [-value for value in values] for key, values in before.items()})
-        upsert(conn, rollups, aggregate(chunk))
-    conn.execute(rollups.delete().where(rollups.c.requests == 0))
-
-
-def _whole_requests(
-    conn: Connection, requests: Table, request_ids: Any
-) -> Iterator[list[dict[str, Any]]]:
-    """Raw rows (of the requests whose ids the `request_ids` query selects, or of all) in
-    chunks that never split a request from its hops, so memory stays bounded."""
+    """Build the rollups from every raw row (the migration for a ledger that predates them).
+    Reads rows grouped by request id in chunks, so memory stays bounded."""
     columns = [requests.c[name] for name in ROW_COLUMNS]
     query = select(*columns).order_by(requests.c.request_id, requests.c.id)
-    if request_ids is not None:
-        query = query.where(requests.c.request_id.in_(request_ids))
     chunk: list[dict[str, Any]] = []
     result = conn.execute(query.execution_options(yield_per=REBUILD_CHUNK))
     for row in result.mappings():
         if len(chunk) >= REBUILD_CHUNK and chunk[-1]["request_id"] != row["request_id"]:
-            yield chunk
+            upsert(conn, rollups, aggregate(chunk))
             chunk = []
         chunk.append(dict(row))
     result.close()
-    if chunk:
-        yield chunk
+    upsert(conn, rollups, aggregate(chunk))
 
 
 ROW_COLUMNS = (
