@@ -19,7 +19,7 @@ from typing import Any
 
 from tests.server.dashboard_seed import BASELINE_USD, KEYS, MODELS, ROUTES
 
-from smallfirst.ledger import LedgerEntry, LedgerStore, rollups
+from smallfirst.ledger import LedgerEntry, LedgerStore, rollups, task_rollups
 
 SEED_CHUNK = 20_000
 BULK_CHUNK = 50_000
@@ -125,5 +125,6 @@ def bulk_seed(store: LedgerStore, entries: Iterator[LedgerEntry]) -> int:
                 sql = f"INSERT INTO requests ({', '.join(columns)}) VALUES ({marks})"
                 conn.exec_driver_sql(sql, values)
             rollups.upsert(conn, store.rollups, rollups.aggregate(chunk))
+            task_rollups.upsert(conn, store.task_rollups, task_rollups.increments(chunk))
         stored += len(chunk)
     return stored

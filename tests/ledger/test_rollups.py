@@ -36,6 +36,7 @@ def _traffic(rng: random.Random, count: int) -> list[LedgerEntry]:
             model=rng.choice([None, "small", "large"]),
             tier=rng.choice([None, "small", "large"]),
             router=rng.choice([None, "auto", "cascade-x"]),
+            task=rng.choice([None, "intents", "slots"]),
             stream=rng.random() < 0.3,
             input_tokens=rng.randint(0, 500),
             output_tokens=rng.randint(0, 200),

@@ -1,7 +1,7 @@
 """Per task, from the ledger: volume, spend, share per tier, evidence and the policy in force.
 
 Shown by `smallfirst tasks` and in `smallfirst report`. Requests are read from the ledger's
-rollups grouped by task and tier (m011), so the cost follows the window and the number of
+task rollups (`ledger/task_rollups.py`, m011), so the cost follows the window and the number of
 groups, not the traffic, and it outlives the raw rows `ledger.retention.rows_days` deletes.
 Savings are the baseline model's cost for the same tokens less what was spent, shadow,
 audit and judge calls included, so a task on its cold start shows what learning costs.
@@ -129,10 +129,11 @@ def _requests(
     store: LearningStore, since: float | None, until: float | None, key_id: str | None
 ) -> dict[str, TaskSummary]:
     with store.engine.connect() as conn:
+        source = rollup_read.TASKS
         groups = rollup_read.read(
-            conn, since, until, ("task", "tier"), key_id=key_id, histograms=False
+            conn, since, until, ("task", "tier"), key_id=key_id, source=source
         )
-        first = rollup_read.first_hours(conn, "task", key_id=key_id)
+        first = rollup_read.first_hours(conn, "task", key_id=key_id, source=source)
     found: dict[str, TaskSummary] = {}
     answered: dict[str, dict[str, int]] = {}
     for (task, tier, status_class), totals in groups.items():

@@ -1,6 +1,6 @@
 """Per task, the share of its answered requests per tier over time: how traffic moved down.
 
-Read from the ledger's rollups, grouped by (bucket, task, tier) (`ledger/rollup_read.py`:
+Read from the ledger's task rollups by (bucket, task, tier) (`ledger/rollup_read.py`:
 whole buckets from the rollups, raw rows only for partial minutes at the window's edges), the
 same reading as `task_report`'s, so the buckets add up to the task's `tiers` and the cost
 follows the window and the number of groups, not the traffic. Every task gets the same grid
@@ -87,7 +87,7 @@ def tier_series(
             ("task", "tier"),
             key_id=key_id,
             series=rollup_read.Series(origin, step),
-            histograms=False,
+            source=rollup_read.TASKS,
         )
     for (bucket, task, tier, _status), totals in groups.items():
         if task is None or tier is None or not totals.requests:

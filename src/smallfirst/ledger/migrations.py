@@ -292,6 +292,17 @@ def m010_learning(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+@migration
+def m011_task_rollups(conn: Connection) -> None:
+    """Rollups per task (`task_rollups.py`), built from the request rows that named one."""
+    from smallfirst.ledger import task_rollups
+
+    table = task_rollups.table(MetaData())
+    table.create(conn)
+    requests = Table("requests", MetaData(), autoload_with=conn)
+    task_rollups.build(conn, requests, table)
+
+
 def _migrations_table(metadata: MetaData) -> Table:
     return Table(
         MIGRATIONS_TABLE,

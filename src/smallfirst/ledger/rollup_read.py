@@ -32,7 +32,9 @@ from sqlalchemy import (
     select,
     table,
 )
+from sqlalchemy.sql.expression import TableClause
 
+from smallfirst.ledger import task_rollups
 from smallfirst.ledger.rollups import (
     AMOUNTS,
     CACHE_COUNTS,
@@ -62,7 +64,33 @@ ROLLUPS = table(
 REQUESTS = table(
     "requests", *(column(name) for name in (*ROW_COLUMNS, *CACHE_COUNTS)), column("id")
 )
-R, Q = ROLLUPS.c, REQUESTS.c
+Q = REQUESTS.c
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A rollup table and the measures it holds."""
+
+    table: TableClause
+    measures: tuple[str, ...]
+    histograms: bool
+
+
+MAIN = Source(ROLLUPS, (*COUNTS, *AMOUNTS), True)
+TASKS = Source(
+    table(
+        task_rollups.TABLE,
+        column("bucket_s", Integer),
+        column("bucket", Integer),
+        *(column(name, String) for name in task_rollups.DIMENSIONS[:-1]),
+        column("status_class", Integer),
+        column("requests", Integer),
+        *(column(name, Float) for name in task_rollups.MEASURES[1:]),
+    ),
+    task_rollups.MEASURES,
+    False,
+)
+"""Requests, $ and baseline $ by key, task and tier (`task_rollups.py`)."""
 Span = tuple[float | None, float | None]
 """[low, high) in unix seconds; None is unbounded."""
 
@@ -88,9 +116,11 @@ def read(
     key_id: str | None = None,
     series: Series | None = None,
     histograms: bool = True,
+    source: Source = MAIN,
 ) -> dict[GroupKey, Totals]:
     """Totals of the request rows with `since <= ts < until` (and of `key_id`), grouped by
-    the `by` dimensions and the status class (2, 4, 5 for 2xx, 4xx, 5xx)."""
+    the `by` dimensions and the status class (2, 4, 5 for 2xx, 4xx, 5xx). From `TASKS`, only
+    requests, $ and baseline $ are filled in (`by` among key_id, task and tier)."""
     grains = [
         step
         for step in GRANULARITIES
@@ -99,7 +129,8 @@ def read(
     out: dict[GroupKey, Totals] = defaultdict(Totals)
     tiles = _tile(since, until, grains)
     buckets = [(step, low, high) for step, low, high in tiles if step is not None]
-    pieces = _rollups(conn, buckets, by, key_id, series, histograms) if buckets else []
+    histograms = histograms and source.histograms
+    pieces = _rollups(conn, source, buckets, by, key_id, series, histograms) if buckets else []
     for _, low, high in (tile for tile in tiles if tile[0] is None):
         pieces += _raw(conn, low, high, by, key_id, series)
     for key, totals in pieces:
@@ -139,6 +170,7 @@ def _between(col: ColumnElement[Any], low: float | None, high: float | None) -> 
 
 def _rollups(
     conn: Connection,
+    source: Source,
     buckets: list[tuple[int, float | None, float | None]],
     by: Sequence[str],
     key_id: str | None,
@@ -146,10 +178,11 @@ def _rollups(
     histograms: bool,
 ) -> list[tuple[GroupKey, Totals]]:
     """One query for every (granularity, low, high) piece: an OR of index range scans."""
+    R = source.table.c
     groups: list[ColumnElement[Any]] = [R[name] for name in (*by, "status_class")]
     if series is not None:
         groups.insert(0, ((R.bucket - series.origin) // series.step).label("index"))
-    measures = MEASURES if histograms else (*COUNTS, *AMOUNTS)
+    measures = MEASURES if histograms else source.measures
     where = [
         or_(*(and_(R.bucket_s == step, _between(R.bucket, lo, hi)) for step, lo, hi in buckets))
     ]
@@ -215,14 +248,18 @@ def total(groups: dict[GroupKey, Totals]) -> Totals:
 
 def earliest_bucket(conn: Connection) -> float | None:
     """Start of the oldest minute in the rollups (older than any raw row once pruned)."""
+    R = ROLLUPS.c
     value = conn.execute(select(func.min(R.bucket)).where(R.bucket_s == MINUTE)).scalar()
     return None if value is None else float(value)
 
 
-def first_hours(conn: Connection, by: str, *, key_id: str | None = None) -> dict[Any, float]:
+def first_hours(
+    conn: Connection, by: str, *, key_id: str | None = None, source: Source = MAIN
+) -> dict[Any, float]:
     """Per value of the dimension `by` (values other than none), the start of the first hour
     with a request in the rollups: when its traffic began, to the hour, from one row per
     hour and group rather than every request."""
+    R = source.table.c
     query = select(R[by], func.min(R.bucket)).where(R.bucket_s == 3600, R[by] != "").group_by(R[by])
     if key_id is not None:
         query = query.where(R.key_id == key_id)

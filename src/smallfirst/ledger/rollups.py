@@ -360,36 +360,46 @@ def insert_raw(conn: Connection, requests: Table, rows: Sequence[dict[str, Any]]
     conn.execute(requests.insert(), list(rows))
 
 
-def upsert(conn: Connection, rollups: Table, groups: Increments) -> None:
+def upsert(
+    conn: Connection,
+    rollups: Table,
+    groups: Increments,
+    key_columns: tuple[str, ...] = KEY_COLUMNS,
+    measures: tuple[str, ...] = MEASURES,
+) -> None:
     """Add each group's increments to its rollup row, creating it if needed: one statement,
-    executed by the driver for all groups at once."""
+    executed by the driver for all groups at once. `key_columns` and `measures` name what the
+    keys and increments hold (the task rollups have their own, `task_rollups.py`)."""
     if not groups:
         return
+    columns = (*key_columns, *measures)
     values = [
         [*("" if value is None else value for value in key), *increments]
         for key, increments in groups.items()
     ]
     cache = f"upsert.{conn.dialect.name}"
     if cache not in rollups.info:
-        rollups.info[cache] = _upsert_statement(conn, rollups)
+        rollups.info[cache] = _upsert_statement(conn, rollups, key_columns, measures)
     compiled = rollups.info[cache]
     if compiled is None:  # other databases: update, else insert
-        for row in (dict(zip(COLUMNS, v, strict=True)) for v in values):
-            match = and_(*(rollups.c[name] == row[name] for name in KEY_COLUMNS))
-            changes = {name: rollups.c[name] + row[name] for name in MEASURES}
+        for row in (dict(zip(columns, v, strict=True)) for v in values):
+            match = and_(*(rollups.c[name] == row[name] for name in key_columns))
+            changes = {name: rollups.c[name] + row[name] for name in measures}
             if conn.execute(update(rollups).where(match).values(changes)).rowcount == 0:
                 conn.execute(rollups.insert().values(row))
         return
     sql, order = compiled  # the driver's executemany: no per-row SQLAlchemy bind work
     if order is None:
-        conn.exec_driver_sql(sql, [dict(zip(COLUMNS, v, strict=True)) for v in values])
-    elif order == list(range(len(COLUMNS))):
+        conn.exec_driver_sql(sql, [dict(zip(columns, v, strict=True)) for v in values])
+    elif order == list(range(len(columns))):
         conn.exec_driver_sql(sql, [tuple(v) for v in values])
     else:
         conn.exec_driver_sql(sql, [tuple(v[i] for i in order) for v in values])
 
 
-def _upsert_statement(conn: Connection, rollups: Table) -> tuple[str, list[int] | None] | None:
+def _upsert_statement(
+    conn: Connection, rollups: Table, key_columns: tuple[str, ...], measures: tuple[str, ...]
+) -> tuple[str, list[int] | None] | None:
     """`INSERT ... ON CONFLICT (group) DO UPDATE SET m = m + excluded.m`, compiled once per
     table and kept in `Table.info` (its 160-odd columns make building and binding it per
     batch the writer's main cost): the SQL and, for positional drivers, the COLUMNS index of
@@ -404,15 +414,16 @@ def _upsert_statement(conn: Connection, rollups: Table) -> tuple[str, list[int] 
         statement = postgresql.insert(rollups)
     else:
         return None
-    statement = statement.values({name: bindparam(name) for name in COLUMNS})
+    columns = (*key_columns, *measures)
+    statement = statement.values({name: bindparam(name) for name in columns})
     statement = statement.on_conflict_do_update(
-        index_elements=list(KEY_COLUMNS),
-        set_={name: rollups.c[name] + statement.excluded[name] for name in MEASURES},
+        index_elements=list(key_columns),
+        set_={name: rollups.c[name] + statement.excluded[name] for name in measures},
     )
     compiled = statement.compile(dialect=conn.dialect)
     if not compiled.positional:
         return str(compiled), None
-    return str(compiled), [COLUMNS.index(name) for name in compiled.positiontup or ()]
+    return str(compiled), [columns.index(name) for name in compiled.positiontup or ()]
 
 
 COLUMNS = (*KEY_COLUMNS, *MEASURES)
@@ -424,7 +435,7 @@ REBUILD_CHUNK = 20_000
 def rebuild(conn: Connection, requests: Table, rollups: Table) -> None:
     """Build the rollups from every raw row (the migration for a ledger that predates them).
     Reads rows grouped by request id in chunks, so memory stays bounded."""
-    columns = [requests.c[name] for name in ROW_COLUMNS]
+    columns = [requests.c[name] for name in ROW_COLUMNS if name in requests.c]  # m003: no task
     query = select(*columns).order_by(requests.c.request_id, requests.c.id)
     chunk: list[dict[str, Any]] = []
     result = conn.execute(query.execution_options(yield_per=REBUILD_CHUNK))
@@ -444,5 +455,6 @@ ROW_COLUMNS = (
     "baseline_cost_usd",
     "latency_ms",
     "ttft_ms",
+    "task",
 )
-"""The raw columns rollups are computed from."""
+"""The raw columns rollups (and task rollups) are computed from; `task` since m010."""
