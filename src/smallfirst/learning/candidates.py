@@ -47,6 +47,8 @@ MAX_PAIRS = 20_000
 """The newest pairs a pass uses (training time grows with them; old traffic matters least)."""
 MAX_EXTRACTION_PAIRS = 5_000
 """An extraction student fits per word, so fewer pairs already mean many examples."""
+MIN_AUDIT_RATE = 0.01
+"""A promoted policy is audited at least this often (learner.py), so it can be demoted."""
 MIN_SPAN_SHARE = 0.5
 """An extraction student is offered when at least this share of the large answers are flat
 objects of strings found in the input (the rest it cannot learn from)."""
@@ -78,6 +80,32 @@ class Candidate:
 def rate_estimate(successes: int, n: int, level: float) -> Estimate:
     rate = Rate(successes, n, level)
     return Estimate(n=n, agreement=rate.value, lower=rate.lower, upper=rate.upper)
+
+
+def weighted_estimate(good: np.ndarray, weights: np.ndarray, level: float) -> Estimate:
+    """Agreement over requests that stand for `weights` requests each, with Wilson bounds
+    at Kish's effective sample size (sum w)^2 / sum w^2: a few heavily weighted requests
+    prove less than as many plain ones. `n` stays the number of requests compared."""
+    total = float(weights.sum())
+    if total == 0:
+        return Estimate(n=0, agreement=0.0, lower=0.0, upper=1.0)
+    p = float((weights * good).sum()) / total
+    n_eff = total**2 / float((weights**2).sum())
+    lower = float(wilson_bound(p * n_eff, n_eff, level))
+    upper = float(wilson_bound(p * n_eff, n_eff, level, "upper"))
+    return Estimate(n=len(good), agreement=p, lower=lower, upper=upper)
+
+
+def request_weights(held: list[Case], config: LearnConfig) -> np.ndarray:
+    """How many live requests each held-out request stands for. Once a task is served below
+    large, the requests the large model still answers are mostly the ones the student
+    deferred: the inputs it answers reach the held-out set only through audits, one in
+    `1 / audit_rate`. Unweighted, the held-out set under-represents exactly the answers
+    that can be wrong, and the estimate flatters every candidate after the first promotion;
+    weighting each audited request by the inverse of its audit rate (Horvitz-Thompson)
+    makes it stand for the traffic again."""
+    audit = max(config.audit_rate, MIN_AUDIT_RATE)
+    return np.array([1 / audit if case.audited else 1.0 for case in held])
 
 
 def more_needed(estimate: Estimate, target: float, level: float) -> int | None:
@@ -247,11 +275,12 @@ def _student_policies(
     """A scored student as policies: deferring to large (a deferral counts as agreeing:
     large answers it) and, with a small model, deferring to small."""
     level = config.confidence
-    good = int((answered & right).sum() + (~answered).sum())
-    estimate = rate_estimate(good, len(held), level)
-    out = [Candidate("student", [large], estimate, float(answered.mean()), student)]
+    weights = request_weights(held, config)
+    estimate = weighted_estimate((answered & right) | ~answered, weights, level)
+    share = float((weights * answered).sum() / weights.sum())
+    out = [Candidate("student", [large], estimate, share, student)]
     if small is not None:
-        out.extend(_student_then_small(held, answered, right, small, student, level))
+        out.extend(_student_then_small(held, answered, right, small, student, weights, level))
     return out
 
 
@@ -266,6 +295,7 @@ def _student_then_small(
     right: np.ndarray,
     small: str,
     student: TinyClassifier | ExtractionStudent,
+    weights: np.ndarray,
     level: float,
 ) -> list[Candidate]:
     """Deferrals served by the small model: scored on the held-out requests whose small
@@ -275,6 +305,5 @@ def _student_then_small(
         return []
     small_right = np.array([bool(case.agree) for case in held])
     good = (answered & right) | (~answered & small_right)
-    n = int(compared.sum())
-    estimate = rate_estimate(int((good & compared).sum()), n, level)
+    estimate = weighted_estimate(good[compared], weights[compared], level)
     return [Candidate("student", [small], estimate, 1.0, student)]

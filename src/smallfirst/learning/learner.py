@@ -26,6 +26,7 @@ from smallfirst.distill.extraction_student import ExtractionStudent
 from smallfirst.embeddings import Embedder, get_embedder
 from smallfirst.errors import InvalidRequestError
 from smallfirst.learning.candidates import (
+    MIN_AUDIT_RATE,
     Candidate,
     extraction_candidates,
     more_needed,
@@ -45,7 +46,6 @@ Action = Literal["promoted", "demoted", "kept", "needs_evidence"]
 REFRESH_GAIN = 0.05
 """A policy of the same shape is replaced only when it serves this much more traffic below
 large (so a fresh student is not a new version on every run)."""
-MIN_AUDIT_RATE = 0.01
 SHADOW_FLOOR = 0.02
 """The shadow rate once the small model is proven below target on a task (its upper bound
 is under it): asking it more is spend without hope, but a trickle notices a better model."""
