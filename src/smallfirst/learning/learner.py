@@ -43,6 +43,11 @@ from smallfirst.models.registry import Registry
 log = logging.getLogger("smallfirst.learning")
 
 Action = Literal["promoted", "demoted", "kept", "needs_evidence"]
+LEASE = "learn.lease_until"
+"""ledger_meta: until when a replica's learner holds the pass."""
+MIN_LEASE_S = 600.0
+"""A pass holds the lease at least this long (it is cut short when the pass ends), so a
+slow pass is not joined by another replica's."""
 REFRESH_GAIN = 0.05
 """A policy of the same shape is replaced only when it serves this much more traffic below
 large (so a fresh student is not a new version on every run)."""
@@ -112,10 +117,16 @@ def learn(
 async def keep_learning(registry: Registry, store: LearningStore, config: LearnConfig) -> None:
     """`learn: {auto: true}`: a pass every `interval_s`, in a thread, over the tasks whose
     evidence changed since the last pass (a student is retrained only on news); a failure
-    is logged and the next pass tries those tasks again."""
+    is logged and the next pass tries those tasks again. Replicas share the work through a
+    lease in the ledger (`LEASE`): a pass runs on the replica that takes it, the others skip
+    theirs, so one learner writes each policy version."""
     learnt: dict[str, int] = {}
     while True:
         await asyncio.sleep(config.interval_s)
+        now = time.time()
+        held = now + max(config.interval_s, MIN_LEASE_S)
+        if not await asyncio.to_thread(store.take_lease, LEASE, held, now):
+            continue  # another replica is learning, or learnt less than an interval ago
         try:
             counts = await asyncio.to_thread(store.evidence_counts)
             news = sorted(task for task, n in counts.items() if learnt.get(task) != n)
@@ -123,6 +134,8 @@ async def keep_learning(registry: Registry, store: LearningStore, config: LearnC
         except Exception:
             log.exception("learning: the learner failed; trying again in %ss", config.interval_s)
             continue
+        finally:  # the next pass, anywhere, after about an interval
+            await asyncio.to_thread(store.set_lease, LEASE, time.time() + config.interval_s / 2)
         learnt.update({task: counts[task] for task in news})
         for outcome in outcomes:
             if outcome.action in ("promoted", "demoted"):

@@ -10,10 +10,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, MetaData, and_, func, select
+from sqlalchemy.exc import IntegrityError
 
 from smallfirst.learning.records import Evidence, EvidenceSource, Feedback, Policy
 
-TABLES = ("learn_evidence", "learn_feedback", "learn_policies", "requests")
+TABLES = ("learn_evidence", "learn_feedback", "learn_policies", "requests", "ledger_meta")
 DAY_S = 86_400.0
 
 
@@ -23,7 +24,7 @@ class LearningStore:
         self.engine = engine
         metadata = MetaData()
         metadata.reflect(engine, only=list(TABLES))
-        self.evidence_table, self.feedback_table, self.policies, self.requests = (
+        self.evidence_table, self.feedback_table, self.policies, self.requests, self.meta = (
             metadata.tables[name] for name in TABLES
         )
 
@@ -82,6 +83,29 @@ class LearningStore:
         query = select(func.coalesce(func.sum(table.c.cost_usd), 0.0)).where(table.c.ts >= day)
         with self.engine.connect() as conn:
             return float(conn.execute(query).scalar_one())
+
+    # the learner's lease ----------------------------------------------------------------
+
+    def take_lease(self, name: str, until: float, now: float | None = None) -> bool:
+        """Hold `name` until `until` if no replica holds it now: one atomic UPDATE of an
+        expired lease (or the INSERT of a first one), so of replicas trying at once exactly
+        one wins. The holder is not recorded: a lease is held for a span, then lapses."""
+        now = time.time() if now is None else now
+        meta = self.meta
+        expired = and_(meta.c.name == name, meta.c.value <= now)
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(meta.update().where(expired).values(value=until)).rowcount:
+                    return True
+                conn.execute(meta.insert().values(name=name, value=until))
+                return True
+        except IntegrityError:  # held by another replica (the row exists, unexpired)
+            return False
+
+    def set_lease(self, name: str, until: float) -> None:
+        """Move the holder's lease's end (sooner, when its work is done)."""
+        with self.engine.begin() as conn:
+            conn.execute(self.meta.update().where(self.meta.c.name == name).values(value=until))
 
     # feedback -------------------------------------------------------------------------
 
