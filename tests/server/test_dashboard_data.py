@@ -30,16 +30,10 @@ def conn(request: pytest.FixtureRequest, tmp_path) -> Iterator[Connection]:
         with store.engine.connect() as connection:
             yield connection
     finally:
-        with store.engine.begin() as connection:
-            for table in (
-                "requests",
-                "rollups",
-                "ledger_meta",
-                "api_keys",
-                "responses",
-                "_smallfirst_migrations",
-            ):
-                connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        if request.param == "postgres":  # the session's one database: empty it for the next
+            with store.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE"))
+                connection.execute(text("CREATE SCHEMA public"))
         store.close()
 
 
