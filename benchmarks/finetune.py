@@ -43,7 +43,7 @@ from smallfirst.evaluate.stats import bootstrap, wilson
 from smallfirst.models.llamacpp import default_model_path, no_weight_repacking
 from smallfirst.models.registry import Registry
 from smallfirst.tasks import Task, TaskOutputError
-from smallfirst.tasks.spec import parse_spec
+from smallfirst.tasks.spec import FewShot, TaskSpec, parse_spec
 from tasks_data import SETS, TaskSet
 from tasks_quality import field_counts
 
@@ -89,6 +89,14 @@ def fill_bank(task_set: TaskSet, path: Path) -> ExampleBank:
     ]
     bank.add_many(rows, teacher="gold")
     return bank
+
+
+def scoring_tasks(spec: TaskSpec, task_set: TaskSet, k: int) -> tuple[Task, Task]:
+    """The base model's task with `k` nearest examples from the bank, and the fine-tuned
+    model's with none (`model_copy` does not validate, so the parts are built typed)."""
+    knn = spec.model_copy(update={"examples": task_set.bank, "few_shot": FewShot(mode="knn", k=k)})
+    zero = spec.model_copy(update={"few_shot": FewShot(mode="none", k=0)})
+    return Task(knn), Task(zero)
 
 
 async def score_task(name: str, task: Task, task_set: TaskSet, registry: Registry) -> Score:
@@ -199,13 +207,8 @@ async def one_run(name: str, pairs: int, args: argparse.Namespace, folder: Path)
         Config(models=[ModelConfig(name="tuned", backend="llamacpp", adapter=adapter)])
     )
     try:
-        knn_task = Task(
-            spec.model_copy(
-                update={"examples": task_set.bank, "few_shot": {"mode": "knn", "k": args.k}}
-            )
-        )
+        knn_task, zero = scoring_tasks(spec, task_set, args.k)
         run.scores.append(await score_task(f"base kNN {args.k}-shot", knn_task, task_set, base))
-        zero = Task(spec.model_copy(update={"few_shot": {"mode": "none", "k": 0}}))
         run.scores.append(await score_task("fine-tuned, zero-shot", zero, task_set, tuned))
     finally:
         await base.aclose()

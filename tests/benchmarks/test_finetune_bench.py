@@ -38,6 +38,32 @@ def test_slot_banks_hold_teacher_style_json_and_prepare_for_training(
     assert (len(plan.train), len(plan.valid)) == (27, 3)
 
 
+async def test_the_scoring_tasks_run_on_the_embedded_model(embedded_model_path: str):
+    """The kNN task on the base model and the zero-shot one each score an item (a run once
+    trained 36 minutes and then failed here, on an unvalidated few-shot setting)."""
+    from dataclasses import replace
+
+    from smallfirst.config import Config
+    from smallfirst.models.registry import Registry
+
+    shared_data("tasks", "snips")
+    task_set = bench.SETS["slots"](1, 8, 0)
+    task_set = replace(task_set, items=task_set.items[:1])
+    knn, zero = bench.scoring_tasks(parse_spec(task_set.spec), task_set, 2)
+    assert (knn.spec.few_shot.mode, knn.spec.few_shot.k, zero.spec.few_shot.mode) == (
+        "knn",
+        2,
+        "none",
+    )
+    registry = Registry(Config())
+    try:
+        for task in (knn, zero):
+            score = await bench.score_task("t", task, task_set, registry)
+            assert score.n == 1
+    finally:
+        await registry.aclose()
+
+
 def test_intervals_cover_the_point_estimate():
     accuracy = bench.interval("a", [(1, 1, 1)] * 8 + [(0, 1, 1)] * 2, False, 0.0)
     assert accuracy.value == pytest.approx(0.8) and accuracy.low < 0.8 < accuracy.high
