@@ -6,9 +6,10 @@ baselines (issue 21). Prints one table per part and writes nothing else.
    new tokens: smallfirst in-process, smallfirst through the gateway (HTTP, streaming), and
    llama.cpp's own llama-server (built from llama-cpp-python 0.3.36's vendored llama.cpp, see
    llama_server.py; `--parallel 8 --cont-batching`, same model and threads).
-3. Items/s of banking77 classification (77 labels scored, 4 nearest train examples by word
-   overlap) at 1 and 8 concurrent: this engine against the engine of commit BASE_COMMIT (the
-   one-worker engine), run from `git archive` in a temporary folder.
+3. Items/s of banking77 classification (77 labels, 4 nearest train examples by word overlap)
+   at 1 and 8 concurrent: this engine, with the label written under a grammar and as one of
+   `choices` (what tasks send now), against the engine of commit BASE_COMMIT (the one-worker
+   engine, grammar), run from `git archive` in a temporary folder.
     python benchmarks/embedded.py            # the full run (minutes)
     python benchmarks/embedded.py --quick    # tiny sizes, no llama-server unless built
 """
@@ -165,12 +166,17 @@ def label_grammar(labels: list[str]) -> str:
 
 
 async def classify(provider: LlamaCppProvider, prompt: str, labels: list[str], method: str) -> str:
-    """One item: the label with the highest likelihood (`score`), or the label the model
-    writes under a grammar that admits only labels (`generate`, the tasks' default)."""
+    """One item: the label with the highest likelihood (`score`); the label the model writes
+    under a grammar that admits only labels (`grammar`, what the tasks sent before); or the
+    label written as one of `choices`, with logprobs for the confidence (`choices`, what the
+    tasks send now, absent at BASE_COMMIT)."""
     if method == "score":
         scores = await provider.score_continuations(prompt, labels)
         return labels[max(range(len(labels)), key=scores.__getitem__)].strip()
-    params = GenerationParams(max_tokens=24, temperature=0.0, grammar=label_grammar(labels))
+    if method == "choices":
+        params = GenerationParams(max_tokens=24, temperature=0.0, logprobs=True, choices=labels)
+    else:
+        params = GenerationParams(max_tokens=24, temperature=0.0, grammar=label_grammar(labels))
     return (await provider.complete(CompletionRequest(prompt, params))).text.strip()
 
 
@@ -179,7 +185,7 @@ async def items_per_second(
     prompts: list[str],
     labels: list[str],
     concurrency: int,
-    method: str = "score",
+    method: str,
 ) -> tuple[float, list[str]]:
     """Items/s at `concurrency` workers, and the answers in prompt order."""
     queue = list(enumerate(prompts))
@@ -256,8 +262,8 @@ async def main() -> None:
         "--classify",
         choices=("generate", "score", "both"),
         default="generate",
-        help="banking77 by the tasks' default (a grammar over the labels) and/or by scoring "
-        "every label (~10 s an item here)",
+        help="banking77 by the tasks' default (the label written: under a grammar, and as "
+        "one of `choices`) and/or by scoring every label (~10 s an item here)",
     )
     args = parser.parse_args()
     max_tokens = 8 if args.quick else 128
@@ -290,15 +296,24 @@ async def main() -> None:
         print(load.row())
 
     gold = banking_gold(items)
-    methods = ("generate", "score") if args.classify == "both" else (args.classify,)
-    for method in methods:
-        ours = await classification_rates(items, best, method)
-        base = base_engine_rates(items, best, method)
-        print(f"\nbanking77 classification ({method}), {items} items, 4 examples each")
+    if args.classify in ("generate", "both"):
+        base = base_engine_rates(items, best, "grammar")
+        ours = {m: await classification_rates(items, best, m) for m in ("grammar", "choices")}
+        print(f"\nbanking77 classification, {items} items, 4 examples each: items/s (accuracy)")
+        print(f"{'concurrency':>12}{'base grammar':>16}{'ours grammar':>16}{'ours choices':>16}"
+              f"{'ratio':>8}")  # fmt: skip
+        for c in (1, 8):
+            cells = [base[c], ours["grammar"][c], ours["choices"][c]]
+            shown = "".join(f"{rate:>8.2f} ({accuracy(got, gold):.3f})" for rate, got in cells)
+            print(f"{c:>12}{shown}{cells[2][0] / cells[0][0]:>8.2f}")
+    if args.classify in ("score", "both"):
+        base = base_engine_rates(items, best, "score")
+        scored = await classification_rates(items, best, "score")
+        print(f"\nbanking77 classification (score), {items} items, 4 examples each")
         print(f"{'concurrency':>12}{'base items/s':>14}{'ours items/s':>14}{'ratio':>8}"
               f"{'base acc':>10}{'ours acc':>10}")  # fmt: skip
         for concurrency in (1, 8):
-            (old, old_answers), (new, new_answers) = base[concurrency], ours[concurrency]
+            (old, old_answers), (new, new_answers) = base[concurrency], scored[concurrency]
             print(
                 f"{concurrency:>12}{old:>14.2f}{new:>14.2f}{new / old:>8.2f}"
                 f"{accuracy(old_answers, gold):>10.3f}{accuracy(new_answers, gold):>10.3f}"

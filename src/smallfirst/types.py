@@ -183,6 +183,9 @@ class GenerationParams:
     """Constrain the output to JSON matching this schema (grammar or response_format)."""
     grammar: str | None = None
     """A raw GBNF grammar; only the embedded backend honours it."""
+    choices: list[str] | None = None
+    """The output is exactly one of these strings (a task's labels); only backends with the
+    `grammar` capability honour it. Greedy choices skip the steps the list decides."""
     json_object: bool = False
     """`response_format: {"type": "json_object"}`: any valid JSON object."""
     tools: list[Tool] | None = None

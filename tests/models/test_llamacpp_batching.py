@@ -21,6 +21,10 @@ REQUESTS = [
         "One, two,", GenerationParams(max_tokens=3, logprobs=True, top_logprobs=2, seed=7)
     ),
     CompletionRequest("def add(a, b):", GenerationParams(max_tokens=10, stop=["\n\n"])),
+    CompletionRequest(
+        "Message: where is my new card?\nIntent:",
+        GenerationParams(max_tokens=8, logprobs=True, choices=[" card_arrival", " card_linking"]),
+    ),
 ]
 
 

@@ -5,8 +5,8 @@ from smallfirst.config import ModelConfig
 from smallfirst.tasks.output import (
     OutputInvalid,
     constraint_for,
+    label_choices,
     label_confidence,
-    label_grammar,
     parse_json_object,
     parse_label,
     strict_schema,
@@ -41,12 +41,8 @@ def test_constraint_follows_the_backend():
     assert constraint_for(ModelConfig(name="d", backend="anthropic")) == "none"
 
 
-def test_label_grammar_is_valid_gbnf():
-    from llama_cpp import LlamaGrammar
-
-    grammar = label_grammar(['say "hi"', "no"])
-    assert '"say \\"hi\\""' in grammar
-    LlamaGrammar.from_string(grammar, verbose=False)
+def test_label_choices_allow_a_leading_space():
+    assert label_choices(["yes", "no"]) == ["yes", "no", " yes", " no"]
 
 
 def test_strict_schema_closes_objects_and_makes_optional_keys_nullable():

@@ -129,6 +129,20 @@ class TokenStream:
             self.pending_logprobs = []
         return self.produced >= self.settings.max_tokens
 
+    def finish_forced(self, rest: bytes) -> None:
+        """End with `rest`, text nothing else could follow (see `llamacpp_choice`), counted
+        as its tokenization and cut to what `max_tokens` leaves."""
+        tokens = self.llama.tokenize(rest, add_bos=False, special=False) if rest else []
+        room = self.settings.max_tokens - self.produced
+        if len(tokens) > room:
+            rest, self.finish_reason = self.llama.detokenize(tokens[:room]), "length"
+        else:
+            self.finish_reason = "stop"
+        self.produced += min(len(tokens), room)
+        self.pending += self.decoder.decode(rest, final=True)
+        if self.leading:
+            self.pending = self.pending.lstrip()
+
     def finish(self, reason: str | None = None) -> None:
         """Send the held-back text, the finish reason (`reason` overrides, e.g. `cancelled`)
         and the usage."""

@@ -32,14 +32,22 @@ from smallfirst.models.base import StreamingProvider
 from smallfirst.models.generation_loop import DecodeSettings
 from smallfirst.models.grammar_tools import plan_tool_call, tool_stream
 from smallfirst.models.json_closing import JsonCloser
+from smallfirst.models.llamacpp_choice import (
+    ChoiceIndex,
+    ChoiceSampler,
+    PieceTable,
+    choices_grammar,
+)
 from smallfirst.models.llamacpp_engine import BatchEngine, default_threads
-from smallfirst.models.llamacpp_generation import END, GenerationJob
+from smallfirst.models.llamacpp_generation import END, GenerationJob, Sampler
 from smallfirst.models.llamacpp_sampling import SequenceSampler
 from smallfirst.models.llamacpp_scoring import ScoringJob
 from smallfirst.models.prompting import PLAIN_CUE, TURN_STOPS, plain_chat_prompt
 from smallfirst.models.schema_bounds import bounded_schema
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, GenerationParams
 
+MAX_CHOICE_LISTS = 64
+"""Label lists whose allowed-token tables stay built (one per classification task)."""
 HUB_PREFIXES = ("hf://", "http://", "https://", "huggingface.co/")
 
 
@@ -165,6 +173,8 @@ class LlamaCppProvider(StreamingProvider):
         self._engine: BatchEngine | None = None
         self._chat_formatter: Any = None
         self._grammar_cache: dict[str, str] = {}
+        self._pieces: PieceTable | None = None
+        self._choice_indexes: dict[tuple[str, ...], ChoiceIndex] = {}
         self.queued = 0
         """Requests waiting for or being served by the engine (for metrics)."""
 
@@ -234,9 +244,12 @@ class LlamaCppProvider(StreamingProvider):
         return formatted.prompt, stops
 
     def _grammar(self, params: GenerationParams, schema: dict[str, Any] | None) -> str | None:
-        """The GBNF for a raw grammar or for `schema` (the request's, bounded to its budget)."""
+        """The GBNF for a raw grammar, the choices, or `schema` (the request's, bounded to
+        its budget)."""
         if params.grammar is not None:
             return params.grammar
+        if params.choices is not None:
+            return choices_grammar(params.choices)
         if schema is None:
             return None
         from llama_cpp.llama_grammar import json_schema_to_gbnf
@@ -268,8 +281,17 @@ class LlamaCppProvider(StreamingProvider):
         cancelled: threading.Event,
     ) -> None:
         llama = self._ensure_loaded()
+        constrained = [
+            name
+            for name in ("grammar", "json_schema", "choices")
+            if getattr(params, name) is not None
+        ]
+        if len(constrained) > 1:
+            raise SchemaError(f"{' and '.join(constrained)} cannot be combined: give one")
+        if params.choices is not None and not params.choices:
+            raise SchemaError("choices is empty: give at least one string")
         prompt, extra_stops = prompt_of(llama)
-        if params.json_schema is not None or params.grammar is not None:
+        if constrained:
             extra_stops = []  # the grammar decides where the answer ends
         tokens = self._prompt_tokens(llama, prompt, "messages")
         settings = DecodeSettings.from_params(
@@ -282,9 +304,29 @@ class LlamaCppProvider(StreamingProvider):
         if params.json_schema is not None and params.grammar is None:
             schema = bounded_schema(params.json_schema, settings.max_tokens)
             emit = closing_emitter(emit, schema)
-        sampler = SequenceSampler(llama._model.vocab, settings, self._grammar(params, schema))
+        sampler = self._sampler(llama, params, settings, schema)
         assert self._engine is not None
         self._engine.submit(GenerationJob(llama, tokens, settings, sampler, emit, cancelled))
+
+    def _sampler(
+        self,
+        llama: Any,
+        params: GenerationParams,
+        settings: DecodeSettings,
+        schema: dict[str, Any] | None,
+    ) -> Sampler:
+        """A `ChoiceSampler` for greedy choices without stop sequences (see
+        `llamacpp_choice`); llama.cpp's chain, with a grammar where one applies, otherwise."""
+        if params.choices is not None and settings.temperature == 0.0 and not settings.stops:
+            if self._pieces is None:
+                self._pieces = PieceTable.from_vocab(llama._model.vocab)
+            key = tuple(params.choices)
+            index = self._choice_indexes.pop(key, None) or ChoiceIndex(params.choices, self._pieces)
+            self._choice_indexes[key] = index  # most recent last
+            while len(self._choice_indexes) > MAX_CHOICE_LISTS:
+                del self._choice_indexes[next(iter(self._choice_indexes))]
+            return ChoiceSampler(index, llama.n_vocab())
+        return SequenceSampler(llama._model.vocab, settings, self._grammar(params, schema))
 
     async def _stream(
         self, prompt_of: Callable[[Any], tuple[str, list[str]]], params: GenerationParams

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from smallfirst.models.generation_loop import DecodeSettings, TokenStream
 from smallfirst.models.llamacpp_engine import BatchEngine
-from smallfirst.models.llamacpp_sampling import SequenceSampler
 
 END = object()
 """Emitted last, after the final delta or an exception."""
+
+
+class Sampler(Protocol):
+    """Picks a sequence's next token: `SequenceSampler` (llama.cpp's chain, grammars) or
+    `ChoiceSampler` (one of a list of strings)."""
+
+    def sample(self, ctx: Any, batch_index: int) -> int: ...
+
+    def settled(self) -> bytes | None:
+        """The rest of the answer when nothing but it can follow (None: keep decoding)."""
+
+    def close(self) -> None: ...
 
 
 class GenerationJob:
@@ -22,7 +33,7 @@ class GenerationJob:
         llama: Any,
         prompt_tokens: list[int],
         settings: DecodeSettings,
-        sampler: SequenceSampler,
+        sampler: Sampler,
         emit: Callable[[Any], None],
         cancelled: threading.Event,
     ) -> None:
@@ -41,6 +52,11 @@ class GenerationJob:
         token = self._sampler.sample(engine.ctx, rows[0])
         logits = engine.logits(rows[0]) if self._want_logprobs else None
         if self._stream.feed(token, logits):
+            self._end(None)
+            return True
+        rest = self._sampler.settled()
+        if rest is not None:
+            self._stream.finish_forced(rest)
             self._end(None)
             return True
         self._next = token

@@ -80,6 +80,10 @@ class SequenceSampler:
         allowed = candidates.size == 1 and one.logit != float("-inf")
         return token if allowed else None
 
+    def settled(self) -> bytes | None:
+        """Never known ahead: a grammar is opaque here."""
+        return None
+
     def close(self) -> None:
         if self.chain is not None:
             self._lib.llama_sampler_free(self.chain)

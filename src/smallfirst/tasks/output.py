@@ -62,11 +62,10 @@ def constraint_for(config: ModelConfig) -> Constraint:
     return "none"
 
 
-def label_grammar(labels: list[str]) -> str:
-    """GBNF allowing exactly one label (an optional leading space keeps the base model's
-    natural tokenization after `Label:`)."""
-    options = " | ".join(json.dumps(label, ensure_ascii=False) for label in labels)
-    return f'root ::= " "? ({options})'
+def label_choices(labels: list[str]) -> list[str]:
+    """What a grammar-capable model may write: one label, with or without a leading space
+    (the space keeps the base model's natural tokenization after `Label:`)."""
+    return [*labels, *(f" {label}" for label in labels)]
 
 
 def label_schema(labels: list[str]) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from smallfirst.tasks.output import (
     Constraint,
     OutputInvalid,
     TaskOutputError,
+    label_choices,
     label_confidence,
-    label_grammar,
     label_schema,
     parse_json_object,
     parse_label,
@@ -145,7 +145,7 @@ def generation_params(call: Call) -> GenerationParams:
     if isinstance(spec, ClassifySpec):
         params.logprobs = True
         if call.constraint == "grammar":
-            params.grammar = label_grammar(spec.label_names)
+            params.choices = label_choices(spec.label_names)
         elif call.constraint == "response_format":
             params.json_schema = label_schema(spec.label_names)
     elif isinstance(spec, ExtractSpec) and call.schema is not None:
@@ -167,7 +167,8 @@ def default_max_tokens(spec: TaskSpec) -> int:
 
 async def generate(provider: Provider, plan: PromptPlan, params: GenerationParams) -> Generation:
     if plan.style == "completion":
-        stop = plan.stop if params.grammar is None and params.json_schema is None else None
+        constrained = params.choices is not None or params.json_schema is not None
+        stop = None if constrained else plan.stop
         return await provider.complete(CompletionRequest(plan.prompt, replace(params, stop=stop)))
     return await provider.chat(ChatRequest(plan.messages, params))
 
