@@ -2,9 +2,11 @@
 
     python benchmarks/gateway.py [--litellm .venv-bench/bin/litellm] [--rounds 3]
 
-Starts three servers as subprocesses, each a single uvicorn worker: the upstream (the scripted
-OpenAI-compatible server, answering at once), `smallfirst serve` and, when its executable is
-given or found, `litellm --config ...`. Then, interleaved in rounds so noise hits all alike:
+Starts the servers as subprocesses, each a single uvicorn worker: the upstream (the scripted
+OpenAI-compatible server, answering at once), `smallfirst serve`, the pass-through floor (the
+same web stack forwarding the bytes and doing nothing else: what no gateway on it can go
+below) and, when its executable is given or found, `litellm --config ...`. Then,
+interleaved in rounds so noise hits all alike:
 
 * latency: sequential non-streamed chat requests; p50/p99 minus the direct upstream's = added;
 * throughput: `--concurrency` keep-alive connections for `--seconds`; requests/s end to end,
@@ -45,6 +47,24 @@ UPSTREAM_CODE = (
     "uvicorn.run(ScriptedUpstream().app, host='127.0.0.1', port=int(sys.argv[1]),"
     " log_level='warning', access_log=False)\n"
 )
+
+FLOOR_CODE = (
+    "import sys, aiohttp, uvicorn\n"
+    "from starlette.applications import Starlette\n"
+    "from starlette.responses import Response\n"
+    "from starlette.routing import Route\n"
+    "up, sessions = sys.argv[1] + '/chat/completions', []\n"
+    "async def chat(request):\n"
+    "    if not sessions: sessions.append(aiohttp.ClientSession())\n"
+    "    headers = {'Content-Type': 'application/json'}\n"
+    "    async with sessions[0].post(up, data=await request.body(), headers=headers) as r:\n"
+    "        return Response(await r.read(), media_type='application/json')\n"
+    "app = Starlette(routes=[Route('/v1/chat/completions', chat, methods=['POST'])])\n"
+    "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[2]), log_level='warning',"
+    " access_log=False)\n"
+)
+"""The floor of the gateway's own stack: uvicorn, starlette and aiohttp passing the request
+through and nothing else (no parsing, routing, ledger or limits)."""
 
 
 class Connection:
@@ -190,7 +210,14 @@ def start_servers(
     serve = [sys.executable, "-c", "from smallfirst.cli import main; main()", "serve"]
     serve += ["--port", str(our_port), "--config", str(config)]
     processes.append(start(serve, env, tmp / "smallfirst.log"))
-    targets = [Target("direct upstream", up_port), Target("smallfirst gateway", our_port)]
+    floor_port = free_port()
+    floor = [sys.executable, "-c", FLOOR_CODE, upstream, str(floor_port)]
+    processes.append(start(floor, env, tmp / "floor.log"))
+    targets = [
+        Target("direct upstream", up_port),
+        Target("smallfirst gateway", our_port),
+        Target("pass-through floor", floor_port),
+    ]
     litellm_note = None
     if litellm:
         port = free_port()

@@ -93,4 +93,5 @@ def test_a_tiny_run_without_litellm_prints_the_table() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| smallfirst gateway |" in result.stdout and "| direct upstream |" in result.stdout
+    assert "| pass-through floor |" in result.stdout
     assert "LiteLLM: no executable given" in result.stdout
