@@ -9,13 +9,12 @@ from contextlib import ExitStack
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from smallfirst.config import Config
 from smallfirst.server.redis_limits import RedisLimiter
 from smallfirst.testing import Script
 from tests.server.gateway_helpers import RunningGateway, running_gateway, scripted_config
-from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
+from tests.server.pg_cluster import fresh_database, postgres_url  # noqa: F401 - fixture
 from tests.server.redis_server import redis_url  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
@@ -24,12 +23,7 @@ PROMPT = "0123456789abcdef"  # 16 characters: estimated at 5 prompt tokens, as t
 
 @pytest.fixture
 def ledger_url(postgres_url: str) -> str:  # noqa: F811 - the fixture above
-    name = f"replicas_{secrets.token_hex(4)}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
+    return fresh_database(postgres_url, "replicas")
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event, text
 
 from smallfirst.learning.task_report import task_summaries
 from smallfirst.learning.tier_series import TierSeries, bucket_width, sparkline, tier_series
 from smallfirst.ledger import LedgerEntry, LedgerStore
-from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
+from tests.server.pg_cluster import fresh_database, postgres_url  # noqa: F401 - fixture
 
 HOUR, DAY = 3_600, 86_400
 T0 = 20_717 * DAY  # a UTC midnight
@@ -57,12 +57,7 @@ def test_buckets_and_shares_per_task(ledger) -> None:
 
 @pytest.mark.slow
 def test_the_same_on_postgres(postgres_url) -> None:  # noqa: F811 - the fixture above
-    name = f"series_{secrets.token_hex(4)}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    store = LedgerStore(postgres_url.rsplit("/", 1)[0] + "/" + name)
+    store = LedgerStore(fresh_database(postgres_url, "series"))
     store.insert(row.as_row() for row in ROWS)
     assert_the_day(tier_series(store.engine, T0, END))
     store.close()

@@ -4,7 +4,6 @@ drops whole months, and no row ever refused for lack of a month."""
 from __future__ import annotations
 
 import random
-import secrets
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from smallfirst.ledger.migrations import MIGRATIONS, MIGRATIONS_TABLE
 from smallfirst.ledger.report import summarize
 from smallfirst.ledger.retention import DAY_S, prune
 from tests.ledger.test_rollups import _traffic, assert_same
-from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
+from tests.server.pg_cluster import fresh_database, postgres_url  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 NOW = time.time()
@@ -25,12 +24,7 @@ NOW = time.time()
 
 @pytest.fixture
 def ledger_url(postgres_url: str) -> str:  # noqa: F811 - the fixture above
-    name = f"parts_{secrets.token_hex(4)}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
+    return fresh_database(postgres_url, "parts")
 
 
 def _aged(count: int, days: float, seed: int) -> list[LedgerEntry]:

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from smallfirst.ledger import LedgerStore
 from smallfirst.ledger.migrations import MIGRATIONS
 from tests.server.gateway_helpers import running_gateway, scripted_config
-from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
+from tests.server.pg_cluster import fresh_database, postgres_url  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def ledger_url(postgres_url: str) -> str:  # noqa: F811 - the fixture above
-    """A database of its own: other tests share the cluster."""
-    name = f"ledger_{secrets.token_hex(4)}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
+    return fresh_database(postgres_url, "ledger")
 
 
 def test_gateway_ledger_on_postgres(scripted, ledger_url: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import secrets
 from collections import defaultdict
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from smallfirst.ledger import LedgerEntry, LedgerStore, LedgerWriter, rollup_read, rollups
 from smallfirst.ledger.migrations import MIGRATIONS, MIGRATIONS_TABLE
-from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
+from tests.server.pg_cluster import fresh_database, postgres_url  # noqa: F401 - fixture
 
 T0 = 1_795_000_000.0
 STEPS = ["answer", "check", "escalate", "fallback"]
@@ -237,12 +236,7 @@ def test_histogram_percentiles_land_in_the_right_bucket() -> None:
 
 @pytest.mark.slow
 def test_rollups_on_postgres_in_any_flush_order(postgres_url: str) -> None:  # noqa: F811
-    name = f"rollups_{secrets.token_hex(4)}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    store = LedgerStore(postgres_url.rsplit("/", 1)[0] + "/" + name)
+    store = LedgerStore(fresh_database(postgres_url, "rollups"))
     rng = random.Random(4)
     entries = _traffic(rng, 150)
     rng.shuffle(entries)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 
 import pytest
@@ -10,7 +9,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from smallfirst.ledger import Ledger, LedgerEntry, LedgerStore, LedgerWriter
-from tests.server.pg_cluster import postgres_url  # noqa: F401 - fixture
+from tests.server.pg_cluster import fresh_database, postgres_url  # noqa: F401 - fixture
 
 
 def test_many_threads_record_and_flush_stores_every_row(tmp_path) -> None:
@@ -125,11 +124,10 @@ def test_a_read_only_postgres_keeps_rows_until_it_is_writable(
     """Like a standby after a failover: PostgreSQL refuses writes with SQLSTATE 25006, which is
     an outage (rows wait), not a bad row (rows dropped); connections opened meanwhile stay
     read-only, so only a fresh one stores them."""
-    name = f"ledger_{secrets.token_hex(4)}"
+    url = fresh_database(postgres_url, "ledger")
+    name = url.rsplit("/", 1)[1]
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    store = LedgerStore(postgres_url.rsplit("/", 1)[0] + "/" + name)
+    store = LedgerStore(url)
     with admin.connect() as conn:
         conn.execute(text(f"ALTER DATABASE {name} SET default_transaction_read_only = on"))
     store.reset()  # the pool's next connection is read-only

@@ -7,6 +7,7 @@ is skipped with the reason when either is missing. As root the server runs as `p
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from smallfirst.testing.background import free_port
 
@@ -65,3 +67,16 @@ def postgres_url() -> Iterator[str]:
     finally:
         run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def fresh_database(postgres_url: str, prefix: str) -> str:
+    """The URL of a new, empty database on the session's cluster: tests share the cluster,
+    never a database."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + "/" + name
