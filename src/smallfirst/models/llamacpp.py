@@ -301,7 +301,7 @@ class LlamaCppProvider(StreamingProvider):
             strip_leading=prompt.endswith(PLAIN_CUE),
         )
         schema = None
-        if params.json_schema is not None and params.grammar is None:
+        if params.json_schema is not None:  # alone: combinations were refused above
             schema = bounded_schema(params.json_schema, settings.max_tokens)
             emit = closing_emitter(emit, schema)
         sampler = self._sampler(llama, params, settings, schema)
