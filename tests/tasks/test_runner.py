@@ -73,6 +73,33 @@ async def test_empty_summary_is_repaired(upstream):
     await registry.aclose()
 
 
+async def test_an_answer_begun_on_the_next_line_is_asked_for_there(scripted):
+    """The one-line stop cuts "Summary:\\n..." to nothing: the runner asks again with the
+    newline in the prompt, not as a repair, and bills both calls."""
+    script, url = scripted
+    model = ModelConfig(name="base", backend="openai", base_url=url, prompt_style="completion")
+    registry = Registry(Config(models=[model]))
+    script.enqueue(Script(text=""), Script(text="Launch moved to March."))
+    result = await Task(kind="summarize").run("long meeting notes", registry=registry)
+    first, again = script.received
+    assert first["stop"] == ["\n"] and first["prompt"].endswith("Summary:")
+    assert again["prompt"] == first["prompt"] + "\n" and again["stop"] == ["\n"]
+    assert result.text == "Launch moved to March." and result.attempts == 1
+    assert result.usage.input_tokens == 10
+    await registry.aclose()
+
+
+async def test_an_empty_answer_on_the_next_line_too_goes_to_the_repair_turn(scripted):
+    script, url = scripted
+    model = ModelConfig(name="base", backend="openai", base_url=url, prompt_style="completion")
+    registry = Registry(Config(models=[model]))
+    script.enqueue(*(Script(text="") for _ in range(4)))
+    with pytest.raises(TaskOutputError, match="the answer is empty") as info:
+        await Task(kind="summarize").run("long meeting notes", registry=registry)
+    assert len(script.received) == 4 and info.value.usage.input_tokens == 20
+    await registry.aclose()
+
+
 class Shelf:
     """A retriever as smallfirst kb would be: search(query, k) -> chunks with sources."""
 

@@ -169,8 +169,29 @@ async def generate(provider: Provider, plan: PromptPlan, params: GenerationParam
     if plan.style == "completion":
         constrained = params.choices is not None or params.json_schema is not None
         stop = None if constrained else plan.stop
-        return await provider.complete(CompletionRequest(plan.prompt, replace(params, stop=stop)))
+        answer = await provider.complete(CompletionRequest(plan.prompt, replace(params, stop=stop)))
+        if stop and answer.finish_reason == "stop" and not answer.text.strip():
+            return await answer_on_the_next_line(
+                provider, plan.prompt, replace(params, stop=stop), answer
+            )
+        return answer
     return await provider.chat(ChatRequest(plan.messages, params))
+
+
+async def answer_on_the_next_line(
+    provider: Provider, prompt: str, params: GenerationParams, empty: Generation
+) -> Generation:
+    """A base model often starts its answer on the line after the cue ("Summary:" then a
+    newline), which the one-line stop cuts to nothing. Ask once more with that newline as
+    part of the prompt; both calls are billed."""
+    again = await provider.complete(CompletionRequest(prompt + "\n", params))
+    usage = Usage(
+        empty.usage.input_tokens + again.usage.input_tokens,
+        empty.usage.output_tokens + again.usage.output_tokens,
+        empty.usage.cached_input_tokens + again.usage.cached_input_tokens,
+        empty.usage.cache_write_tokens + again.usage.cache_write_tokens,
+    )
+    return replace(again, usage=usage, latency_s=empty.latency_s + again.latency_s)
 
 
 def repair_plan(call: Call, plan: PromptPlan, bad: str, problem: OutputInvalid) -> PromptPlan:
