@@ -1,8 +1,10 @@
 """`POST /v1/tasks/{name}`: run a configured task on one input through the gateway.
 
 Body: `{"input": "...", "model": "auto" (optional), "context": ["..."] (answer tasks)}`.
-The call is authenticated, routed, rate-limited and written to the ledger like a chat call;
-the answer is the task's typed result as JSON (label + confidence, extracted fields, text).
+The call is authenticated, routed, rate-limited and written to the ledger like a chat call,
+and fails over like one: each retry and fallback is a hop row, a fallback is tried only if it
+fits the key's reservation, and the request row names (and is priced at) the model that
+answered. The answer is the task's typed result as JSON (label + confidence, fields, text).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from smallfirst.server.chat import json_response, start_call
+from smallfirst.routing.resilience import failover_scope
+from smallfirst.server import passthrough
+from smallfirst.server.chat import failover_options, json_response, start_call
 from smallfirst.tasks.catalog import TaskCatalog
 from smallfirst.types import ChatRequest, Message
 from smallfirst.wire.schemas import validate
@@ -42,14 +46,20 @@ async def run_task(request: Request) -> Response:
     if gateway.learning is not None:  # the task endpoint's name is the task
         name = request.path_params["name"]
         probe.task = call.entry.task = gateway.learning.task_of(data, request.headers, name)
-    await gateway.route(call, gateway.resolve(call, requested), probe)
+    route = await gateway.route(call, gateway.resolve(call, requested), probe)
     await call.admit(len(body.input), task.spec.max_tokens)
-    result = await task.run(
-        body.input,
-        model=call.entry.model,
-        registry=gateway.registry,
-        context=list(body.context) if body.context is not None else None,
-    )
+    log, options = failover_options(call, route)
+    with failover_scope(log, options["allow"], options["on_model"]):
+        try:
+            result = await task.run(
+                body.input,
+                model=route.model.name,
+                registry=gateway.registry,
+                context=list(body.context) if body.context is not None else None,
+            )
+        finally:
+            passthrough.record_retries(call, log)
+    call.routed(gateway.registry.get(result.model), None)  # a fallback answered: its price
     call.succeed(result.usage, result.raw)
     payload = result.to_dict()
     payload["router"] = call.entry.router
