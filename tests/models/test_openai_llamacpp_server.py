@@ -84,3 +84,33 @@ async def test_completion_and_stream_against_llama_cpp_server(llama_server):
     )
     assert chat.usage.input_tokens > 0
     await provider.aclose()
+
+
+async def test_choices_hold_a_llama_cpp_server_declared_grammar_to_the_list(llama_server):
+    """`grammar: true` on an OpenAI-compatible model: the choices go as GBNF in llama.cpp's
+    `grammar` field, and the server can write nothing else."""
+    provider = OpenAIProvider(
+        ModelConfig(
+            name="remote-gemma",
+            backend="openai",
+            base_url=llama_server,
+            upstream_model="gemma",
+            capabilities={"grammar": True},
+        )
+    )
+    labels = ["Zebra crossing", "Quokka"]
+    chat = await provider.chat(
+        ChatRequest(
+            [Message("user", "Name a colour.")],
+            GenerationParams(max_tokens=8, temperature=0.0, choices=labels),
+        )
+    )
+    assert chat.text in labels
+    completion = await provider.complete(
+        CompletionRequest(
+            "The capital of France is",
+            GenerationParams(max_tokens=8, temperature=0.0, grammar='root ::= " Quokka"'),
+        )
+    )
+    assert completion.text == " Quokka"
+    await provider.aclose()

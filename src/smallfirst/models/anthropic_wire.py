@@ -10,6 +10,7 @@ What differs from OpenAI's format, and how it is bridged:
   PDFs sent as OpenAI `file` parts become `document` blocks;
 - `tool_choice` auto / none / required / a named function is auto / none / any / tool, and
   `parallel_tool_calls: false` is `disable_parallel_tool_use`;
+- Anthropic takes no grammar, so `choices` and `grammar` are a 400 naming them;
 - `input_tokens` excludes cached prompt tokens; our `Usage.input_tokens` is every prompt
   token, so the cache reads and writes are added to it.
 """
@@ -51,6 +52,7 @@ DATA_URL = re.compile(
 
 
 def messages_body(model: str, request: ChatRequest, stream: bool) -> dict[str, Any]:
+    refuse_grammar(model, request.params)
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(request.messages):
@@ -75,6 +77,19 @@ def messages_body(model: str, request: ChatRequest, stream: bool) -> dict[str, A
     if stream:
         body["stream"] = True
     return body
+
+
+def refuse_grammar(model: str, params: GenerationParams) -> None:
+    """Anthropic's API takes no grammar: `choices` or `grammar` would be dropped there, which
+    changes what the request means, so either is a 400 naming it."""
+    for field in ("choices", "grammar"):
+        if getattr(params, field) is not None:
+            raise InvalidRequestError(
+                f"{field} needs a model that takes a grammar, and Anthropic's API takes none "
+                f"({model!r} cannot honour it): send it to a model with `grammar`, or leave "
+                f"{field} out",
+                param=field,
+            )
 
 
 def params_body(params: GenerationParams) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from typing import Any
 import httpx
 
 from smallfirst.config import ModelConfig
-from smallfirst.errors import AuthenticationError, UpstreamError
+from smallfirst.errors import AuthenticationError, InvalidRequestError, UpstreamError
+from smallfirst.models.capabilities import capabilities_of
 from smallfirst.models.http_errors import error_for_exception, error_for_status
-from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation
+from smallfirst.models.llamacpp_choice import choices_grammar
+from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation, GenerationParams
 from smallfirst.wire.collect import StreamCollector
 from smallfirst.wire.parse import first_choice, parse_embeddings, parse_logprobs, parse_usage
 from smallfirst.wire.requests import chat_body, completion_body
@@ -36,12 +38,40 @@ def read_api_key(config: ModelConfig) -> str | None:
     return key
 
 
+def grammar_of(params: GenerationParams, model: str, takes_grammar: bool) -> str | None:
+    """The GBNF that `grammar` or `choices` comes to, for an OpenAI-compatible server that
+    takes one in its `grammar` field (llama.cpp's server, declared `grammar: true`); None when
+    the request has neither. Any other server would ignore the field, so there either is a
+    400 naming it, as is combining it with another constraint (one grammar holds at a time)."""
+    given = [name for name in ("choices", "grammar") if getattr(params, name) is not None]
+    if not given:
+        return None
+    field = given[0]
+    if not takes_grammar:
+        raise InvalidRequestError(
+            f"{field} needs a model that takes a grammar; {model!r} (OpenAI-compatible) does "
+            "not declare it (declare `capabilities: {grammar: true}` for a llama.cpp server, "
+            f"which takes it in its `grammar` field), or leave {field} out",
+            param=field,
+        )
+    if len(given) > 1 or params.json_schema is not None or params.json_object:
+        other = given[1] if len(given) > 1 else "response_format"
+        raise InvalidRequestError(f"{field} and {other} cannot be combined: give one", param=other)
+    if params.grammar is not None:
+        return params.grammar
+    if not params.choices:
+        raise InvalidRequestError("choices is empty: give at least one string", param="choices")
+    return choices_grammar(params.choices)
+
+
 class OpenAIProvider:
     def __init__(self, config: ModelConfig) -> None:
         self.name = config.name
         self.config = config
         self.upstream_model = config.upstream_model or config.name
         self.base_url = (config.base_url or "").rstrip("/")
+        self.takes_grammar = capabilities_of(config).grammar
+        """Declared `grammar: true`: a llama.cpp server, sent `grammar` / `choices` as GBNF."""
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -80,7 +110,7 @@ class OpenAIProvider:
 
     async def chat(self, request: ChatRequest) -> Generation:
         started = time.perf_counter()
-        body = chat_body(self.upstream_model, request, False)
+        body = self._chat_body(request, False)
         data = await self._post("/chat/completions", body)
         choice = first_choice(data, self.name)
         message = choice.get("message") or {}
@@ -97,7 +127,7 @@ class OpenAIProvider:
 
     async def complete(self, request: CompletionRequest) -> Generation:
         started = time.perf_counter()
-        body = completion_body(self.upstream_model, request, False)
+        body = self._completion_body(request, False)
         data = await self._post("/completions", body)
         choice = first_choice(data, self.name)
         return Generation(
@@ -110,10 +140,18 @@ class OpenAIProvider:
         )
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
-        return self._stream("/chat/completions", chat_body(self.upstream_model, request, True))
+        return self._stream("/chat/completions", self._chat_body(request, True))
 
     def stream_complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
-        return self._stream("/completions", completion_body(self.upstream_model, request, True))
+        return self._stream("/completions", self._completion_body(request, True))
+
+    def _chat_body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        grammar = grammar_of(request.params, self.name, self.takes_grammar)
+        return chat_body(self.upstream_model, request, stream, grammar)
+
+    def _completion_body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
+        grammar = grammar_of(request.params, self.name, self.takes_grammar)
+        return completion_body(self.upstream_model, request, stream, grammar)
 
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
         collector = StreamCollector(self.name)

@@ -1,10 +1,10 @@
 """What a request needs from the model that answers it, read from the request itself.
 
 A gateway that drops a field it cannot honour changes what the request means. So every field
-that only some models honour (tools, images, audio, files, structured output, logprobs) is a
-need, named by where it sits in the request; a model missing one is never sent the request:
-routers and cascades pass over it (the route reason says why), and a request naming that model
-directly is refused with a 400 naming the field.
+that only some models honour (tools, images, audio, files, structured output, logprobs, a
+grammar or a list of choices) is a need, named by where it sits in the request; a model missing
+one is never sent the request: routers and cascades pass over it (the route reason says why),
+and a request naming that model directly is refused with a 400 naming the field.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ pass over models the prompt fits)."""
 @dataclass(frozen=True, slots=True)
 class Need:
     capability: str
-    """A `Capabilities` field: tools, vision, audio, files, json_schema, logprobs."""
+    """A `Capabilities` field: tools, vision, audio, files, json_schema, grammar, logprobs."""
     field: str
     """Where in the request, e.g. `tools` or `messages[2].content[1]`."""
 
@@ -47,6 +47,10 @@ def needs_of(request: AnyRequest) -> list[Need]:
         add("json_schema", "response_format")
     if params.logprobs:
         add("logprobs", "logprobs")
+    if params.choices is not None:
+        add("grammar", "choices")
+    if params.grammar is not None:
+        add("grammar", "grammar")
     if isinstance(request, ChatRequest):
         for i, message in enumerate(request.messages):
             if message.tool_calls:

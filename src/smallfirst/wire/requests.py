@@ -7,20 +7,29 @@ from typing import Any
 from smallfirst.types import ChatRequest, CompletionRequest, GenerationParams
 
 
-def chat_body(model: str, request: ChatRequest, stream: bool) -> dict[str, Any]:
+def chat_body(
+    model: str, request: ChatRequest, stream: bool, grammar: str | None = None
+) -> dict[str, Any]:
+    """`grammar`: GBNF for a server that takes one (models/openai.py `grammar_of`)."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [m.to_openai() for m in request.messages],
         **params_body(request.params),
     }
+    if grammar is not None:
+        body["grammar"] = grammar
     return _streamed(body) if stream else body
 
 
-def completion_body(model: str, request: CompletionRequest, stream: bool) -> dict[str, Any]:
+def completion_body(
+    model: str, request: CompletionRequest, stream: bool, grammar: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "prompt": request.prompt, **params_body(request.params)}
     body.pop("response_format", None)
     if request.params.logprobs:
         body["logprobs"] = request.params.top_logprobs or 0
+    if grammar is not None:
+        body["grammar"] = grammar
     return _streamed(body) if stream else body
 
 
