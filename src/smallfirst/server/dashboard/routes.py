@@ -208,12 +208,17 @@ def dashboard_routes(
     """The routes to add to an app; auth follows `check_key` (None: open, like auth off)."""
     auth = auth or DashboardAuth(_source(check_key), cookie_path=PREFIX)
     endpoints = DashboardEndpoints(_source(engine), auth)
+    in_schema = False  # the browser UI: a page and its form, not in /openapi.json
     return [
-        Route(PREFIX, endpoints.page, methods=["GET"]),
-        Route(PREFIX + "/", lambda r: RedirectResponse(_prefix(r), status_code=307)),
-        Route(PREFIX + "/login", endpoints.login, methods=["POST"]),
-        Route(PREFIX + "/logout", endpoints.logout, methods=["POST"]),
-        Route(PREFIX + "/api/{panel}", endpoints.api, methods=["GET"]),
+        Route(PREFIX, endpoints.page, methods=["GET"], include_in_schema=in_schema),
+        Route(
+            PREFIX + "/",
+            lambda r: RedirectResponse(_prefix(r), status_code=307),
+            include_in_schema=in_schema,
+        ),
+        Route(PREFIX + "/login", endpoints.login, methods=["POST"], include_in_schema=in_schema),
+        Route(PREFIX + "/logout", endpoints.logout, methods=["POST"], include_in_schema=in_schema),
+        Route(PREFIX + "/api/{panel}", endpoints.api, methods=["GET"], include_in_schema=in_schema),
         Mount(PREFIX + "/static", StaticFiles(directory=str(STATIC)), name="dashboard-static"),
     ]
 
