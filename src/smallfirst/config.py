@@ -83,7 +83,8 @@ class ModelConfig(Strict):
     tokens_per_second: float | None = Field(default=None, gt=0)
     context: int = Field(default=4096, ge=256)
     prompt_style: Literal["chat", "completion"] | None = None
-    """`completion` for base models: prompts are written as plain text, not chat turns."""
+    """`completion` for base models: prompts are written as plain text, not chat turns.
+    None: the backend's declared default (`ModelConfig.style`)."""
     timeout_s: float = Field(default=60.0, gt=0)
     threads: int | None = Field(default=None, ge=1)
     """llama.cpp threads; default: every core this process may use."""
@@ -118,9 +119,13 @@ class ModelConfig(Strict):
 
     @property
     def style(self) -> Literal["chat", "completion"]:
+        """`prompt_style`, else the backend's declared default (`register_backend`)."""
         if self.prompt_style:
             return self.prompt_style
-        return "completion" if self.backend == "llamacpp" else "chat"
+        # Imported here: the backend table lives with the providers, which import this module.
+        from smallfirst.models.capabilities import default_prompt_style
+
+        return default_prompt_style(self.backend)
 
 
 class ServerConfig(Strict):

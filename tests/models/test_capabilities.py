@@ -83,6 +83,7 @@ def test_unknown_backend_fails_at_load_with_the_fix() -> None:
 def test_a_registered_backend_is_accepted_by_the_config(monkeypatch) -> None:
     monkeypatch.setattr(registry_module, "BACKENDS", dict(registry_module.BACKENDS))
     monkeypatch.setattr(caps_module, "BACKEND_DEFAULTS", dict(caps_module.BACKEND_DEFAULTS))
+    monkeypatch.setattr(caps_module, "PROMPT_STYLES", dict(caps_module.PROMPT_STYLES))
 
     def factory(config: ModelConfig):
         raise AssertionError("providers are made on first use, not when the config loads")
@@ -93,6 +94,29 @@ def test_a_registered_backend_is_accepted_by_the_config(monkeypatch) -> None:
     registry = Registry(parse_config(models))
     assert registry.get("a").capabilities.local and registry.get("a").capabilities.tools
     assert registry.get("b").capabilities == Capabilities()  # nothing declared: not local
+
+
+def test_the_prompt_style_default_is_the_backends() -> None:
+    url = "http://127.0.0.1:9/v1"
+    assert ModelConfig(name="g", backend="llamacpp").style == "completion"
+    assert ModelConfig(name="g", backend="llamacpp", prompt_style="chat").style == "chat"
+    assert ModelConfig(name="o", backend="openai", base_url=url).style == "chat"
+    assert ModelConfig(name="c", backend="anthropic").style == "chat"
+
+
+def test_a_plugin_backend_declares_its_prompt_style(monkeypatch) -> None:
+    monkeypatch.setattr(registry_module, "BACKENDS", dict(registry_module.BACKENDS))
+    monkeypatch.setattr(caps_module, "BACKEND_DEFAULTS", dict(caps_module.BACKEND_DEFAULTS))
+    monkeypatch.setattr(caps_module, "PROMPT_STYLES", dict(caps_module.PROMPT_STYLES))
+    register_backend("base-gguf", "some.module:Provider", prompt_style="completion")
+    register_backend("chatty", "some.module:Provider")
+    models = (
+        "models:\n  - {name: a, backend: base-gguf}\n  - {name: b, backend: chatty}\n"
+        "  - {name: c, backend: base-gguf, prompt_style: chat}\n"
+    )
+    registry = Registry(parse_config(models))
+    styles = [registry.get(name).config.style for name in "abc"]
+    assert styles == ["completion", "chat", "chat"]
 
 
 def test_pricing_reads_local_not_the_backend() -> None:

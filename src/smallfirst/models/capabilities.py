@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 from urllib.parse import urlsplit
 
 from smallfirst.config import ModelConfig
@@ -78,11 +79,26 @@ BACKEND_DEFAULTS: dict[str, BackendDefaults] = {
 }
 """A backend registered without capabilities gets none (so it is not `local` either)."""
 
+PromptStyle = Literal["chat", "completion"]
 
-def set_backend_defaults(backend: str, defaults: BackendDefaults | None) -> None:
+PROMPT_STYLES: dict[str, PromptStyle] = {"llamacpp": "completion"}
+"""How a backend's models are prompted unless a model sets `prompt_style`: `completion` for
+base models (one plain-text transcript ending in a cue, as the packaged Gemma needs), `chat`
+(the default for any backend not named here) for models with a chat template."""
+
+
+def set_backend_defaults(
+    backend: str, defaults: BackendDefaults | None, prompt_style: PromptStyle = "chat"
+) -> None:
     global DEFAULTS_VERSION
     BACKEND_DEFAULTS[backend] = defaults or Capabilities()
+    PROMPT_STYLES[backend] = prompt_style
     DEFAULTS_VERSION += 1
+
+
+def default_prompt_style(backend: str) -> PromptStyle:
+    """The backend's declared prompt style (`ModelConfig.style` without `prompt_style`)."""
+    return PROMPT_STYLES.get(backend, "chat")
 
 
 DEFAULTS_VERSION = 0

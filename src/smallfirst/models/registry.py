@@ -19,6 +19,7 @@ from smallfirst.models import capabilities
 from smallfirst.models.capabilities import (
     BackendDefaults,
     Capabilities,
+    PromptStyle,
     capabilities_of,
     set_backend_defaults,
 )
@@ -49,15 +50,21 @@ Named by import path like the backends, so nothing under models/ imports routing
 
 
 def register_backend(
-    name: str, target: str | ProviderFactory, capabilities: BackendDefaults | None = None
+    name: str,
+    target: str | ProviderFactory,
+    capabilities: BackendDefaults | None = None,
+    *,
+    prompt_style: PromptStyle = "chat",
 ) -> None:
     """Add a backend: an import path `module:Class` or a factory taking a ModelConfig.
 
     `capabilities` are its models' defaults (a Capabilities, or a function of the model's
     config); without them a model declares its own, and is not `local` unless it says so.
+    `prompt_style` is how its models are prompted when they do not set `prompt_style`
+    (`completion` for base models without a chat template).
     """
     BACKENDS[name] = target  # type: ignore[assignment]
-    set_backend_defaults(name, capabilities)
+    set_backend_defaults(name, capabilities, prompt_style)
 
 
 def _factory(backend: str) -> ProviderFactory:
