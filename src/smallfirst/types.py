@@ -181,6 +181,13 @@ class GenerationParams:
     top_logprobs: int | None = None
     json_schema: dict[str, Any] | None = None
     """Constrain the output to JSON matching this schema (grammar or response_format)."""
+    json_schema_name: str | None = None
+    """The schema's `name` as the client gave it (None: `output`)."""
+    json_schema_description: str | None = None
+    json_schema_strict: bool | None = True
+    """`strict` as an OpenAI-compatible upstream gets it; None leaves it out (the upstream's
+    default, not strict). A schema given in code is meant to hold, hence True; a client's
+    request carries its own value, or None when it gave none."""
     grammar: str | None = None
     """A raw GBNF grammar; only the embedded backend honours it."""
     choices: list[str] | None = None

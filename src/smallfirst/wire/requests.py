@@ -52,11 +52,21 @@ def params_body(params: GenerationParams) -> dict[str, Any]:
     if params.json_object:
         body["response_format"] = {"type": "json_object"}
     elif params.json_schema is not None:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "output", "schema": params.json_schema, "strict": True},
-        }
+        body["response_format"] = {"type": "json_schema", "json_schema": schema_spec(params)}
     return body
+
+
+def schema_spec(params: GenerationParams) -> dict[str, Any]:
+    """`response_format.json_schema` with the name, description and `strict` the client
+    gave (a default `strict: true` would refuse a schema that is not in strict form, and make
+    a best-effort request a hard one)."""
+    spec: dict[str, Any] = {"name": params.json_schema_name or "output"}
+    if params.json_schema_description is not None:
+        spec["description"] = params.json_schema_description
+    spec["schema"] = params.json_schema
+    if params.json_schema_strict is not None:
+        spec["strict"] = params.json_schema_strict
+    return spec
 
 
 def _streamed(body: dict[str, Any]) -> dict[str, Any]:

@@ -232,4 +232,6 @@ class ResponsesBody(Strict):
                     param="text.format.schema",
                 )
             params.json_schema = fmt.schema_
+            params.json_schema_name, params.json_schema_strict = fmt.name, fmt.strict
+            params.json_schema_description = fmt.description
         return params

@@ -161,6 +161,7 @@ class ChatBody(SamplingBody):
     @classmethod
     def _known_format(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         _schema_of(value)  # refuse unknown formats before any model is called
+        _spec_of(value)
         return value
 
     def to_messages(self) -> list[Message]:
@@ -178,6 +179,11 @@ class ChatBody(SamplingBody):
         params.logprobs = self.logprobs
         params.top_logprobs = self.top_logprobs
         params.json_schema = _schema_of(self.response_format)
+        spec = _spec_of(self.response_format)
+        if spec is not None:
+            name, description, strict = spec
+            params.json_schema_name, params.json_schema_description = name, description
+            params.json_schema_strict = strict
         params.json_object = (self.response_format or {}).get("type") == "json_object"
         if self.tools:
             params.tools = [
@@ -235,6 +241,7 @@ class ErrorBody(BaseModel):
 
 
 B = TypeVar("B", bound=BaseModel)
+T = TypeVar("T")
 
 
 TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
@@ -269,6 +276,31 @@ def _schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
     raise InvalidRequestError(
         f"response_format.type {kind!r} is not supported", param="response_format"
     )
+
+
+def _spec_of(
+    response_format: dict[str, Any] | None,
+) -> tuple[str | None, str | None, bool | None] | None:
+    """A json_schema format's `name`, `description` and `strict`, carried upstream as the
+    client gave them (None: not given); None for any other format."""
+    if (response_format or {}).get("type") != "json_schema":
+        return None
+    spec = response_format["json_schema"]  # type: ignore[index]  # a dict: see `_schema_of`
+    return (
+        _spec_field(spec, "name", str),
+        _spec_field(spec, "description", str),
+        _spec_field(spec, "strict", bool),
+    )
+
+
+def _spec_field(spec: dict[str, Any], key: str, kind: type[T]) -> T | None:
+    value = spec.get(key)
+    if value is not None and not isinstance(value, kind):
+        where = f"response_format.json_schema.{key}"
+        raise InvalidRequestError(
+            f"{where} must be a {'boolean' if kind is bool else 'string'}", param=where
+        )
+    return value
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""Off the pass-through (a cascade, the Responses API), the upstream gets a structured-output
+request exactly as the client wrote it: the schema's `name`, `description` and `strict`
+(false stays false, absent stays absent) (official openai SDK, live gateway, real scripted
+upstream)."""
+
+from __future__ import annotations
+
+import pytest
+
+from smallfirst.config import CascadeConfig
+from smallfirst.testing import Script
+from tests.server.gateway_helpers import running_gateway, scripted_config
+
+pytestmark = pytest.mark.slow
+
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
+ASK = [{"role": "user", "content": "Where is the Eiffel tower?"}]
+
+
+@pytest.fixture
+def gw(scripted, tmp_path):
+    upstream, base_url = scripted
+    upstream.default = Script(text='{"city": "Paris"}')
+    config = scripted_config(base_url, ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
+    config.cascades["ladder"] = CascadeConfig(rungs=["small", "large"])
+    with running_gateway(config) as running:
+        running.upstream = upstream
+        yield running
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"name": "place", "schema": SCHEMA, "strict": False},
+        {"name": "place", "description": "Where it is", "schema": SCHEMA, "strict": True},
+        {"name": "place", "schema": SCHEMA},
+    ],
+)
+@pytest.mark.parametrize("model", ["cascade-ladder", "small"])
+def test_a_chat_schema_reaches_the_upstream_as_sent(gw, spec, model) -> None:
+    answer = gw.client().chat.completions.create(
+        model=model,
+        messages=ASK,
+        response_format={"type": "json_schema", "json_schema": spec},
+        max_tokens=20,
+    )
+    assert answer.choices[0].message.content == '{"city": "Paris"}'
+    sent = gw.upstream.received[-1]
+    assert sent["response_format"] == {"type": "json_schema", "json_schema": spec}
+
+
+def test_a_responses_text_format_reaches_the_upstream_as_sent(gw) -> None:
+    response = gw.client().responses.create(
+        model="small",
+        input="Where is the Eiffel tower?",
+        text={
+            "format": {"type": "json_schema", "name": "place", "schema": SCHEMA, "strict": False}
+        },
+    )
+    assert response.output_text == '{"city": "Paris"}'
+    assert gw.upstream.received[-1]["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "place", "schema": SCHEMA, "strict": False},
+    }
+    gw.client().responses.create(
+        model="cascade-ladder",
+        input="Where?",
+        text={"format": {"type": "json_schema", "name": "where", "schema": SCHEMA}},
+    )
+    assert gw.upstream.received[-1]["response_format"]["json_schema"] == {
+        "name": "where",
+        "schema": SCHEMA,
+    }
+
+
+def test_a_malformed_strict_is_a_400_naming_it(gw) -> None:
+    import openai
+
+    spec = {"name": "place", "schema": SCHEMA, "strict": "no"}
+    with pytest.raises(openai.BadRequestError) as err:
+        gw.client().chat.completions.create(
+            model="cascade-ladder",
+            messages=ASK,
+            response_format={"type": "json_schema", "json_schema": spec},
+        )
+    assert err.value.body["param"] == "response_format.json_schema.strict"
+    assert gw.upstream.received == []
