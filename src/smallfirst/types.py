@@ -170,9 +170,15 @@ ToolChoice = str | dict[str, Any]
 """`auto`, `none`, `required`, or `{"type": "function", "function": {"name": ...}}`."""
 
 
+LimitName = Literal["max_tokens", "max_completion_tokens"]
+
+
 @dataclass(slots=True)
 class GenerationParams:
     max_tokens: int | None = None
+    max_tokens_name: LimitName = "max_tokens"
+    """The name the client gave the limit: an OpenAI-compatible chat upstream gets the same
+    one (o-series and gpt-5 models refuse `max_tokens`, older servers the newer name)."""
     temperature: float | None = None
     top_p: float | None = None
     stop: list[str] | None = None

@@ -1,6 +1,7 @@
 """Off the pass-through (a cascade, the Responses API), the upstream gets a structured-output
-request exactly as the client wrote it: the schema's `name`, `description` and `strict`
-(false stays false, absent stays absent) (official openai SDK, live gateway, real scripted
+request and its token limit exactly as the client wrote them: the schema's `name`,
+`description` and `strict` (false stays false, absent stays absent), and
+`max_completion_tokens` under that name (official openai SDK, live gateway, real scripted
 upstream)."""
 
 from __future__ import annotations
@@ -71,6 +72,17 @@ def test_a_responses_text_format_reaches_the_upstream_as_sent(gw) -> None:
         "name": "where",
         "schema": SCHEMA,
     }
+
+
+@pytest.mark.parametrize("model", ["cascade-ladder", "small"])
+def test_the_token_limit_keeps_the_name_the_client_gave_it(gw, model) -> None:
+    client = gw.client()
+    client.chat.completions.create(model=model, messages=ASK, max_completion_tokens=12)
+    sent = gw.upstream.received[-1]
+    assert sent["max_completion_tokens"] == 12 and "max_tokens" not in sent
+    client.chat.completions.create(model=model, messages=ASK, max_tokens=13)
+    sent = gw.upstream.received[-1]
+    assert sent["max_tokens"] == 13 and "max_completion_tokens" not in sent
 
 
 def test_a_malformed_strict_is_a_400_naming_it(gw) -> None:

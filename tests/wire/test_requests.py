@@ -1,8 +1,8 @@
 """Upstream request bodies carry what the request said: the schema's name, description and
-`strict`."""
+`strict`, and the token limit under the name the client used."""
 
-from smallfirst.types import ChatRequest, GenerationParams, Message
-from smallfirst.wire.requests import chat_body
+from smallfirst.types import ChatRequest, CompletionRequest, GenerationParams, Message
+from smallfirst.wire.requests import chat_body, completion_body
 from smallfirst.wire.responses_schemas import ResponsesBody
 from smallfirst.wire.schemas import ChatBody
 
@@ -29,6 +29,7 @@ def test_a_clients_schema_fields_are_carried_as_given() -> None:
                 "type": "json_schema",
                 "json_schema": {"name": "thing", "description": "A thing", "schema": SCHEMA},
             },
+            "max_completion_tokens": 9,
         }
     )
     sent = chat(body.params())
@@ -37,6 +38,7 @@ def test_a_clients_schema_fields_are_carried_as_given() -> None:
         "description": "A thing",
         "schema": SCHEMA,
     }
+    assert sent["max_completion_tokens"] == 9 and "max_tokens" not in sent
 
 
 def test_a_responses_format_is_carried_as_given() -> None:
@@ -54,3 +56,9 @@ def test_a_responses_format_is_carried_as_given() -> None:
         "schema": SCHEMA,
         "strict": False,
     }
+
+
+def test_completions_know_only_max_tokens() -> None:
+    params = GenerationParams(max_tokens=7, max_tokens_name="max_completion_tokens")
+    sent = completion_body("m", CompletionRequest("hi", params), stream=False)
+    assert sent["max_tokens"] == 7 and "max_completion_tokens" not in sent

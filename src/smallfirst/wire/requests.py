@@ -26,6 +26,9 @@ def completion_body(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "prompt": request.prompt, **params_body(request.params)}
     body.pop("response_format", None)
+    if request.params.max_tokens is not None:  # completions know only this name
+        body.pop("max_completion_tokens", None)
+        body["max_tokens"] = request.params.max_tokens
     if request.params.logprobs:
         body["logprobs"] = request.params.top_logprobs or 0
     if grammar is not None:
@@ -35,7 +38,9 @@ def completion_body(
 
 def params_body(params: GenerationParams) -> dict[str, Any]:
     body: dict[str, Any] = {}
-    for key in ("max_tokens", "temperature", "top_p", "stop", "seed"):
+    if params.max_tokens is not None:
+        body[params.max_tokens_name] = params.max_tokens
+    for key in ("temperature", "top_p", "stop", "seed"):
         value = getattr(params, key)
         if value is not None:
             body[key] = value

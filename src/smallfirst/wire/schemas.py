@@ -176,6 +176,8 @@ class ChatBody(SamplingBody):
 
     def params(self) -> GenerationParams:
         params = super().params()
+        if self.max_completion_tokens is not None:
+            params.max_tokens_name = "max_completion_tokens"
         params.logprobs = self.logprobs
         params.top_logprobs = self.top_logprobs
         params.json_schema = _schema_of(self.response_format)
