@@ -32,9 +32,11 @@ from smallfirst.errors import (
 from smallfirst.models.registry import Registry
 from smallfirst.routing.circuit import CircuitBreaker, InMemoryCircuitBreaker
 from smallfirst.routing.hops import CascadeResult, HopLog
+from smallfirst.routing.requirements import unfit_for
 from smallfirst.types import TIERS, ChatRequest, CompletionRequest, Delta, Generation, Usage
 
 AnyRequest = ChatRequest | CompletionRequest
+OVER = "skipped: its worst case exceeds what the request was admitted for"
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 
@@ -209,13 +211,15 @@ class FailoverCaller:
         allow: Callable[[str], bool] | None = None,
     ) -> tuple[str, Generation]:
         """`generate` for a wrapped provider: (model, answer), and hops only when it took more
-        than one try (then the answer's hop too, so the ledger says who answered)."""
+        than one try (then the answer's hop too, so the ledger says who answered). A fallback
+        that cannot honour the request (`why_unfit`) is passed over."""
 
         async def once(name: str) -> Generation:
             return await self._once(request, name, deadline)
 
         before = len(log.hops)
-        name, generation = await self.run(candidates, once, log, deadline, allow=allow)
+        unfit = unfit_for(self.registry, request)
+        name, generation = await self.run(candidates, once, log, deadline, allow=allow, unfit=unfit)
         if len(log.hops) > before:
             self._note_answer(log, name, generation, None)
         return name, generation
@@ -231,19 +235,26 @@ class FailoverCaller:
         *,
         first_error: SmallfirstError | None = None,
         allow: Callable[[str], bool] | None = None,
+        unfit: Callable[[str], str | None] | None = None,
     ) -> tuple[str, T]:
         """(model, answer) from the first candidate whose `once(model)` succeeds, each tried
         with retries; raises one error naming every failure when none does.
 
         `first_error`: the first candidate's first attempt already failed so (the gateway's
         fast path makes that attempt itself). `allow`: whether a fallback may be tried at all
-        (the gateway's budget check); the first candidate always is."""
+        (the gateway's budget check); `unfit`: why a fallback cannot serve the request (it
+        lacks a capability the request needs, or its context is too small), None when it
+        can. The first candidate always is tried: it was chosen for the request."""
         failures = [] if failures is None else failures
         first = len(failures)
         cooling: list[str] = []
         for position, name in enumerate(candidates):
             if position > 0:
                 first_error = None
+                why = unfit(name) if unfit is not None else None
+                if why is not None:
+                    self._note_skip(log, name, rung, f"skipped: {why}")
+                    continue
                 if allow is not None and not allow(name):
                     self._note_skip(log, name, rung)
                     continue
@@ -419,14 +430,14 @@ class FailoverCaller:
             detail=f"{previous} gave no answer; trying {name}",
         )
 
-    def _note_skip(self, log: HopLog, name: str, rung: int | None) -> None:
+    def _note_skip(self, log: HopLog, name: str, rung: int | None, detail: str = OVER) -> None:
         log.add(
             "failure",
             model=name,
             tier=self._tier(name),
             rung=rung,
             outcome="skipped",
-            detail="skipped: its worst case exceeds what the request was admitted for",
+            detail=detail,
         )
 
     # -- streaming ------------------------------------------------------------------------------
@@ -449,7 +460,10 @@ class FailoverCaller:
             return await self._open(request, name, deadline)
 
         before = len(log.hops)
-        name, opened = await self.run(candidates, open_stream, log, deadline, allow=allow)
+        unfit = unfit_for(self.registry, request)
+        name, opened = await self.run(
+            candidates, open_stream, log, deadline, allow=allow, unfit=unfit
+        )
         if on_model is not None:
             on_model(name)
         outcome = opened.outcome

@@ -9,12 +9,12 @@ and a request naming that model directly is refused with a 400 naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NoReturn
 
 from smallfirst.errors import InvalidRequestError
-from smallfirst.models.registry import ModelEntry
+from smallfirst.models.registry import ModelEntry, Registry
 from smallfirst.types import ChatRequest, CompletionRequest
 
 AnyRequest = ChatRequest | CompletionRequest
@@ -91,6 +91,17 @@ def why_unfit(entry: ModelEntry, request: AnyRequest, needs: list[Need]) -> str 
         wanted = prompt_tokens(request) + (request.params.max_tokens or 0)
         return f"{entry.name}'s context ({entry.capabilities.context}) < ~{wanted} tokens"
     return None
+
+
+def unfit_for(registry: Registry, request: AnyRequest) -> Callable[[str], str | None]:
+    """`why_unfit` for the named models of `registry`, the request's needs read once (a
+    fallback must honour the request as the model it replaces would have)."""
+    needs = needs_of(request)
+
+    def why(name: str) -> str | None:
+        return why_unfit(registry.get(name), request, needs)
+
+    return why
 
 
 def refuse(entry: ModelEntry, missing: list[Need], others: Iterable[ModelEntry]) -> NoReturn:

@@ -25,6 +25,7 @@ from smallfirst.errors import SmallfirstError, UpstreamError
 from smallfirst.models.openai import OpenAIProvider
 from smallfirst.routing.fallback import Deadline
 from smallfirst.routing.hops import HopLog
+from smallfirst.routing.requirements import unfit_for
 from smallfirst.routing.resilience import failover_caller
 from smallfirst.server.admission import delivered_usage
 from smallfirst.server.call import Call
@@ -135,9 +136,11 @@ async def recover(
     failed lately): retry and fall back by the registry's failover policy, each hop in `log`.
 
     Only OpenAI-compatible fallbacks are tried (the client's bytes go on unchanged, so the
-    request keeps its meaning), and only those whose worst case fits what the key was
-    admitted for (`Call.fits`). The request row names the model that answered, so it is
-    charged that model's price."""
+    request keeps its meaning), only those that have every capability the request needs and
+    whose context fits it (a text-only fallback would get the images; the skip is a hop
+    saying why), and only those whose worst case fits what the key was admitted for
+    (`Call.fits`). The request row names the model that answered, so it is charged that
+    model's price."""
     registry = call.gateway.registry
     caller = failover_caller(registry)
 
@@ -146,6 +149,8 @@ async def recover(
             registry.get(name)
         )
 
+    unfit = unfit_for(registry, call.request) if call.request is not None else None
+
     async def once(name: str) -> T:
         return await again(registry.raw_provider(name))  # type: ignore[arg-type]
 
@@ -153,7 +158,7 @@ async def recover(
     deadline = Deadline.after(max(caller.config.deadline_s - spent, 0.001))
     chain = caller.chain(failed.name)
     name, answer = await caller.run(
-        chain, once, log, deadline, first_error=error, allow=forwardable
+        chain, once, log, deadline, first_error=error, allow=forwardable, unfit=unfit
     )
     if name != failed.name:
         call.routed(registry.get(name), None)
