@@ -279,6 +279,8 @@ class Delta:
     usage: Usage | None = None
     logprobs: list[TokenLogprob] | None = None
     tool_calls: list[ToolCallDelta] | None = None
+    refusal: str = ""
+    """A piece of the model's refusal (OpenAI streams it as `delta.refusal`)."""
 
 
 @dataclass(slots=True)

@@ -69,3 +69,17 @@ def test_our_deltas_fold_the_same_way() -> None:
 def test_nothing_collected_is_an_empty_answer_at_zero_cost() -> None:
     answer = StreamCollector().answer("small")
     assert (answer.text, answer.finish_reason, answer.usage) == ("", "stop", Usage())
+
+
+def test_a_streamed_refusal_is_kept_piece_by_piece() -> None:
+    collector = StreamCollector()
+    pieces = [
+        *collector.add_chunk({"choices": [{"index": 0, "delta": {"refusal": "I can't "}}]}),
+        *collector.add_chunk({"choices": [{"index": 0, "delta": {"refusal": "help."}}]}),
+        *collector.add_chunk(chunk(finish="stop", usage=USAGE)),
+    ]
+    assert [p.refusal for p in pieces] == ["I can't ", "help."]
+    assert collector.answer("m").refusal == "I can't help."
+    plain = StreamCollector()
+    plain.add_chunk(chunk("hi", "stop", usage=USAGE))
+    assert plain.answer("m").refusal is None

@@ -262,8 +262,10 @@ class Cascade:
 async def replay(generation: Generation) -> AsyncIterator[Delta]:
     """A finished answer (a cascade's accepted one) as a stream, tool calls included."""
     calls = deltas_of(generation.tool_calls or [])
-    if generation.text or calls:
-        yield Delta(text=generation.text, tool_calls=calls or None)
+    if generation.text or calls or generation.refusal:
+        yield Delta(
+            text=generation.text, tool_calls=calls or None, refusal=generation.refusal or ""
+        )
     yield Delta(finish_reason=generation.finish_reason, usage=generation.usage)
 
 

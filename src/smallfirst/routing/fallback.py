@@ -542,6 +542,7 @@ class _StreamOutcome:
     def __init__(self) -> None:
         self.started = False
         self.parts: list[str] = []
+        self.refusal: list[str] = []
         self.usage = Usage()
         self.finish = "stop"
         self.error: SmallfirstError | None = None
@@ -551,6 +552,9 @@ class _StreamOutcome:
         if delta.text:
             self.started = True
             self.parts.append(delta.text)
+        if delta.refusal:
+            self.started = True
+            self.refusal.append(delta.refusal)
         if delta.usage is not None:
             self.usage = delta.usage
         if delta.finish_reason:
@@ -563,6 +567,7 @@ class _StreamOutcome:
             finish_reason=self.finish,
             usage=self.usage,
             latency_s=time.perf_counter() - self.began,
+            refusal="".join(self.refusal) or None,
         )
 
 

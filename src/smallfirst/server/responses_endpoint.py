@@ -234,6 +234,8 @@ async def _events(
                 yield output.add_tool_calls(delta.tool_calls)
             delta = await anext(deltas, None)
         usage = collected.usage()
+        if collected.refusal_parts:  # one whole part: this stream sends no refusal deltas
+            yield output.add_refusal("".join(collected.refusal_parts))
         yield output.done()
         call.succeed(usage, collected.text)
         generation = collected.answer(call.entry.model or "")

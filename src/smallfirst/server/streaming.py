@@ -53,6 +53,9 @@ async def _events(
             if delta.tool_calls:
                 call.first_token()
                 yield writer.tool_calls(delta.tool_calls)
+            if delta.refusal and writer.chat:
+                call.first_token()
+                yield writer.refusal(delta.refusal)
             delta = await anext(deltas, None)
         usage = collected.usage()
         call.succeed(usage, collected.text, collected.tool_calls.calls())

@@ -21,6 +21,7 @@ class StreamCollector:
         self.model = model
         """Names the upstream in errors; None: "the upstream"."""
         self.parts: list[str] = []
+        self.refusal_parts: list[str] = []
         self.logprobs: list[TokenLogprob] = []
         self.tool_calls = ToolCallAssembler()
         self.finish_reason: str | None = None
@@ -52,8 +53,12 @@ class StreamCollector:
             calls = (
                 parse_tool_call_deltas(delta.get("tool_calls")) if isinstance(delta, dict) else []
             )
-            if text or logprobs or calls:
-                pieces.append(Delta(text=text, logprobs=logprobs, tool_calls=calls or None))
+            refusal = delta.get("refusal") if isinstance(delta, dict) else None
+            refusal = refusal if isinstance(refusal, str) else ""
+            if text or logprobs or calls or refusal:
+                pieces.append(
+                    Delta(text=text, logprobs=logprobs, tool_calls=calls or None, refusal=refusal)
+                )
                 self.add_delta(pieces[-1])
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
@@ -68,6 +73,8 @@ class StreamCollector:
             self.logprobs.extend(delta.logprobs)
         if delta.tool_calls:
             self.tool_calls.add(delta.tool_calls)
+        if delta.refusal:
+            self.refusal_parts.append(delta.refusal)
         if delta.finish_reason:
             self.finish_reason = delta.finish_reason
         if delta.usage is not None:
@@ -96,4 +103,5 @@ class StreamCollector:
             usage=self.usage(),
             logprobs=self.logprobs or None,
             tool_calls=self.tool_calls.calls(),
+            refusal="".join(self.refusal_parts) or None,
         )

@@ -153,6 +153,11 @@ class ChunkWriter:
         delta = {"tool_calls": tool_call_deltas_json(pieces)}
         return self._event([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
 
+    def refusal(self, text: str) -> bytes:
+        """A piece of a chat answer's refusal, as OpenAI streams it."""
+        delta = {"refusal": text}
+        return self._event([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
+
     def finish(self, reason: str) -> bytes:
         choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": reason}
         if self.chat:
