@@ -152,20 +152,33 @@ def document_row(result: PipelineResult, seconds: float, whole_doc_usd: float, r
     }
 
 
-async def run(meetings: list[dict[str, str]], pipeline_path: Path) -> list[dict]:
+def with_layout(pipeline: Pipeline, layout: str | None) -> Pipeline:
+    """Every task step with `layout` instead of the file's (to measure the file's against it)."""
+    if layout is not None:
+        for task in pipeline.tasks.values():
+            task.spec = task.spec.model_copy(update={"layout": layout})
+    return pipeline
+
+
+async def run(
+    meetings: list[dict[str, str]], pipeline_path: Path, layout: str | None = None
+) -> list[dict]:
     rows = []
     with BackgroundServer(stand_in_app()) as server:
         registry = registry_for(server.url + "/v1")
-        pipeline = Pipeline.from_yaml(pipeline_path)
+        pipeline = with_layout(Pipeline.from_yaml(pipeline_path), layout)
         gemma, large = registry.provider("gemma"), registry.get("large")
+        engine = registry.raw_provider("gemma")
         try:
             for i, meeting in enumerate(meetings, start=1):
                 doc = meeting["document"]
                 clock = time.perf_counter()
+                read_before = _prompt_tokens_read(engine)
                 result = await pipeline.run(doc, registry=registry)
                 seconds = time.perf_counter() - clock
                 whole = Usage(gemma.count_tokens_sync(doc), DEEP_ANALYSIS_TOKENS)  # type: ignore[attr-defined]
                 row = document_row(result, seconds, large.price.cost(whole), meeting["reference"])
+                row["prompt_tokens_read"] = _prompt_tokens_read(engine) - read_before
                 rows.append(row)
                 print(
                     f"[{i}/{len(meetings)}] {len(doc):,} chars  {seconds:.1f} s  "
@@ -176,6 +189,12 @@ async def run(meetings: list[dict[str, str]], pipeline_path: Path) -> list[dict]
         finally:
             await registry.aclose()
     return rows
+
+
+def _prompt_tokens_read(engine: Any) -> int:
+    """Tokens the embedded engine has evaluated so far (prompts read and answers written)."""
+    batching = getattr(engine, "_engine", None)
+    return int(batching.evaluated) if batching is not None else 0
 
 
 def report(rows: list[dict]) -> dict[str, Any]:
@@ -191,6 +210,7 @@ def report(rows: list[dict]) -> dict[str, Any]:
         / max(sum(r["pieces"] for r in rows), 1),
         "seconds_per_document_mean": statistics.fmean(r["seconds"] for r in rows),
         "seconds_per_document_median": statistics.median(r["seconds"] for r in rows),
+        "tokens_evaluated_per_document": statistics.fmean(r["prompt_tokens_read"] for r in rows),
         "pipeline_usd": cost,
         "whole_document_large_usd": whole,
         "rouge_l_mean": statistics.fmean(scores),
@@ -204,6 +224,7 @@ def report(rows: list[dict]) -> dict[str, Any]:
         f"time per document         mean {summary['seconds_per_document_mean']:.1f} s, "
         f"median {summary['seconds_per_document_median']:.1f} s"
     )
+    print(f"tokens evaluated / doc    {summary['tokens_evaluated_per_document']:,.0f}")
     print(f"$ pipeline                {cost:.6f}")
     print(f"$ whole document to large {whole:.6f}  ({cost / whole if whole else 0:.1%} of it)")
     print(
@@ -220,9 +241,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--pipeline", type=Path, default=PIPELINE)
     parser.add_argument("--json", type=Path, default=None, help="write rows and summary here")
+    parser.add_argument(
+        "--layout",
+        choices=["instruction_first", "input_first"],
+        default=None,
+        help="every task step with this prompt layout (default: as the pipeline file says)",
+    )
     args = parser.parse_args(argv)
     meetings = load_meetings(args.data, args.limit, args.max_chars)
-    rows = asyncio.run(run(meetings, args.pipeline))
+    rows = asyncio.run(run(meetings, args.pipeline, args.layout))
     summary = report(rows)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "documents": rows}, indent=2))

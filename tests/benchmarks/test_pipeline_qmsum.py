@@ -31,9 +31,17 @@ def test_bootstrap_interval_brackets_the_mean():
 
 def test_one_truncated_meeting_runs_end_to_end(embedded_model_path, capsys):
     data = shared_data("tasks", "qmsum", "val.jsonl")
-    summary = bench.main(["--limit", "1", "--max-chars", "1500", "--data", str(data)])
+    summary = bench.main(
+        ["--limit", "1", "--max-chars", "1500", "--data", str(data), "--layout", "input_first"]
+    )
     assert summary["documents"] == 1 and summary["completion_rate"] == 1.0
     assert 0.0 <= summary["steps_kept_small"] <= 1.0
     assert 0.0 <= summary["rouge_l_mean"] <= 1.0
     assert summary["pipeline_usd"] > 0 or summary["steps_kept_small"] == 1.0
+    assert summary["tokens_evaluated_per_document"] > 0
     assert "completion rate" in capsys.readouterr().out
+
+
+def test_the_layout_can_be_set_for_every_task_step():
+    pipeline = bench.with_layout(bench.Pipeline.from_yaml(bench.PIPELINE), "instruction_first")
+    assert {t.spec.layout for t in pipeline.tasks.values()} == {"instruction_first"}

@@ -1,5 +1,8 @@
 import json
 
+import pytest
+
+from smallfirst.errors import ConfigError
 from smallfirst.tasks.examples import Example
 from smallfirst.tasks.prompts import build_prompt
 from smallfirst.tasks.retrieval import Chunk
@@ -76,3 +79,27 @@ def test_summarize_and_answer_prompts():
     text = build_prompt(answer, "When?", [], "completion", chunks=chunks).prompt
     assert "[1] Opens at 9.\n[2] Free parking.\nQuestion: When?\nAnswer:" in text
     assert "respond with exactly: No idea." in text
+
+
+def test_input_first_puts_the_text_before_the_instruction():
+    spec = parse_spec({"kind": "summarize", "max_words": 20, "layout": "input_first"})
+    other = parse_spec({"kind": "summarize", "max_words": 5, "layout": "input_first"})
+    plan = build_prompt(spec, "the meeting notes", [], "completion")
+    assert plan.prompt.startswith("Text: the meeting notes\n\n")
+    assert plan.prompt.endswith("Summary:") and plan.stop == ["\n"]
+    shared = build_prompt(other, "the meeting notes", [], "completion").prompt
+    assert shared.startswith("Text: the meeting notes\n\n") and shared != plan.prompt
+    chat = build_prompt(spec, "the meeting notes", [], "chat")
+    assert [m.role for m in chat.messages] == ["user"]
+    assert chat.messages[0].content.startswith("Text: the meeting notes\n\n")
+
+
+def test_input_first_takes_no_examples():
+    with pytest.raises(ConfigError, match="input_first takes no examples"):
+        parse_spec(
+            {
+                "kind": "summarize",
+                "layout": "input_first",
+                "examples": [{"input": "a long text", "output": "short"}],
+            }
+        )

@@ -20,6 +20,7 @@ from smallfirst.ledger import Ledger, LedgerEntry
 from smallfirst.models.registry import Registry
 from smallfirst.pipeline.conditions import holds
 from smallfirst.pipeline.results import PipelineResult, StepResult, text_of
+from smallfirst.pipeline.shared_pieces import SharedPieces, shared_pieces
 from smallfirst.pipeline.spec import PipelineSpec, StepSpec, load_pipeline, order_levels
 from smallfirst.routing.hops import Hop, HopLog
 from smallfirst.routing.requirements import fits_context
@@ -64,7 +65,8 @@ class Pipeline:
         failover = HopLog(request_id or f"pipe-{uuid.uuid4().hex[:16]}")
         with failover_scope(failover):  # the providers' retries and fallbacks, as hops
             for level in self.levels:
-                steps = (self._step(s, text, done, registry) for s in level)
+                gates = shared_pieces(level, self.tasks, registry)
+                steps = (self._step(s, text, done, registry, gates.get(s.name)) for s in level)
                 done.update({r.name: r for r in await asyncio.gather(*steps)})
         result = PipelineResult(
             self.name,
@@ -80,14 +82,23 @@ class Pipeline:
         return run_blocking(self.run(text, **kwargs))
 
     async def _step(
-        self, step: StepSpec, text: str, done: dict[str, StepResult], registry: Registry
+        self,
+        step: StepSpec,
+        text: str,
+        done: dict[str, StepResult],
+        registry: Registry,
+        gate: SharedPieces | None = None,
     ) -> StepResult:
         failed_inputs = [
             n for n in step.needs() if done[n].status == "failed" and n not in _tested_steps(step)
         ]
         if failed_inputs:
+            if gate is not None:
+                gate.withdraw()
             return StepResult(step.name, "failed", reason=f"needs {failed_inputs}, which failed")
         if step.run_if is not None and (why := holds(step.run_if, text, done, registry)) is None:
+            if gate is not None:
+                gate.withdraw()
             return StepResult(step.name, "skipped", reason="run_if did not hold")
         model, reason = step.model, None
         if step.escalate_if is not None:
@@ -99,14 +110,15 @@ class Pipeline:
         source = step.input.format_map(values)
         pieces = split(source, step.chunk_chars) if step.chunk_chars else [source]
         clock = time.perf_counter()
-        done_pieces = await asyncio.gather(
-            *(
-                self._piece(
-                    step, piece, values, model, registry, index if len(pieces) > 1 else None
-                )
-                for index, piece in enumerate(pieces)
-            )
-        )
+
+        async def one(index: int, piece: str) -> Piece:
+            where = index if len(pieces) > 1 else None
+            if gate is None:
+                return await self._piece(step, piece, values, model, registry, where)
+            async with gate.turn(index):
+                return await self._piece(step, piece, values, model, registry, where)
+
+        done_pieces = await asyncio.gather(*(one(i, p) for i, p in enumerate(pieces)))
         whole = None
         if self.spec.escalates(step):
             whole = await self._whole_step_up(step, source, values, done_pieces, registry)

@@ -59,9 +59,14 @@ def build_prompt(
     cue = CUES[spec.kind]
     free_text = spec.kind in ("summarize", "answer")
     if style == "completion":
-        blocks = [instruction, *(f"{i}\n{cue}: {o}" for i, o in shots), f"{query}\n{cue}:"]
+        if spec.layout == "input_first":
+            blocks = [query, f"{instruction}\n{cue}:"]
+        else:
+            blocks = [instruction, *(f"{i}\n{cue}: {o}" for i, o in shots), f"{query}\n{cue}:"]
         stop = free_text_stops(spec) if free_text else []
         return PromptPlan("completion", prompt="\n\n".join(blocks), stop=stop)
+    if spec.layout == "input_first":
+        return PromptPlan("chat", messages=[Message("user", f"{query}\n\n{instruction}")])
     messages = [Message("system", instruction)]
     for shown_input, shown_output in shots:
         messages += [Message("user", shown_input), Message("assistant", shown_output)]

@@ -51,6 +51,16 @@ class _BaseSpec(_Strict):
     """Default model or router name; `run(model=...)` overrides it."""
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
     temperature: float = Field(default=0.0, ge=0, le=2)
+    layout: Literal["instruction_first", "input_first"] = "instruction_first"
+    """`input_first` puts the input before the instruction, so tasks over the same text share
+    a prompt prefix: the embedded model reads it once for all of them (a pipeline's steps over
+    one document). It takes no examples (they would sit between the input and its cue)."""
+
+    @model_validator(mode="after")
+    def _input_first_has_no_examples(self) -> _BaseSpec:
+        if self.layout == "input_first" and self.examples:
+            raise ValueError("layout input_first takes no examples: remove them or the layout")
+        return self
 
 
 class ClassifySpec(_BaseSpec):
