@@ -92,3 +92,22 @@ def test_cap_message_and_errors(project):
     assert changed.exit_code == 1 and "different task spec" in changed.stderr
     no_bank = runner.invoke(app, ["distill", "student", "ghost"])
     assert no_bank.exit_code == 1 and "no example bank 'ghost'" in no_bank.stderr
+
+
+def test_a_teacher_failure_is_retried_by_the_failover_policy(project):
+    _folder, upstream = project
+    upstream.queue.appendleft(Script("error", status=503))
+    done = label()
+    assert done.exit_code == 0, done.output
+    assert len(ExampleBank.open("intents")) == 30 and len(upstream.received) == 31
+
+
+def test_max_attempts_caps_the_calls_per_input(project):
+    _folder, upstream = project
+    upstream.queue.appendleft(Script("error", status=503))
+    done = label("--max-attempts", "1")
+    assert done.exit_code == 0, done.output
+    bank = ExampleBank.open("intents")
+    (failure,) = bank.failures()
+    assert failure.input == PAIRS[0][0] and failure.attempts == 1 and "503" in failure.reason
+    assert len(bank) == 29 and len(upstream.received) == 30

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from smallfirst.config import Config, ModelConfig, Price
+from smallfirst.config import Config, FailoverConfig, ModelConfig, Price
 from smallfirst.models.registry import Registry
 
 SENTIMENT = {
@@ -19,6 +19,10 @@ SENTIMENT = {
 }
 
 
+FAST_RETRIES = FailoverConfig(retries=2, backoff_s=0.0, max_backoff_s=0.0)
+"""The default three attempts per call, without waiting between them."""
+
+
 def teacher_registry(base_url: str, output_per_mtok: float = 1000.0) -> Registry:
     teacher = ModelConfig(
         name="teacher",
@@ -28,7 +32,7 @@ def teacher_registry(base_url: str, output_per_mtok: float = 1000.0) -> Registry
         price=Price(input=0.0, output=output_per_mtok),
         timeout_s=5,
     )
-    return Registry(Config(models=[teacher]))
+    return Registry(Config(models=[teacher], failover=FAST_RETRIES))
 
 
 class HashEmbedder:

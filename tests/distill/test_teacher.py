@@ -18,10 +18,8 @@ def sent_inputs(upstream) -> list[str]:
 
 
 def make_run(registry, bank, task, **settings) -> TeacherRun:
-    entry = registry.get("teacher")
-    return TeacherRun(
-        bank, registry.raw_provider("teacher"), entry.price, task, LabelSettings(**settings)
-    )
+    """The teacher behind the registry's failover policy, as `smallfirst distill` runs it."""
+    return TeacherRun.from_registry(bank, registry, "teacher", task, LabelSettings(**settings))
 
 
 async def test_labels_every_input_once_with_cost(scripted, sentiment_task):
@@ -94,9 +92,7 @@ async def test_server_errors_and_malformed_responses_are_retried(scripted, senti
     upstream.default = Script(text="negative")
     registry = teacher_registry(url)
     bank = ExampleBank.open("retry", HashEmbedder())
-    result = await make_run(registry, bank, sentiment_task, concurrency=1, backoff_s=0.01).run(
-        INPUTS[:2]
-    )
+    result = await make_run(registry, bank, sentiment_task, concurrency=1).run(INPUTS[:2])
     assert result.labelled == 1 and result.failed == 1
     (failure,) = bank.failures()
     assert failure.input == INPUTS[0] and failure.attempts == 3
@@ -133,7 +129,7 @@ async def test_an_answer_outside_the_labels_is_paid_once_per_run_and_costs_add_u
     upstream.default = Script(text="yes", prompt_tokens=0, completion_tokens=10)  # $0.01 each
     registry = teacher_registry(url)
     bank = ExampleBank.open("offlabel", HashEmbedder())
-    first = await make_run(registry, bank, sentiment_task, backoff_s=0.01).run(INPUTS[:1])
+    first = await make_run(registry, bank, sentiment_task).run(INPUTS[:1])
     assert first.failed == 1 and len(upstream.received) == 1  # not asked again in this run
     assert first.cost_usd == pytest.approx(0.01) and bank.total_cost() == pytest.approx(0.01)
     second = await make_run(registry, bank, sentiment_task).run(INPUTS[:1])

@@ -69,7 +69,13 @@ def label(
     bank: str = typer.Option(None, "--bank", help="Bank name or .sqlite path (default: task)."),
     max_usd: float = typer.Option(5.0, "--max-usd", min=0, help="Stop before spending more."),
     concurrency: int = typer.Option(8, "--concurrency", min=1, max=256),
-    max_attempts: int = typer.Option(3, "--max-attempts", min=1, max=10),
+    max_attempts: int | None = typer.Option(
+        None,
+        "--max-attempts",
+        min=1,
+        max=10,
+        help="Calls to the teacher per input, retries included (default: failover.retries + 1).",
+    ),
     max_tokens: int = typer.Option(256, "--max-tokens", min=1),
     background: Path = typer.Option(
         None,
@@ -90,7 +96,11 @@ def label(
         texts = read_inputs(inputs)
         others = read_inputs(background) if background is not None else []
         others = [text for text in others if text not in set(texts)]
-        registry = Registry(load_config())
+        config = load_config()
+        if max_attempts is not None:  # the failover policy's retries, for this run only
+            retries = {"retries": max_attempts - 1}
+            config.failover = config.failover.model_copy(update=retries)
+        registry = Registry(config)
         entry = registry.get(teacher)
         if out_of_scope and spec.kind != "classify":
             raise InvalidRequestError(f"--out-of-scope needs a classify task, not {spec.kind}")
@@ -105,9 +115,7 @@ def label(
             f"({target.background_count()} in the bank)",
             highlight=False,
         )
-    settings = LabelSettings(
-        max_usd, concurrency, max_attempts, max_tokens=max_tokens, out_of_scope=out_of_scope
-    )
+    settings = LabelSettings(max_usd, concurrency, max_tokens, out_of_scope=out_of_scope)
     result = _label_with_progress(target, registry, entry.name, texts, settings)
     _print_label_report(target, result, settings)
 
@@ -127,7 +135,6 @@ def _bank_for(name: str, summary: dict) -> ExampleBank:
 def _label_with_progress(
     bank: ExampleBank, registry: Registry, teacher: str, texts: list[str], settings: LabelSettings
 ) -> LabelProgress:
-    price = registry.get(teacher).price
     columns = (
         TextColumn("[bold]labelling"),
         BarColumn(),
@@ -149,14 +156,8 @@ def _label_with_progress(
 
         async def go() -> LabelProgress:
             try:
-                job = TeacherRun(
-                    bank,
-                    registry.raw_provider(teacher),  # the run retries, counting attempts
-                    price,
-                    bank.meta()["task"],
-                    settings,
-                    on_progress=update,
-                )
+                task = bank.meta()["task"]
+                job = TeacherRun.from_registry(bank, registry, teacher, task, settings, update)
                 return await job.run(texts)
             finally:
                 await registry.aclose()
