@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import re
 import statistics
 import sys
@@ -71,13 +72,13 @@ def stand_in_app() -> Starlette:
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
 
 
-def registry_for(large_url: str) -> Registry:
+def registry_for(large_url: str, slots: int = 4) -> Registry:
     return Registry(
         parse_config(
             f"""
 baseline_model: large
 models:
-  - {{name: gemma, backend: llamacpp, tier: small, context: 2048}}
+  - {{name: gemma, backend: llamacpp, tier: small, context: 2048, slots: {slots}}}
   - {{name: large, backend: openai, base_url: "{large_url}", tier: large,
       price: {{input: {LARGE_PRICE["input"]}, output: {LARGE_PRICE["output"]}}}}}
 """
@@ -85,9 +86,15 @@ models:
     )
 
 
-def load_meetings(path: Path, limit: int | None, max_chars: int | None) -> list[dict[str, str]]:
+def load_meetings(
+    path: Path, limit: int | None, max_chars: int | None, sample: int | None = None, seed: int = 0
+) -> list[dict[str, str]]:
+    """The first `limit` meetings, or `sample` of them drawn at random with `seed`."""
+    lines = path.read_text().splitlines()
+    if sample is not None:
+        lines = random.Random(seed).sample(lines, min(sample, len(lines)))
     meetings = []
-    for line in path.read_text().splitlines()[:limit]:
+    for line in lines[:limit]:
         row = json.loads(line)
         doc = "\n".join(f"{t['speaker']}: {t['content']}" for t in row["meeting_transcripts"])
         meetings.append(
@@ -161,11 +168,11 @@ def with_layout(pipeline: Pipeline, layout: str | None) -> Pipeline:
 
 
 async def run(
-    meetings: list[dict[str, str]], pipeline_path: Path, layout: str | None = None
+    meetings: list[dict[str, str]], pipeline_path: Path, layout: str | None = None, slots: int = 4
 ) -> list[dict]:
     rows = []
     with BackgroundServer(stand_in_app()) as server:
-        registry = registry_for(server.url + "/v1")
+        registry = registry_for(server.url + "/v1", slots)
         pipeline = with_layout(Pipeline.from_yaml(pipeline_path), layout)
         gemma, large = registry.provider("gemma"), registry.get("large")
         engine = registry.raw_provider("gemma")
@@ -247,9 +254,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="every task step with this prompt layout (default: as the pipeline file says)",
     )
+    parser.add_argument("--slots", type=int, default=4, help="the embedded model's slots")
+    parser.add_argument("--sample", type=int, default=None, help="N meetings drawn at random")
+    parser.add_argument("--seed", type=int, default=0, help="the draw's seed (with --sample)")
     args = parser.parse_args(argv)
-    meetings = load_meetings(args.data, args.limit, args.max_chars)
-    rows = asyncio.run(run(meetings, args.pipeline, args.layout))
+    meetings = load_meetings(args.data, args.limit, args.max_chars, args.sample, args.seed)
+    rows = asyncio.run(run(meetings, args.pipeline, args.layout, args.slots))
     summary = report(rows)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "documents": rows}, indent=2))

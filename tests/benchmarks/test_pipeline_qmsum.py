@@ -45,3 +45,11 @@ def test_one_truncated_meeting_runs_end_to_end(embedded_model_path, capsys):
 def test_the_layout_can_be_set_for_every_task_step():
     pipeline = bench.with_layout(bench.Pipeline.from_yaml(bench.PIPELINE), "instruction_first")
     assert {t.spec.layout for t in pipeline.tasks.values()} == {"instruction_first"}
+
+
+def test_a_sample_is_drawn_with_its_seed():
+    data = shared_data("tasks", "qmsum", "val.jsonl")
+    first = bench.load_meetings(data, None, 100, sample=3, seed=1)
+    again = bench.load_meetings(data, None, 100, sample=3, seed=1)
+    other = bench.load_meetings(data, None, 100, sample=3, seed=2)
+    assert len(first) == 3 and first == again and first != other
