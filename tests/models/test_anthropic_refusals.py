@@ -6,18 +6,7 @@ import pytest
 from smallfirst.config import ModelConfig
 from smallfirst.errors import InvalidRequestError
 from smallfirst.models.anthropic import AnthropicProvider
-from smallfirst.testing import BackgroundServer
-from smallfirst.testing.anthropic_scripted import ScriptedAnthropic
 from smallfirst.types import ChatRequest, CompletionRequest, GenerationParams, Message
-
-
-@pytest.fixture
-def upstream(monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "ak-test")
-    scripted = ScriptedAnthropic()
-    with BackgroundServer(scripted.app) as server:
-        scripted.url = server.url
-        yield scripted
 
 
 def provider(url: str) -> AnthropicProvider:
@@ -28,8 +17,8 @@ def provider(url: str) -> AnthropicProvider:
     ("field", "value"), [("choices", ["yes", "no"]), ("grammar", 'root ::= "yes"')]
 )
 @pytest.mark.parametrize("call", ["chat", "stream", "complete"])
-async def test_choices_and_grammar_are_refused_by_name(upstream, field, value, call):
-    p = provider(upstream.url)
+async def test_choices_and_grammar_are_refused_by_name(anthropic_upstream, field, value, call):
+    p = provider(anthropic_upstream.url)
     params = GenerationParams(max_tokens=5, **{field: value})
     request = ChatRequest([Message("user", "Yes or no?")], params)
     with pytest.raises(InvalidRequestError) as err:
@@ -41,5 +30,5 @@ async def test_choices_and_grammar_are_refused_by_name(upstream, field, value, c
             await p.complete(CompletionRequest("Yes or no?", params))
     assert err.value.param == field and err.value.status == 400
     assert "Anthropic's API takes none" in err.value.message
-    assert upstream.received == []
+    assert anthropic_upstream.received == []
     await p.aclose()

@@ -9,8 +9,7 @@ from smallfirst.config import ModelConfig
 from smallfirst.errors import UpstreamError
 from smallfirst.models.anthropic import AnthropicProvider
 from smallfirst.models.base import collect
-from smallfirst.testing import BackgroundServer
-from smallfirst.testing.anthropic_scripted import ScriptedAnthropic, text_reply, tool_reply
+from smallfirst.testing.anthropic_scripted import text_reply, tool_reply
 from smallfirst.types import ChatRequest, ContentPart, GenerationParams, Message, Tool
 
 WEATHER = Tool(
@@ -24,15 +23,6 @@ PNG = (
 )
 
 
-@pytest.fixture
-def upstream(monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "ak-test")
-    scripted = ScriptedAnthropic()
-    with BackgroundServer(scripted.app) as server:
-        scripted.url = server.url
-        yield scripted
-
-
 def provider(url):
     return AnthropicProvider(
         ModelConfig(name="claude", backend="anthropic", tier="large", base_url=url)
@@ -40,8 +30,8 @@ def provider(url):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_tool_round_trip(upstream, stream):
-    upstream.enqueue(
+async def test_tool_round_trip(anthropic_upstream, stream):
+    anthropic_upstream.enqueue(
         tool_reply(
             "get_weather",
             {"city": "Paris"},
@@ -50,7 +40,7 @@ async def test_tool_round_trip(upstream, stream):
         ),
         text_reply("It is 18C and sunny in Paris.", usage={"input_tokens": 40, "output_tokens": 8}),
     )
-    p = provider(upstream.url)
+    p = provider(anthropic_upstream.url)
     ask = ChatRequest(
         [Message("user", "Weather in Paris?")],
         GenerationParams(max_tokens=50, tools=[WEATHER], tool_choice="required"),
@@ -70,7 +60,7 @@ async def test_tool_round_trip(upstream, stream):
         {"city": "Paris"},
     )
     assert (first.usage.input_tokens, first.usage.output_tokens) == (20, 9)
-    sent = upstream.received[-1]
+    sent = anthropic_upstream.received[-1]
     assert sent["tool_choice"] == {"type": "any"}
     assert sent["tools"][0]["input_schema"] == WEATHER.parameters
 
@@ -84,7 +74,7 @@ async def test_tool_round_trip(upstream, stream):
     )
     final = await answer(follow_up)
     assert final.text == "It is 18C and sunny in Paris." and final.finish_reason == "stop"
-    assert upstream.received[-1]["messages"][1:] == [
+    assert anthropic_upstream.received[-1]["messages"][1:] == [
         {
             "role": "assistant",
             "content": [
@@ -110,15 +100,15 @@ async def test_tool_round_trip(upstream, stream):
     await p.aclose()
 
 
-async def test_cache_tokens_in_stream_usage(upstream):
+async def test_cache_tokens_in_stream_usage(anthropic_upstream):
     usage = {
         "input_tokens": 4,
         "output_tokens": 2,
         "cache_read_input_tokens": 1000,
         "cache_creation_input_tokens": 50,
     }
-    upstream.enqueue(text_reply("hi", usage=usage))
-    p = provider(upstream.url)
+    anthropic_upstream.enqueue(text_reply("hi", usage=usage))
+    p = provider(anthropic_upstream.url)
     deltas = [d async for d in p.stream_chat(ChatRequest([Message("user", "hi")]))]
     last = deltas[-1].usage
     assert (last.input_tokens, last.cached_input_tokens, last.cache_write_tokens) == (
@@ -129,25 +119,25 @@ async def test_cache_tokens_in_stream_usage(upstream):
     await p.aclose()
 
 
-async def test_images_arrive_intact(upstream):
+async def test_images_arrive_intact(anthropic_upstream):
     parts = [
         ContentPart("text", text="Describe both."),
         ContentPart("image", url=f"data:image/png;base64,{PNG}"),
         ContentPart("image", url="https://example.com/cat.jpg"),
     ]
-    p = provider(upstream.url)
+    p = provider(anthropic_upstream.url)
     await p.chat(ChatRequest([Message("user", "Describe both.", parts=parts)]))
-    assert upstream.received[-1]["messages"][0]["content"][1:] == [
+    assert anthropic_upstream.received[-1]["messages"][0]["content"][1:] == [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
     ]
     await p.aclose()
 
 
-async def test_a_stream_cut_before_message_stop_is_an_error(upstream):
+async def test_a_stream_cut_before_message_stop_is_an_error(anthropic_upstream):
     """A connection that ends mid-answer must not pass the text so far off as the answer."""
-    upstream.enqueue(text_reply("a long answer that never ends", cut_after=5))
-    p = provider(upstream.url)
+    anthropic_upstream.enqueue(text_reply("a long answer that never ends", cut_after=5))
+    p = provider(anthropic_upstream.url)
     seen = []
     with pytest.raises(UpstreamError, match="ended the stream early"):
         async for delta in p.stream_chat(ChatRequest([Message("user", "hi")])):
