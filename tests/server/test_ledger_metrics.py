@@ -43,7 +43,7 @@ def test_rows_dropped_on_overflow_are_counted_and_the_rest_are_stored(scripted, 
             "smallfirst_ledger_rows_refused_total": 0,
         }
         gw.ledger.writer.max_buffer = 5
-        locker = sqlite3.connect(path, timeout=0, isolation_level=None)
+        locker = sqlite3.connect(path, timeout=10, isolation_level=None)  # waits out a write
         locker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock
         client = gw.client()
         client.chat.completions.create(model="small", messages=MESSAGES)
