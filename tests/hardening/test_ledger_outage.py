@@ -167,7 +167,7 @@ def test_a_retried_batch_is_not_stored_twice(tmp_path) -> None:
 def test_the_buffer_is_bounded_and_drops_the_oldest(tmp_path, caplog) -> None:
     url = f"sqlite:///{tmp_path / 'l.db'}"
     store = LedgerStore(url)
-    locker = sqlite3.connect(tmp_path / "l.db", timeout=0, isolation_level=None)
+    locker = sqlite3.connect(tmp_path / "l.db", timeout=10, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     writer = LedgerWriter(store, max_buffer=10)
     for i in range(25):
