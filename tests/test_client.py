@@ -112,3 +112,45 @@ def test_the_async_client_without_a_ledger(upstreams) -> None:  # noqa: F811
             return answer.text
 
     assert asyncio.run(go()) == "from large"
+
+
+PLACE = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+def test_a_completion_held_to_a_schema_reaches_a_chat_model_as_its_response_format(
+    upstreams,  # noqa: F811
+) -> None:
+    """OpenAI's /completions has no `response_format` (others ignore it there), so a
+    completion held to JSON goes to a chat-style model as a chat request: the prompt the one
+    user turn, the schema in `response_format`."""
+    scripted, urls = upstreams
+    scripted["small"].default = Script(text='{"city": "Paris"}')
+    with Client(config_for(urls), ledger=False) as client:
+        answer = client.complete("Where is the Eiffel tower?", model="small", json_schema=PLACE)
+        assert answer.text == '{"city": "Paris"}'
+        sent = scripted["small"].received[-1]
+        assert sent["messages"] == [{"role": "user", "content": "Where is the Eiffel tower?"}]
+        assert sent["response_format"] == {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": PLACE, "strict": True},
+        }
+        client.complete("A JSON object:", model="auto", json_object=True)
+        assert scripted["small"].received[-1]["response_format"] == {"type": "json_object"}
+
+
+@pytest.mark.parametrize("held", [{"json_schema": PLACE}, {"json_object": True}])
+def test_a_completion_held_to_json_on_a_completion_style_model_is_refused(
+    upstreams,  # noqa: F811
+    held,
+) -> None:
+    scripted, urls = upstreams
+    config = config_for(urls)
+    config.models[0].prompt_style = "completion"
+    with Client(config, ledger=False) as client:
+        with pytest.raises(InvalidRequestError) as err:
+            client.complete("Where is the Eiffel tower?", model="small", **held)
+        assert err.value.param == "response_format" and "'small'" in err.value.message
+        assert scripted["small"].received == []
+        answer = client.complete("Where is the Eiffel tower?", model="auto", **held)
+    assert answer.model == "large" and "response_format" in scripted["large"].received[-1]
+    assert scripted["small"].received == []

@@ -158,3 +158,16 @@ async def test_api_key_is_sent_as_bearer(monkeypatch):
         result = await provider.chat(hello())
         await provider.aclose()
     assert result.text == "Bearer sk-test"
+
+
+async def test_a_streamed_completion_held_to_json_goes_up_as_chat(scripted):
+    upstream, url = scripted
+    upstream.enqueue(Script(text='{"a": "b"}'))
+    provider = provider_for(url)
+    request = CompletionRequest("A JSON object:", GenerationParams(json_object=True))
+    deltas = [d async for d in provider.stream_complete(request)]
+    assert "".join(d.text for d in deltas) == '{"a": "b"}'
+    sent = upstream.received[-1]
+    assert sent["messages"] == [{"role": "user", "content": "A JSON object:"}]
+    assert sent["response_format"] == {"type": "json_object"} and "prompt" not in sent
+    await provider.aclose()

@@ -18,7 +18,14 @@ from smallfirst.errors import AuthenticationError, InvalidRequestError, Upstream
 from smallfirst.models.capabilities import capabilities_of
 from smallfirst.models.http_errors import error_for_exception, error_for_status
 from smallfirst.models.llamacpp_choice import choices_grammar
-from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation, GenerationParams
+from smallfirst.types import (
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    Generation,
+    GenerationParams,
+    Message,
+)
 from smallfirst.wire.collect import StreamCollector
 from smallfirst.wire.parse import first_choice, parse_embeddings, parse_logprobs, parse_usage
 from smallfirst.wire.requests import chat_body, completion_body
@@ -70,8 +77,11 @@ class OpenAIProvider:
         self.config = config
         self.upstream_model = config.upstream_model or config.name
         self.base_url = (config.base_url or "").rstrip("/")
-        self.takes_grammar = capabilities_of(config).grammar
+        capabilities = capabilities_of(config)
+        self.takes_grammar = capabilities.grammar
         """Declared `grammar: true`: a llama.cpp server, sent `grammar` / `choices` as GBNF."""
+        self.holds_schema = capabilities.json_schema
+        """Takes `response_format` json_schema on chat (chat-style by default)."""
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -126,6 +136,9 @@ class OpenAIProvider:
         )
 
     async def complete(self, request: CompletionRequest) -> Generation:
+        held = self._held_as_chat(request)
+        if held is not None:
+            return await self.chat(held)
         started = time.perf_counter()
         body = self._completion_body(request, False)
         data = await self._post("/completions", body)
@@ -143,7 +156,31 @@ class OpenAIProvider:
         return self._stream("/chat/completions", self._chat_body(request, True))
 
     def stream_complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
+        held = self._held_as_chat(request)
+        if held is not None:
+            return self.stream_chat(held)
         return self._stream("/completions", self._completion_body(request, True))
+
+    def _held_as_chat(self, request: CompletionRequest) -> ChatRequest | None:
+        """A completion held to JSON (`json_schema` / `json_object`), as the chat request it
+        goes up as: OpenAI's `/completions` has no `response_format` (llama.cpp's and others
+        ignore it there), so on an OpenAI-compatible server structured output is a chat
+        feature, and the prompt is the one user turn. A model that does not declare
+        `json_schema` (a completion-style one) is a 400 naming the field instead; None when
+        the request is not held to JSON."""
+        params = request.params
+        if params.json_schema is None and not params.json_object:
+            return None
+        if not self.holds_schema:
+            raise InvalidRequestError(
+                f"response_format needs a model that takes structured output on chat; "
+                f"{self.name!r} (OpenAI-compatible) does not declare json_schema (a "
+                "completion-style model does not by default: declare `capabilities: "
+                "{json_schema: true}` for a server that takes it on chat), or leave "
+                "response_format out",
+                param="response_format",
+            )
+        return ChatRequest([Message("user", request.prompt)], params, task=request.task)
 
     def _chat_body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
         grammar = grammar_of(request.params, self.name, self.takes_grammar)

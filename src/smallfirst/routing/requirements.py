@@ -43,7 +43,7 @@ def needs_of(request: AnyRequest) -> list[Need]:
     params = request.params
     if params.tools:
         add("tools", "tools")
-    if params.json_schema is not None:
+    if params.json_schema is not None or params.json_object:
         add("json_schema", "response_format")
     if params.logprobs:
         add("logprobs", "logprobs")

@@ -24,8 +24,9 @@ def chat_body(
 def completion_body(
     model: str, request: CompletionRequest, stream: bool, grammar: str | None = None
 ) -> dict[str, Any]:
+    """A completion held to JSON keeps its `response_format`, but the OpenAI-compatible
+    provider sends one as chat, where servers honour it (models/openai.py `_held_as_chat`)."""
     body: dict[str, Any] = {"model": model, "prompt": request.prompt, **params_body(request.params)}
-    body.pop("response_format", None)
     if request.params.max_tokens is not None:  # completions know only this name
         body.pop("max_completion_tokens", None)
         body["max_tokens"] = request.params.max_tokens
