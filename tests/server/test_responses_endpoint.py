@@ -55,7 +55,11 @@ def test_text_input_with_instructions_answers_a_response_and_a_ledger_row(gw) ->
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Say hi"},
     ]
-    assert (sent["max_tokens"], sent["temperature"], sent["model"]) == (20, 0.2, "up-small")
+    assert (sent["max_completion_tokens"], sent["temperature"], sent["model"]) == (
+        20,
+        0.2,
+        "up-small",
+    )
     [row] = gw.rows()
     assert response.id == "resp_" + row["request_id"]
     assert (row["endpoint"], row["model"], row["status"]) == ("responses", "small", 200)

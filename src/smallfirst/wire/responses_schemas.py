@@ -209,8 +209,11 @@ class ResponsesBody(Strict):
         return messages
 
     def params(self) -> GenerationParams:
+        """`max_output_tokens` counts reasoning tokens too, so an OpenAI-compatible upstream
+        gets it as `max_completion_tokens` (Anthropic's `max_tokens` already means that)."""
         params = GenerationParams(
             max_tokens=self.max_output_tokens,
+            max_tokens_name="max_completion_tokens",
             temperature=self.temperature,
             top_p=self.top_p,
             parallel_tool_calls=self.parallel_tool_calls,
