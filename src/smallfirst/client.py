@@ -35,6 +35,7 @@ from smallfirst.server.passthrough import record_retries
 from smallfirst.target import Answer, AnyRequest, CascadeTarget, Route, Target
 from smallfirst.types import ChatRequest, CompletionRequest, Delta, GenerationParams, Message
 from smallfirst.wire.collect import StreamCollector
+from smallfirst.wire.fields import refuse_uncarried
 
 Messages = str | Sequence[Message | dict[str, Any]]
 """A user turn as text, or a conversation of `Message`s or OpenAI-style message dicts."""
@@ -217,6 +218,7 @@ class Client:
 def as_messages(messages: Messages) -> list[Message]:
     if isinstance(messages, str):
         return [Message("user", messages)]
+    refuse_uncarried(list(messages))
     out: list[Message] = []
     for i, message in enumerate(messages):
         if isinstance(message, Message):

@@ -3,7 +3,9 @@
 A field is honoured on every path, kept as metadata (it never changes the answer), or
 forwarded as is to an OpenAI-compatible upstream, which honours it; on any other path (the
 embedded model, Anthropic, a cascade, a replay model) a forwarded-only field would be
-dropped, which would change what the request means, so it is a 400 naming the field.
+dropped, which would change what the request means, so it is a 400 naming the field. The
+same holds inside the messages, which such a path rebuilds from ours: a message or content
+part field `Message` does not keep is a 400 naming its path (`messages[0].foo`).
 The README's field table is checked against this module by a test.
 """
 
@@ -68,16 +70,111 @@ COMPLETION_HONOURED = frozenset(
 """`/v1/completions` on every path (`echo`, `suffix`, `best_of`, ... only by pass-through)."""
 
 
+MESSAGE_CARRIED = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
+"""What a message keeps on every path (our `Message`)."""
+
+MESSAGE_FORWARDED = frozenset({"refusal", "audio", "function_call"})
+"""Documented on an OpenAI message, carried only by pass-through (they validate everywhere,
+and null, as the SDK writes an answer back into the conversation, carries nothing)."""
+
+PART_CARRIED = {
+    "text": frozenset({"type", "text"}),
+    "image_url": frozenset({"type", "image_url"}),
+    "input_audio": frozenset({"type", "input_audio"}),
+    "file": frozenset({"type", "file"}),
+}
+"""The content part types every path reads, and the fields each keeps."""
+
+PART_FORWARDED = frozenset({"refusal"})
+"""Documented part types carried only by pass-through (an assistant's `refusal` part)."""
+
+CALL_CARRIED = frozenset({"id", "type", "function"})
+FUNCTION_CARRIED = frozenset({"name", "arguments"})
+
+ONLY_FORWARDED = "is only honoured"
+UNKNOWN = "is unknown here; it would be sent"
+
+
 def refuse_unforwardable(
     data: dict[str, Any], model: str, honoured: frozenset[str] = HONOURED
 ) -> None:
-    """The 400 for a field only pass-through can honour, on a path without pass-through."""
+    """The 400 for a field only pass-through can honour, on a path without pass-through:
+    at the top level, then inside the messages (which such a path rebuilds from ours)."""
     for name in data:
         if name not in honoured and name not in METADATA:
-            kind = "is only honoured" if name in FORWARDED else "is unknown here; it would be sent"
+            kind = ONLY_FORWARDED if name in FORWARDED else UNKNOWN
             raise InvalidRequestError(
                 f"{name} {kind} by pass-through to an OpenAI-compatible model, and this request "
                 f"is answered by {model!r}, which cannot honour it: send it to such a model, or "
                 f"leave {name} out",
                 param=name,
             )
+    messages = data.get("messages")
+    if isinstance(messages, list):
+        refuse_uncarried(messages, model)
+
+
+def refuse_uncarried(messages: list[Any], model: str | None = None) -> None:
+    """The 400 for the first field inside `messages` that our `Message` cannot carry (one
+    not null or empty), named by its path (`messages[0].foo`). `model`: the model answering;
+    None for in-process calls (`smallfirst.Client`), which never pass through."""
+    found = uncarried(messages)
+    if found is None:
+        return
+    subject, param, kind = found
+    if model is None:
+        then = "smallfirst.Client never passes through: leave it out, or ask through the gateway"
+    else:
+        then = (
+            f"this request is answered by {model!r}, which cannot honour it: send it to such "
+            f"a model, or leave {param} out"
+        )
+    raise InvalidRequestError(
+        f"{subject} {kind} by pass-through to an OpenAI-compatible model, and {then}",
+        param=param,
+    )
+
+
+def uncarried(messages: list[Any]) -> tuple[str, str, str] | None:
+    """(what to call it, its path, `ONLY_FORWARDED` or `UNKNOWN`) for the first field of
+    `messages` that a path rebuilding them from ours would drop; None when there is none.
+    Entries that are not dicts (`Message` objects) carry nothing more."""
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        found = _extra(message, MESSAGE_CARRIED, MESSAGE_FORWARDED, where)
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            found = found or _part_extra(part, f"{where}.content[{j}]")
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        for k, call in enumerate(calls if isinstance(calls, list) else ()):
+            at = f"{where}.tool_calls[{k}]"
+            found = found or _extra(call, CALL_CARRIED, frozenset(), at)
+            function = call.get("function") if isinstance(call, dict) else None
+            found = found or _extra(function, FUNCTION_CARRIED, frozenset(), f"{at}.function")
+        if found is not None:
+            return found
+    return None
+
+
+def _part_extra(part: Any, where: str) -> tuple[str, str, str] | None:
+    """A part of a type no other path reads is refused whole; a known one field by field."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    carried = PART_CARRIED.get(kind) if isinstance(kind, str) else None
+    if carried is None:
+        if not isinstance(part, dict):
+            return None  # not a part at all: validation (or the Client) says so
+        how = ONLY_FORWARDED if kind in PART_FORWARDED else UNKNOWN
+        return f"{where} (a {kind!r} part)", where, how
+    return _extra(part, carried, frozenset(), where)
+
+
+def _extra(
+    raw: Any, carried: frozenset[str], forwarded: frozenset[str], where: str
+) -> tuple[str, str, str] | None:
+    if not isinstance(raw, dict):
+        return None
+    for key, value in raw.items():
+        if key not in carried and value not in (None, [], {}):
+            path = f"{where}.{key}"
+            return path, path, ONLY_FORWARDED if key in forwarded else UNKNOWN
+    return None
