@@ -1,13 +1,16 @@
 """Ledger traffic for the ledger benchmarks: requests over 30 days, and two ways to store them.
 
 The mix is the dashboard browser test's: three tiers, four routes incl. an escalating cascade
-with hop rows, four keys, ~2% errors, each request with a ~550-character prompt and an answer.
+with hop rows, four keys, ~2% errors, each request with a ~550-character prompt and an answer;
+~5% of the successful requests are response-cache hits (outcome `cache`, $0, no tokens, no hops,
+their baseline cost saved), drawn from a random stream of their own so that every other request
+is the same as before hits were added.
 
 - `seed` stores through `LedgerStore.insert`, exactly as the ledger writer stores a flush;
 - `bulk_seed` is for 10M-request ledgers: raw rows go to the driver in large executemany
   batches (PostgreSQL: COPY) and the rollups are built with the writer's own aggregation
-  (`rollups.aggregate` + `rollups.upsert`) in the same transaction, so the ledger ends up the
-  same as the writer's, several times faster.
+  (`rollups.aggregate` + `rollups.upsert`, and the task and route rollups' increments) in the
+  same transaction, so the ledger ends up the same as the writer's, several times faster.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any
 
 from tests.server.dashboard_seed import BASELINE_USD, KEYS, MODELS, ROUTES
 
-from smallfirst.ledger import LedgerEntry, LedgerStore, rollups, task_rollups
+from smallfirst.ledger import LedgerEntry, LedgerStore, rollups, route_rollups, task_rollups
 
 SEED_CHUNK = 20_000
 BULK_CHUNK = 50_000
+CACHE_SHARE = 0.05
 PROMPT = "Classify the sentiment of this product review: " + "great value, works well. " * 20
 ANSWER = "positive"
 
@@ -40,7 +44,7 @@ def ages(count: int, seed: int) -> Iterator[float]:
 
 def traffic(count: int, now: float, days: float = 30.0, seed: int = 7) -> Iterator[LedgerEntry]:
     """Requests (busier recently), newest first, each followed by its cascade hops."""
-    rng = random.Random(seed)
+    rng, hits = random.Random(seed), random.Random(seed + 2)
     for n, share in enumerate(ages(count, seed + 1)):
         ts = now - share**1.6 * days * 86400
         router, _, picks = rng.choices(ROUTES, weights=[r[1] for r in ROUTES])[0]
@@ -73,6 +77,9 @@ def traffic(count: int, now: float, days: float = 30.0, seed: int = 7) -> Iterat
             prompt=PROMPT,
             response=ANSWER,
         )
+        if status == 200 and hits.random() < CACHE_SHARE:
+            yield _as_hit(request)
+            continue
         yield request
         if router == "cheap-first":
             hop = functools.partial(LedgerEntry.for_hop, request, ts=ts)
@@ -81,6 +88,16 @@ def traffic(count: int, now: float, days: float = 30.0, seed: int = 7) -> Iterat
             if escalated:
                 yield hop(3, "escalate", outcome="ok")
                 yield hop(4, "answer", model="gpt-4o", tier="large", cost_usd=price)
+
+
+def _as_hit(request: LedgerEntry) -> LedgerEntry:
+    """The request answered from the response cache instead (as `cache/gateway.py` records
+    a hit: the stored answer's model, no routing, $0 and no tokens, the baseline cost kept)."""
+    request.outcome, request.route_reason, request.router = "cache", "cache hit (exact)", None
+    request.input_tokens = request.output_tokens = 0
+    request.cost_usd = 0.0
+    request.latency_ms = request.ttft_ms = 2.0
+    return request
 
 
 def seed(store: LedgerStore, entries: Iterator[LedgerEntry]) -> int:
@@ -126,5 +143,6 @@ def bulk_seed(store: LedgerStore, entries: Iterator[LedgerEntry]) -> int:
                 conn.exec_driver_sql(sql, values)
             rollups.upsert(conn, store.rollups, rollups.aggregate(chunk))
             task_rollups.upsert(conn, store.task_rollups, task_rollups.increments(chunk))
+            route_rollups.upsert(conn, store.route_rollups, route_rollups.increments(chunk))
         stored += len(chunk)
     return stored

@@ -10,22 +10,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from ledger_traffic import bulk_seed, seed, traffic, whole_requests
 from ledger_writer import main as writer_main
-from smallfirst.ledger import LedgerStore
+from smallfirst.ledger import LedgerStore, route_rollups
 from smallfirst.ledger.rollups import COLUMNS, KEY_COLUMNS
 
 NOW = 1_795_000_000.0
 
 
-def _contents(store: LedgerStore) -> tuple[list, list]:
-    requests, rollups = store.requests, store.rollups
+AGGREGATES = {  # table: (its columns, its group's columns); the traffic names no task
+    "rollups": (COLUMNS, KEY_COLUMNS),
+    "route_rollups": (
+        (*route_rollups.KEY_COLUMNS, *route_rollups.MEASURES),
+        route_rollups.KEY_COLUMNS,
+    ),
+}
+
+
+def _contents(store: LedgerStore) -> tuple[list, dict[str, list]]:
+    requests = store.requests
+    groups = {}
     with store.engine.connect() as conn:
         raw = conn.execute(select(requests).order_by(requests.c.id)).all()
-        groups = conn.execute(
-            select(*(rollups.c[name] for name in COLUMNS)).order_by(
-                *(rollups.c[name] for name in KEY_COLUMNS)
-            )
-        ).all()
-    return [tuple(row) for row in raw], [tuple(row) for row in groups]
+        for name, (columns, keys) in AGGREGATES.items():
+            table = getattr(store, name)
+            query = select(*(table.c[c] for c in columns)).order_by(*(table.c[c] for c in keys))
+            groups[name] = [tuple(row) for row in conn.execute(query)]
+    return [tuple(row) for row in raw], groups
 
 
 def test_bulk_seed_stores_what_the_writer_path_stores(tmp_path, monkeypatch) -> None:
@@ -36,14 +45,17 @@ def test_bulk_seed_stores_what_the_writer_path_stores(tmp_path, monkeypatch) -> 
     bulk = LedgerStore(f"sqlite:///{tmp_path / 'bulk.db'}")
     writer = LedgerStore(f"sqlite:///{tmp_path / 'writer.db'}")
     assert bulk_seed(bulk, traffic(600, NOW)) == seed(writer, traffic(600, NOW))
-    raw_bulk, rollups_bulk = _contents(bulk)
-    raw_writer, rollups_writer = _contents(writer)
+    raw_bulk, groups_bulk = _contents(bulk)
+    raw_writer, groups_writer = _contents(writer)
     assert raw_bulk == raw_writer
-    assert len(rollups_bulk) == len(rollups_writer) > 0
-    for ours, theirs in zip(rollups_bulk, rollups_writer, strict=True):  # $ sums: float order
-        assert ours[: len(KEY_COLUMNS)] == theirs[: len(KEY_COLUMNS)]
-        for a, b in zip(ours, theirs, strict=True):
-            assert a == b or abs(a - b) < 1e-9
+    assert any(row["outcome"] == "cache" for row in bulk.rows())  # the traffic has hits
+    for name, (_, keys) in AGGREGATES.items():
+        ours_all, theirs_all = groups_bulk[name], groups_writer[name]
+        assert len(ours_all) == len(theirs_all) > 0, name
+        for ours, theirs in zip(ours_all, theirs_all, strict=True):  # $ sums: float order
+            assert ours[: len(keys)] == theirs[: len(keys)]
+            for a, b in zip(ours, theirs, strict=True):
+                assert a == b or abs(a - b) < 1e-9
 
 
 def test_chunks_never_split_a_request_from_its_hops() -> None:

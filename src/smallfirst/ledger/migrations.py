@@ -303,6 +303,20 @@ def m011_task_rollups(conn: Connection) -> None:
     task_rollups.build(conn, requests, table)
 
 
+@migration
+def m012_route_rollups(conn: Connection) -> None:
+    """Rollups per requested model with response-cache hits and the $ they saved
+    (`route_rollups.py`), built from the request rows still stored; the report reads them, so
+    m009's partial index over hits has no reader left and goes."""
+    from smallfirst.ledger import route_rollups
+
+    table = route_rollups.table(MetaData())
+    table.create(conn)
+    requests = Table("requests", MetaData(), autoload_with=conn)
+    route_rollups.build(conn, requests, table)
+    conn.execute(text("DROP INDEX IF EXISTS ix_requests_cache_hits"))
+
+
 def _migrations_table(metadata: MetaData) -> Table:
     return Table(
         MIGRATIONS_TABLE,

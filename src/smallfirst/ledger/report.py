@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy import case, func, select
 
 from smallfirst.errors import InvalidRequestError
 from smallfirst.ledger import rollup_read
@@ -68,37 +67,29 @@ def summarize(store: LedgerStore, since: float | None = None) -> dict[str, Any]:
     }
 
 
+CACHED_ENDPOINTS = ("chat", "completions")
+"""The endpoints the response cache answers: a route's hit rate is over their requests."""
+
+
 def cache_by_route(store: LedgerStore, since: float | None = None) -> list[dict[str, Any]]:
     """Response-cache hits (outcome `cache`) per route, their share of the route's requests
     and the $ they saved (a hit costs $0, so its baseline cost is all saving). Read from the
-    raw rows (the rollups do not keep outcomes), so it covers `ledger.retention.rows_days`."""
-    table = store.requests
-    hits_only = select(table.c.requested_model).where(table.c.outcome == "cache")
-    if since is not None:
-        hits_only = hits_only.where(table.c.ts >= since)
-    with store.engine.connect() as conn:  # the partial index answers this (m009)
-        routes = sorted({route for (route,) in conn.execute(hits_only.distinct())})
-    if not routes:
-        return []
-    hit = case((table.c.outcome == "cache", 1), else_=0)
-    saved = case((table.c.outcome == "cache", table.c.baseline_cost_usd), else_=0.0)
-    query = (
-        select(table.c.requested_model, func.count(), func.sum(hit), func.sum(saved))
-        .where(table.c.kind == "request", table.c.endpoint.in_(("chat", "completions")))
-        .where(table.c.requested_model.in_(routes))
-        .group_by(table.c.requested_model)
-    )
-    if since is not None:
-        query = query.where(table.c.ts >= since)
+    route rollups like the rest of the report, so pruning raw rows never changes it."""
     with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
+        groups = rollup_read.read(
+            conn, since, None, ("endpoint", "requested_model"), source=rollup_read.ROUTES
+        )
+    routes: dict[str, Totals] = defaultdict(Totals)
+    for (endpoint, route, _status_class), measures in groups.items():
+        if endpoint in CACHED_ENDPOINTS and route is not None:
+            routes[route].add(measures)
     out = [
-        {"route": route, "requests": int(n), "hits": int(hits or 0),
-         "hit_rate": int(hits or 0) / int(n), "saved_usd": float(money or 0.0)}
-        for route, n, hits, money in rows
-        if hits
+        {"route": route, "requests": t.requests, "hits": t.cache_hits,
+         "hit_rate": t.cache_hits / t.requests, "saved_usd": t.cache_saved_usd}
+        for route, t in routes.items()
+        if t.cache_hits
     ]  # fmt: skip
-    return sorted(out, key=lambda row: -row["saved_usd"])
+    return sorted(out, key=lambda row: (-row["saved_usd"], row["route"]))
 
 
 def _empty(**labels: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import TableClause
 
-from smallfirst.ledger import task_rollups
+from smallfirst.ledger import route_rollups, task_rollups
 from smallfirst.ledger.rollups import (
     AMOUNTS,
     CACHE_COUNTS,
@@ -62,7 +62,9 @@ ROLLUPS = table(
     *(column(name, Float) for name in AMOUNTS),
 )
 REQUESTS = table(
-    "requests", *(column(name) for name in (*ROW_COLUMNS, *CACHE_COUNTS)), column("id")
+    "requests",
+    *(column(name) for name in (*ROW_COLUMNS, *CACHE_COUNTS, "requested_model", "outcome")),
+    column("id"),
 )
 Q = REQUESTS.c
 
@@ -91,6 +93,22 @@ TASKS = Source(
     False,
 )
 """Requests, $ and baseline $ by key, task and tier (`task_rollups.py`)."""
+ROUTES = Source(
+    table(
+        route_rollups.TABLE,
+        column("bucket_s", Integer),
+        column("bucket", Integer),
+        *(column(name, String) for name in route_rollups.DIMENSIONS[:-1]),
+        column("status_class", Integer),
+        column("requests", Integer),
+        column("cache_hits", Integer),
+        column("cache_saved_usd", Float),
+    ),
+    route_rollups.MEASURES,
+    False,
+)
+"""Requests and response-cache hits (with the $ they saved) by endpoint and requested model
+(`route_rollups.py`)."""
 Span = tuple[float | None, float | None]
 """[low, high) in unix seconds; None is unbounded."""
 
@@ -120,7 +138,9 @@ def read(
 ) -> dict[GroupKey, Totals]:
     """Totals of the request rows with `since <= ts < until` (and of `key_id`), grouped by
     the `by` dimensions and the status class (2, 4, 5 for 2xx, 4xx, 5xx). From `TASKS`, only
-    requests, $ and baseline $ are filled in (`by` among key_id, task and tier)."""
+    requests, $ and baseline $ are filled in (`by` among key_id, task and tier); from
+    `ROUTES`, only requests, cache hits and their $ saved (`by` among endpoint and
+    requested_model, no `key_id`). Cache hits are filled in from `ROUTES` alone."""
     grains = [
         step
         for step in GRANULARITIES
@@ -131,8 +151,9 @@ def read(
     buckets = [(step, low, high) for step, low, high in tiles if step is not None]
     histograms = histograms and source.histograms
     pieces = _rollups(conn, source, buckets, by, key_id, series, histograms) if buckets else []
+    hits = "cache_hits" in source.measures
     for _, low, high in (tile for tile in tiles if tile[0] is None):
-        pieces += _raw(conn, low, high, by, key_id, series)
+        pieces += _raw(conn, low, high, by, key_id, series, hits)
     for key, totals in pieces:
         out[key].add(totals)
     return dict(out)
@@ -208,8 +229,10 @@ def _raw(
     by: Sequence[str],
     key_id: str | None,
     series: Series | None,
+    hits: bool,
 ) -> list[tuple[GroupKey, Totals]]:
-    """The request rows of a partial minute, with their hops, aggregated like the writer."""
+    """The request rows of a partial minute, with their hops, aggregated like the writer
+    (and their cache hits counted when `hits`, as the route rollups count them)."""
     where = [Q.kind == "request", _between(Q.ts, low, high)]
     if key_id is not None:
         where.append(Q.key_id == key_id)
@@ -219,6 +242,8 @@ def _raw(
     for request in requests:
         totals = request_totals(request)
         totals.add(hop_totals(hops.get(request["request_id"], [])))
+        if hits and request["outcome"] == route_rollups.HIT:
+            totals.cache_hits, totals.cache_saved_usd = 1, totals.baseline_cost_usd
         key: GroupKey = (*(request[name] for name in by), int(request["status"]) // 100)
         if series is not None:
             key = (int((request["ts"] - series.origin) // series.step), *key)

@@ -103,6 +103,10 @@ class Totals:
     escalation_cost_usd: float = 0.0
     latency: Histogram = field(default_factory=dict)
     ttft: Histogram = field(default_factory=dict)
+    cache_hits: int = 0
+    """Response-cache hits; with `cache_saved_usd`, the baseline $ they saved. Held by the
+    route rollups alone (`route_rollups.py`): 0 in totals read from the others."""
+    cache_saved_usd: float = 0.0
 
     @property
     def timed(self) -> int:
@@ -120,6 +124,8 @@ class Totals:
         self.cost_usd += other.cost_usd
         self.baseline_cost_usd += other.baseline_cost_usd
         self.escalation_cost_usd += other.escalation_cost_usd
+        self.cache_hits += other.cache_hits
+        self.cache_saved_usd += other.cache_saved_usd
         for mine, theirs in ((self.latency, other.latency), (self.ttft, other.ttft)):
             for index, count in theirs.items():
                 mine[index] = mine.get(index, 0) + count
@@ -149,6 +155,9 @@ class Totals:
         amounts = {name: float(row.get(name) or 0.0) for name in AMOUNTS}
         measures: dict[str, Any] = {**counts, **amounts}
         totals = cls(**measures)
+        if "cache_hits" in row:  # a route rollup row
+            totals.cache_hits = int(row["cache_hits"] or 0)
+            totals.cache_saved_usd = float(row["cache_saved_usd"] or 0.0)
         if LATENCY[0] in row:
             for histogram, names in ((totals.latency, LATENCY), (totals.ttft, TTFT)):
                 for index, name in enumerate(names):
@@ -215,7 +224,7 @@ _ZERO = [0.0 if name in AMOUNTS else 0 for name in MEASURES]
 
 
 def _minute(groups: Increments, request: dict[str, Any]) -> list[Any]:
-    """The increments of the request's minute; `_coarsen` adds minutes into coarser buckets."""
+    """The increments of the request's minute; `coarsen` adds minutes into coarser buckets."""
     get = request.get
     key = (
         MINUTE,
@@ -258,7 +267,9 @@ def _count_hops(slot: list[Any], after: Totals, before: Totals | None = None) ->
     slot[_ESCALATION_COST] += after.escalation_cost_usd - before.escalation_cost_usd
 
 
-def _coarsen(minutes: Increments) -> Increments:
+def coarsen(minutes: Increments) -> Increments:
+    """The minute increments plus each added into its quarter hour, hour and day (the keys
+    being (granularity, bucket start, *dims), whatever the dims)."""
     groups = dict(minutes)
     for (_, bucket, *dims), values in minutes.items():
         for step in GRANULARITIES[1:]:
@@ -300,7 +311,7 @@ def aggregate(rows: Iterable[dict[str, Any]], stored: Iterable[dict[str, Any]] =
             continue
         before = old_hops.get(request_id, [])
         _count_hops(_minute(groups, old), hop_totals(before + hops), hop_totals(before))
-    return _coarsen(groups)
+    return coarsen(groups)
 
 
 STORED_COLUMNS = (

@@ -15,11 +15,11 @@ from sqlalchemy import Engine, MetaData, create_engine, event, func, make_url, s
 
 from smallfirst.config import state_dir
 from smallfirst.errors import ConfigError
-from smallfirst.ledger import partitions, rollups, task_rollups
+from smallfirst.ledger import partitions, rollups, route_rollups, task_rollups
 from smallfirst.ledger.migrations import migrate
 
 LEDGER_FILE = "ledger.db"
-TABLES = ("requests", "api_keys", "rollups", "ledger_meta", "task_rollups")
+TABLES = ("requests", "api_keys", "rollups", "ledger_meta", "task_rollups", "route_rollups")
 
 
 def default_ledger_url() -> str:
@@ -46,8 +46,9 @@ def _make_sqlite_folder(url: str) -> None:
 
 
 class LedgerStore:
-    """The database behind the ledger: `requests` (raw rows), `rollups` and `task_rollups`
-    (their aggregates, kept in step by `insert`), `api_keys` and `ledger_meta` tables."""
+    """The database behind the ledger: `requests` (raw rows), `rollups`, `task_rollups` and
+    `route_rollups` (their aggregates, kept in step by `insert`), `api_keys` and `ledger_meta`
+    tables."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_ledger_url()
@@ -63,9 +64,14 @@ class LedgerStore:
             partitions.ensure_ahead(conn, time.time())
         metadata = MetaData()  # one reflection for all of them: on PostgreSQL a table at a time
         metadata.reflect(self.engine, only=list(TABLES))  # took ~1 s of every CLI start
-        self.requests, self.api_keys, self.rollups, self.meta, self.task_rollups = (
-            metadata.tables[name] for name in TABLES
-        )
+        (
+            self.requests,
+            self.api_keys,
+            self.rollups,
+            self.meta,
+            self.task_rollups,
+            self.route_rollups,
+        ) = (metadata.tables[name] for name in TABLES)
 
     def insert(self, rows: Iterable[dict[str, Any]]) -> int:
         """Store raw rows and add them to the rollups, in one transaction."""
@@ -74,6 +80,7 @@ class LedgerStore:
             with self.engine.begin() as conn:
                 rollups.apply_batch(conn, self.requests, self.rollups, rows)
                 task_rollups.upsert(conn, self.task_rollups, task_rollups.increments(rows))
+                route_rollups.upsert(conn, self.route_rollups, route_rollups.increments(rows))
         return len(rows)
 
     def rows(self, since: float | None = None, kind: str | None = None) -> list[dict[str, Any]]:
