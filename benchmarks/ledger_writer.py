@@ -68,7 +68,7 @@ def _fresh_store(kind: type[LedgerStore], url: str | None, tmp: Path, run: int) 
         return kind(f"sqlite:///{tmp / f'writer-{kind.__name__}-{run}.db'}")
     store = kind(url)
     with store.engine.begin() as conn:
-        conn.execute(text("TRUNCATE requests, rollups"))
+        conn.execute(text("TRUNCATE requests, rollups, task_rollups, route_rollups"))
     return store
 
 
