@@ -144,3 +144,49 @@ def test_no_fallback_that_fits_is_a_502_with_its_hops(upstreams: Upstreams, tmp_
         ("failure", "skipped", "large"),
     ]
     assert request["status"] == 502 and request["cost_usd"] == 0
+
+
+INVALID = Script(text="dunno", prompt_tokens=100, completion_tokens=4)
+
+
+def test_invalid_output_is_charged_for_every_call_to_the_row_and_the_key(
+    upstreams: Upstreams, tmp_path: Path
+) -> None:
+    """The first answer and its repair turn were both billed upstream: a 502 is not free."""
+    scripted, urls = upstreams
+    scripted["small"].enqueue(INVALID, INVALID)
+    with running_gateway(config_for(urls, tmp_path, ["large"]), auth=True) as gw:
+        key, secret = gw.create_key("team", budget_usd=1.0)
+        response = run(gw, secret)
+        request, _hops = rows(gw)
+        spent = gw.gateway.limiter.spent(key.id)
+        assert gw.ledger.store.engine.dialect.name == "sqlite"
+        persisted = gw.ledger.store.spend_by_key()  # what a restarted gateway's budget reads
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["code"] == "invalid_task_output"
+    assert len(scripted["small"].received) == 2
+    assert (request["status"], request["model"]) == (502, "small")
+    assert (request["input_tokens"], request["output_tokens"]) == (200, 8)
+    # two calls of 100 prompt and 4 output tokens at small's $1 / $2 per million
+    assert request["cost_usd"] == pytest.approx(2 * (100e-6 + 8e-6))
+    assert spent == pytest.approx(request["cost_usd"])
+    assert persisted[key.id] == pytest.approx(request["cost_usd"])
+
+
+def test_invalid_output_from_a_fallback_is_charged_at_its_rates(
+    upstreams: Upstreams, tmp_path: Path
+) -> None:
+    scripted, urls = upstreams
+    scripted["small"].default = Script("error", status=503)
+    scripted["large"].enqueue(INVALID, INVALID)
+    with running_gateway(config_for(urls, tmp_path, ["large"])) as gw:
+        response = run(gw)
+        request, hops = rows(gw)
+    assert response.status_code == 502, response.text
+    assert ("fallback", "next_model", "large") in [
+        (h["step"], h["outcome"], h["model"]) for h in hops
+    ]
+    assert (request["status"], request["model"], request["tier"]) == (502, "large", "large")
+    assert (request["input_tokens"], request["output_tokens"]) == (200, 8)
+    # the repair turn is tried on small first (still failing) and answered by large again
+    assert request["cost_usd"] == pytest.approx(2 * (1000e-6 + 120e-6))

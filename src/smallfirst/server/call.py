@@ -168,8 +168,9 @@ class Call:
         self._finish(200, None)
 
     def fail(self, exc: BaseException, delivered: Usage | None = None) -> None:
-        """The request failed; `delivered` is what a stream had already relayed to the client
-        before the failure, which it is charged for like any answer it received."""
+        """The request failed; `delivered` is what it is charged for all the same: what a
+        stream had already relayed to the client, or the calls a task made before its output
+        failed its check (with `spent_usd` set, that is the charge)."""
         if delivered is not None:
             self._charge(delivered)
         if isinstance(exc, SmallfirstError):

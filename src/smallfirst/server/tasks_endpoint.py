@@ -4,7 +4,9 @@ Body: `{"input": "...", "model": "auto" (optional), "context": ["..."] (answer t
 The call is authenticated, routed, rate-limited and written to the ledger like a chat call,
 and fails over like one: each retry and fallback is a hop row, a fallback is tried only if it
 fits the key's reservation, and the request row names (and is priced at) the model that
-answered. The answer is the task's typed result as JSON (label + confidence, fields, text).
+answered. Output that fails its check after the repair turn is a 502 still charged for every
+call made, the repair turn included: the upstream billed them. The answer is the task's
+typed result as JSON (label + confidence, fields, text).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from starlette.routing import Route
 
 from smallfirst.routing.resilience import failover_scope
 from smallfirst.server import passthrough
+from smallfirst.server.call import Call
 from smallfirst.server.chat import failover_options, json_response, start_call
 from smallfirst.tasks.catalog import TaskCatalog
+from smallfirst.tasks.output import TaskOutputError
+from smallfirst.tasks.results import Attempt
 from smallfirst.types import ChatRequest, Message
 from smallfirst.wire.schemas import validate
 
@@ -57,13 +62,25 @@ async def run_task(request: Request) -> Response:
                 registry=gateway.registry,
                 context=list(body.context) if body.context is not None else None,
             )
+        except TaskOutputError as failure:  # the upstream billed every call: so is the key
+            charge_tries(call, failure.tries)
+            call.fail(failure, failure.usage)
+            raise
         finally:
             passthrough.record_retries(call, log)
-    call.routed(gateway.registry.get(result.model), None)  # a fallback answered: its price
+    charge_tries(call, result.tries)
     call.succeed(result.usage, result.raw)
     payload = result.to_dict()
     payload["router"] = call.entry.router
     return json_response(payload, call)
+
+
+def charge_tries(call: Call, tries: list[Attempt]) -> None:
+    """The row names the model that wrote the last output (a fallback, when one answered)
+    and is charged what every call cost, each at its own model's rates."""
+    if tries:
+        call.routed(call.gateway.registry.get(tries[-1].model), None)
+        call.spent_usd = sum(attempt.cost_usd for attempt in tries)
 
 
 def mount_tasks(app, catalog: TaskCatalog) -> None:

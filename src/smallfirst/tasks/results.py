@@ -58,15 +58,16 @@ def attempt_on(
     outcome: str,
     reason: str | None = None,
     finish_reason: str | None = None,
+    cost_usd: float | None = None,
 ) -> Attempt:
-    """An attempt on a configured model, priced at that model's rates, timed from `started`
-    (a `time.perf_counter()` reading)."""
+    """An attempt on a configured model, timed from `started` (a `time.perf_counter()`
+    reading) and priced at that model's rates unless `cost_usd` says what it cost."""
     return Attempt(
         model=entry.name,
         tier=entry.tier,
         outcome=outcome,
         usage=usage,
-        cost_usd=entry.price.cost(usage),
+        cost_usd=entry.price.cost(usage) if cost_usd is None else cost_usd,
         latency_s=time.perf_counter() - started,
         reason=reason,
         finish_reason=finish_reason,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,10 @@ class Call:
     schema: dict[str, Any] | None = None
     output_model: type[BaseModel] | None = None
     router: str | None = None
+    spent: list[tuple[str, Usage]] = field(default_factory=list)
+    """(model, tokens) of every upstream answer for this input, repair turn included, named
+    by the configured model that wrote it (a fallback, when one answered): each call is priced
+    at its own model's rates, answered or not."""
 
 
 async def run_call(call: Call, text: str) -> TaskResult:
@@ -79,6 +83,7 @@ async def run_call(call: Call, text: str) -> TaskResult:
     first = await generate(call.provider, plan, params)
     if isinstance(call.provider, ResilientProvider) and first.model != call.model:
         call.model = first.model  # a fallback answered: the result is its, priced at its rates
+    note_spend(call, first)
     usage = Usage(first.usage.input_tokens, first.usage.output_tokens)
     try:
         value, final, attempts = parse_output(call, first), first, 1
@@ -86,6 +91,7 @@ async def run_call(call: Call, text: str) -> TaskResult:
         if first.finish_reason == "length" and params.max_tokens:
             params = replace(params, max_tokens=params.max_tokens * 2)
         final = await generate(call.provider, repair_plan(call, plan, first.text, problem), params)
+        note_spend(call, final)
         usage.input_tokens += final.usage.input_tokens
         usage.output_tokens += final.usage.output_tokens
         try:
@@ -98,6 +104,11 @@ async def run_call(call: Call, text: str) -> TaskResult:
                 usage=usage,
             ) from None
     return build_result(call, value, final, usage=usage, attempts=attempts, started=started)
+
+
+def note_spend(call: Call, generation: Generation) -> None:
+    model = generation.model if isinstance(call.provider, ResilientProvider) else call.model
+    call.spent.append((model, generation.usage))
 
 
 def use_scoring(call: Call, plan: PromptPlan) -> bool:

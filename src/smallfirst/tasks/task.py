@@ -122,7 +122,10 @@ class Task:
             try:
                 result = await run_call(call, input)
             except TaskOutputError as failure:
-                tries.append(attempt_on(entry, failure.usage, started, "failed", failure.message))
+                wrote, cost = registry.get(call.model), spent_usd(registry, call)
+                tries.append(
+                    attempt_on(wrote, failure.usage, started, "failed", failure.message, None, cost)
+                )
                 above = tier_above(registry, entry.name) if escalate_on_failure else None
                 if above is None:
                     failure.tries, failure.usage = tries, total_usage(tries)
@@ -140,8 +143,8 @@ class Task:
                     tries=tries,
                 ) from error
             answered = registry.get(result.model)  # a fallback may have answered
-            finish = result.finish_reason
-            tries.append(attempt_on(answered, result.usage, started, "ok", None, finish))
+            finish, cost = result.finish_reason, spent_usd(registry, call)
+            tries.append(attempt_on(answered, result.usage, started, "ok", None, finish, cost))
             result.tries, result.usage = tries, total_usage(tries)
             return result
 
@@ -163,6 +166,11 @@ class Task:
         if context is not None or source is None:
             source = StaticContext(list(context if context is not None else self.spec.context))
         return await retrieve(source, query, self.spec.k)
+
+
+def spent_usd(registry: Registry, call: Call) -> float:
+    """What the call's upstream answers cost, each at the rates of the model that wrote it."""
+    return sum(registry.get(model).price.cost(usage) for model, usage in call.spent)
 
 
 def pick_model(name: str, text: str, registry: Registry) -> tuple[str, str | None]:
