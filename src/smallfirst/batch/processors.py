@@ -1,12 +1,20 @@
-"""What a batch does to one item: call a model, run a task, or run a pipeline."""
+"""What a batch does to one item: call a model, run a task, or run a pipeline.
+
+Given a ledger, each item is recorded as the gateway records a request: a model or task item by
+`ledger_rows.recorded` (a request row and a hop row per retry, fallback, rung and check), a
+pipeline item by the pipeline itself (its request row, a hop row per step and per retry).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from smallfirst.batch.ledger_rows import recorded
 from smallfirst.errors import InvalidRequestError
+from smallfirst.ledger import Ledger
 from smallfirst.models.registry import Registry
+from smallfirst.routing.hops import HopLog
 from smallfirst.target import CascadeTarget, ModelTarget, resolve
 from smallfirst.tasks.on_cascade import run_on_cascade
 from smallfirst.types import ChatRequest, GenerationParams, Message, Usage
@@ -90,15 +98,28 @@ def _is_number(value: Any, kind: type) -> bool:
 class ModelProcessor:
     """A configured model, a router (`auto`, `router-...`) or a cascade (`cascade-<name>`)."""
 
-    def __init__(self, registry: Registry, model: str, max_tokens: int | None = 256) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        model: str,
+        max_tokens: int | None = 256,
+        ledger: Ledger | None = None,
+    ) -> None:
         self.registry = registry
         self.target = resolve(model, registry)
         self.max_tokens = max_tokens
+        self.ledger = ledger
         name = self.target.entry.name if isinstance(self.target, ModelTarget) else model
         self.job = {"kind": "model", "model": name, "max_tokens": max_tokens}
 
     async def process(self, data: dict[str, Any]) -> Processed:
-        answer = await self.target.generate(chat_of(data, self.max_tokens))
+        request = chat_of(data, self.max_tokens)
+        return await recorded(
+            self.ledger, self.registry, self.target.name, lambda log: self._answer(request, log)
+        )
+
+    async def _answer(self, request: ChatRequest, log: HopLog) -> Processed:
+        answer = await self.target.generate(request, log=log)
         output: dict[str, Any] = {"output": answer.text}
         if isinstance(self.target, CascadeTarget):
             output["escalations"] = answer.escalations
@@ -112,36 +133,46 @@ class ModelProcessor:
 class TaskProcessor:
     """A task on a model or router (`Task.run`), or up a cascade's ladder (`cascade-<name>`)."""
 
-    def __init__(self, registry: Registry, task: Any, model: str | None) -> None:
+    def __init__(
+        self, registry: Registry, task: Any, model: str | None, ledger: Ledger | None = None
+    ) -> None:
         self.registry = registry
         self.task = task
         self.model = model
+        self.ledger = ledger
         target = resolve(model, registry) if model else None
         self.cascade = target if isinstance(target, CascadeTarget) else None
         self.job = {"kind": "task", "task": task.name, "model": model}
 
     async def process(self, data: dict[str, Any]) -> Processed:
         text = input_text(data)
+        requested = self.model or self.task.spec.model or "default"
+        return await recorded(
+            self.ledger, self.registry, requested, lambda log: self._run(text, log)
+        )
+
+    async def _run(self, text: str, log: HopLog) -> Processed:
         if self.cascade is not None:
-            found = await run_on_cascade(self.task, text, self.cascade)
+            found = await run_on_cascade(self.task, text, self.cascade, log=log)
             key = {"classify": "label", "extract": "data"}.get(self.task.spec.kind, "text")
             output = {"kind": self.task.spec.kind, key: found.output}
             return Processed(output, found.usage, found.cost_usd, found.model)
         result = await self.task.run(text, model=self.model, registry=self.registry)
-        cost = self.registry.get(result.model).price.cost(result.usage)
         output = result.to_dict()
         output.pop("task", None)
-        return Processed(output, result.usage, cost, result.model)
+        return Processed(output, result.usage, result.cost_usd, result.model)
 
 
 class PipelineProcessor:
-    def __init__(self, registry: Registry, pipeline: Any) -> None:
+    def __init__(self, registry: Registry, pipeline: Any, ledger: Ledger | None = None) -> None:
         self.registry = registry
         self.pipeline = pipeline
+        self.ledger = ledger
         self.job = {"kind": "pipeline", "pipeline": pipeline.name}
 
     async def process(self, data: dict[str, Any]) -> Processed:
-        result = await self.pipeline.run(input_text(data), registry=self.registry)
+        text = input_text(data)
+        result = await self.pipeline.run(text, registry=self.registry, ledger=self.ledger)
         output = result.to_dict()
         output.pop("pipeline", None)
         models = [s.model for s in result.steps.values() if s.model]

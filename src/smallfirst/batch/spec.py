@@ -9,6 +9,7 @@ from typing import Any
 from smallfirst.batch.processors import ModelProcessor, Processor, TaskProcessor
 from smallfirst.config import load_config
 from smallfirst.errors import InvalidRequestError
+from smallfirst.ledger import Ledger
 from smallfirst.models.registry import Registry
 
 
@@ -30,18 +31,19 @@ class WorkSpec:
     def registry(self) -> Registry:
         return Registry(load_config(self.config))
 
-    def build(self, registry: Registry | None = None) -> Processor:
+    def build(self, registry: Registry | None = None, ledger: Ledger | None = None) -> Processor:
+        """The processor; with a `ledger`, every item it processes is recorded there."""
         registry = registry or self.registry()
         if self.task:
             from smallfirst.tasks import Task
 
-            return TaskProcessor(registry, Task.from_yaml(Path(self.task)), self.model)
+            return TaskProcessor(registry, Task.from_yaml(Path(self.task)), self.model, ledger)
         if self.pipeline:
             from smallfirst.batch.processors import PipelineProcessor
             from smallfirst.pipeline import Pipeline
 
-            return PipelineProcessor(registry, Pipeline.from_yaml(Path(self.pipeline)))
-        return ModelProcessor(registry, self.model or "default", self.max_tokens)
+            return PipelineProcessor(registry, Pipeline.from_yaml(Path(self.pipeline)), ledger)
+        return ModelProcessor(registry, self.model or "default", self.max_tokens, ledger)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,9 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from smallfirst.batch import BatchOptions, BatchSummary, WorkSpec, run_batch
 from smallfirst.batch.items import count_rows
 from smallfirst.batch.journal import InputChangedError
+from smallfirst.batch.runner import ProgressFn
 from smallfirst.cli.common import console, err_console, fail, format_usd
 from smallfirst.config import CONFIG_ENV
 from smallfirst.errors import SmallfirstError
+from smallfirst.ledger import Ledger
 
 INPUT_CHANGED_EXIT = 5
 """A resume refused because INPUT is not the file the journal was started with."""
@@ -39,6 +41,12 @@ def batch(
     engine: str = typer.Option("local", "--engine", help="local (asyncio) or ray"),
     replicas: int = typer.Option(1, "--replicas", min=1, help="Ray: model replicas (actors)."),
     restart: bool = typer.Option(False, "--restart", help="Ignore earlier progress for OUT."),
+    ledger_url: str = typer.Option(
+        None,
+        "--ledger",
+        help="Ledger database URL for the items' rows (default: server.ledger_url or the "
+        "state dir; local engine).",
+    ),
     allow_changed_input: bool = typer.Option(
         False,
         "--allow-changed-input",
@@ -83,7 +91,7 @@ def batch(
 
                 summary = run_batch_ray(spec, options, replicas=replicas, progress=show)
             elif engine == "local":
-                summary = asyncio.run(run_batch(spec.build(), options, progress=show))
+                summary = _run_local(spec, options, ledger_url, show)
             else:
                 fail(f"unknown engine {engine!r}: use local or ray")
     except InputChangedError as exc:
@@ -91,6 +99,19 @@ def batch(
     except SmallfirstError as exc:
         fail(exc.message)
     _report(summary, options)
+
+
+def _run_local(
+    spec: WorkSpec, options: BatchOptions, ledger_url: str | None, show: ProgressFn
+) -> BatchSummary:
+    """The asyncio engine, each item a request row (and its hops) in the ledger."""
+    registry = spec.registry()
+    ledger = Ledger(ledger_url or registry.config.server.ledger_url)
+    try:
+        processor = spec.build(registry, ledger)
+        return asyncio.run(run_batch(processor, options, progress=show))
+    finally:
+        ledger.close()
 
 
 def _progress() -> Progress:

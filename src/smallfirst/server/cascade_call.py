@@ -13,6 +13,7 @@ import orjson
 from starlette.responses import Response
 
 from smallfirst.ledger.entry import LedgerEntry
+from smallfirst.ledger.hop_rows import hop_entry
 from smallfirst.routing.base import RouteDecision
 from smallfirst.routing.cascade import CASCADE_PREFIX
 from smallfirst.routing.fallback import AnyRequest
@@ -90,26 +91,3 @@ def _settle_route(gateway: Gateway, call: Call, result: CascadeResult) -> None:
 def record_hops(gateway: Gateway, parent: LedgerEntry, hops: list[Hop]) -> None:
     for hop in hops:
         gateway.record(hop_entry(parent, hop))
-
-
-def hop_entry(parent: LedgerEntry, hop: Hop) -> LedgerEntry:
-    detail = f"{hop.check}: {hop.detail}" if hop.check else hop.detail
-    if hop.threshold is not None:
-        detail += f" (threshold {hop.threshold:.4g})"
-    return LedgerEntry.for_hop(
-        parent,
-        hop.index + 1,
-        hop.kind,
-        outcome=hop.outcome,
-        ts=hop.at,
-        model=hop.model,
-        tier=hop.tier,
-        route_reason=detail,
-        route_score=hop.score,
-        input_tokens=hop.input_tokens,
-        output_tokens=hop.output_tokens,
-        cost_usd=hop.cost_usd,
-        latency_ms=hop.latency_s * 1000 if hop.latency_s else None,
-        status=hop.error_status or 200,
-        error=f"{hop.error_type}: {hop.detail}" if hop.error_type else None,
-    )

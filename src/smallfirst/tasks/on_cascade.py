@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from smallfirst.routing.hops import HopLog
 from smallfirst.target import CascadeTarget
 from smallfirst.tasks.output import parse_json_object, parse_label, validate_fields
 from smallfirst.tasks.prompts import build_prompt
@@ -29,10 +30,15 @@ class CascadeOutput:
 
 
 async def run_on_cascade(
-    task: Task, text: str, target: CascadeTarget, context: list[str] | None = None
+    task: Task,
+    text: str,
+    target: CascadeTarget,
+    context: list[str] | None = None,
+    log: HopLog | None = None,
 ) -> CascadeOutput:
-    """Raises `OutputInvalid` when the kept answer is not a valid output of the task."""
-    answer = await target.generate(await task_request(task, text, context))
+    """Raises `OutputInvalid` when the kept answer is not a valid output of the task.
+    `log`: where the ladder's hops go (kept when this raises)."""
+    answer = await target.generate(await task_request(task, text, context), log=log)
     usage = Usage(
         sum(h.input_tokens for h in answer.hops), sum(h.output_tokens for h in answer.hops)
     )
