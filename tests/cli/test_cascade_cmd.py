@@ -57,6 +57,17 @@ def test_ask_with_an_unknown_cascade_fails_cleanly(setup):
     assert result.exit_code == 1 and "does not exist" in result.output
 
 
+@pytest.mark.parametrize("command", ["ask", "score"])
+@pytest.mark.parametrize(("name", "kind"), [("small", "model"), ("auto", "router")])
+def test_a_name_that_is_not_a_cascade_says_what_it_names(setup, command, name, kind):
+    """`--cascade` resolves as `model` does in the gateway: the error names what it is."""
+    first = "x" if command == "ask" else str(setup / "labelled.csv")
+    result = runner.invoke(app, ["cascade", command, first, "--cascade", name])
+    assert result.exit_code == 1
+    assert f"'{name}' is a {kind}, not a cascade" in result.output
+    assert "cascade-yn" in result.output
+
+
 def test_score_then_calibrate(setup):
     scored = setup / "scored.csv"
     result = runner.invoke(

@@ -12,9 +12,11 @@ from rich.table import Table
 
 from smallfirst.cli.common import console, err_console, fail, format_usd, run
 from smallfirst.config import load_config
-from smallfirst.errors import SmallfirstError
+from smallfirst.errors import InvalidRequestError, SmallfirstError
 from smallfirst.models.registry import Registry
+from smallfirst.routing.cascade import Cascade
 from smallfirst.routing.hops import CascadeResult
+from smallfirst.target import CascadeTarget, Targets
 from smallfirst.types import ChatRequest, GenerationParams, Message
 
 cascade_app = typer.Typer(
@@ -34,6 +36,20 @@ def _registry() -> Registry:
         raise
 
 
+def _cascade(name: str, registry: Registry) -> Cascade:
+    """The cascade `name` means in the gateway (`cascade-<name>` or the bare name), by the one
+    resolver; any other name is refused saying what it names instead."""
+    targets = Targets(registry)
+    target = targets.resolve(name)
+    if not isinstance(target, CascadeTarget):
+        known = ", ".join(targets.cascade_names()) or "none"
+        raise InvalidRequestError(
+            f"{name!r} is a {target.kind}, not a cascade. Configured cascades: {known}",
+            param="cascade",
+        )
+    return target.cascade
+
+
 def _request(prompt: str, system: str | None, max_tokens: int) -> ChatRequest:
     messages = ([Message("system", system)] if system else []) + [Message("user", prompt)]
     return ChatRequest(messages, GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=0))
@@ -48,13 +64,11 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="Print the answer and hops as JSON."),
 ) -> None:
     """Run one request through a cascade; print the answer and every hop."""
-    from smallfirst.routing.cascade import Cascades
-
     registry = _registry()
 
     async def go() -> CascadeResult:
         try:
-            return await Cascades(registry).get(cascade).run(_request(prompt, system, max_tokens))
+            return await _cascade(cascade, registry).run(_request(prompt, system, max_tokens))
         finally:
             await registry.aclose()
 
@@ -121,7 +135,6 @@ def score(
     limit: int = typer.Option(0, "--limit", min=0, help="Only the first N rows (0 = all)."),
 ) -> None:
     """Answer labelled prompts on one rung and write each check's score, for `calibrate`."""
-    from smallfirst.routing.cascade import Cascades
     from smallfirst.routing.rung_scores import score_rung, write_scores
 
     items = _labelled_items(labelled, limit)
@@ -129,7 +142,7 @@ def score(
 
     async def go():
         try:
-            chosen = Cascades(registry).get(cascade)
+            chosen = _cascade(cascade, registry)
             if rung >= len(chosen.rungs):
                 fail(f"cascade {cascade!r} has {len(chosen.rungs)} rungs; --rung {rung} is past it")
             return await score_rung(

@@ -6,8 +6,8 @@ from smallfirst.errors import ConfigError
 from smallfirst.models.registry import Registry
 from smallfirst.pipeline.results import StepResult
 from smallfirst.pipeline.spec import Condition
-from smallfirst.routing.base import resolve_router
-from smallfirst.types import Message
+from smallfirst.target import Route, resolve
+from smallfirst.types import ChatRequest, Message
 
 LARGE_TIERS = ("medium", "large")
 
@@ -30,10 +30,18 @@ def holds(
         if confidence is None or confidence < test.value:
             return f"step {test.step!r} confidence {confidence} < {test.value}"
     if condition.router is not None:
-        router = resolve_router(condition.router, registry)
-        if router is None:
-            raise ConfigError(f"router: {condition.router!r} is a model, not a router")
-        decision = router.decide([Message("user", text)])
-        if registry.get(decision.model).tier in LARGE_TIERS:
-            return f"router {condition.router}: {decision.reason}"
+        route = _routed(condition.router, text, registry)
+        if route.model.tier in LARGE_TIERS:
+            reason = route.decision.reason if route.decision else route.model.name
+            return f"router {condition.router}: {reason}"
     return None
+
+
+def _routed(name: str, text: str, registry: Registry) -> Route:
+    """Where the gateway would send `text` under `name`: the one resolver (an unknown name is
+    its 404 listing every name), and the router's choice held to the model's capabilities and
+    context, as on every other path."""
+    target = resolve(name, registry)
+    if target.kind != "router":
+        raise ConfigError(f"router: {name!r} is a {target.kind}, not a router")
+    return target.route(ChatRequest([Message("user", text)]))
