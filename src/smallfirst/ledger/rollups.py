@@ -21,11 +21,11 @@ from __future__ import annotations
 import math
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, select, update
+from sqlalchemy import Connection, Select, Table, and_, bindparam, select, update
 
 GRANULARITIES = (60, 900, 3600, 86400)
 """Bucket sizes kept, finest first: minutes for window edges and short charts, quarter hours
@@ -441,6 +441,17 @@ COLUMNS = (*KEY_COLUMNS, *MEASURES)
 
 
 REBUILD_CHUNK = 20_000
+
+
+def in_chunks(conn: Connection, query: Select[Any]) -> Iterator[list[dict[str, Any]]]:
+    """The rows `query` selects, as lists of up to `REBUILD_CHUNK` dicts, streamed (what a
+    migration building a rollup table from the raw rows reads, in bounded memory)."""
+    result = conn.execute(query.execution_options(yield_per=REBUILD_CHUNK))
+    try:
+        for chunk in result.mappings().partitions(REBUILD_CHUNK):
+            yield [dict(row) for row in chunk]
+    finally:
+        result.close()
 
 
 def rebuild(conn: Connection, requests: Table, rollups: Table) -> None:

@@ -88,14 +88,9 @@ def upsert(conn: Connection, route_rollups: Table, groups: Increments) -> None:
     rollups.upsert(conn, route_rollups, groups, KEY_COLUMNS, MEASURES)
 
 
-CHUNK = 20_000
-
-
 def build(conn: Connection, requests: Table, route_rollups: Table) -> None:
     """From the raw request rows still stored (the migration that adds the table)."""
     names = ("kind", "ts", "endpoint", "requested_model", "status", "outcome", "baseline_cost_usd")
     query = select(*(requests.c[name] for name in names)).where(requests.c.kind == "request")
-    result = conn.execute(query.execution_options(yield_per=CHUNK))
-    for chunk in result.mappings().partitions(CHUNK):
-        upsert(conn, route_rollups, increments(dict(row) for row in chunk))
-    result.close()
+    for rows in rollups.in_chunks(conn, query):
+        upsert(conn, route_rollups, increments(rows))

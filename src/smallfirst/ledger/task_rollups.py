@@ -81,9 +81,6 @@ def upsert(conn: Connection, task_rollups: Table, groups: Increments) -> None:
     rollups.upsert(conn, task_rollups, groups, KEY_COLUMNS, MEASURES)
 
 
-CHUNK = 20_000
-
-
 def build(conn: Connection, requests: Table, task_rollups: Table) -> None:
     """From the raw request rows that name a task (the migration that adds the table)."""
     columns = [requests.c[name] for name in ("kind", "ts", "key_id", "task", "tier", "status")]
@@ -91,7 +88,5 @@ def build(conn: Connection, requests: Table, task_rollups: Table) -> None:
     query = select(*columns, *money).where(
         requests.c.kind == "request", requests.c.task.is_not(None)
     )
-    result = conn.execute(query.execution_options(yield_per=CHUNK))
-    for chunk in result.mappings().partitions(CHUNK):
-        upsert(conn, task_rollups, increments(dict(row) for row in chunk))
-    result.close()
+    for rows in rollups.in_chunks(conn, query):
+        upsert(conn, task_rollups, increments(rows))
