@@ -48,13 +48,13 @@ def wait_for_rows(gw: RunningGateway, count: int) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("part", "param"),
     [
-        ({"type": "text", "text": 5}, "messages.0.content.0.text"),
-        ({"type": "text", "text": None}, "messages.0.content.0.text"),
-        ({"type": "text", "text": {}}, "messages.0.content.0.text"),
-        ({"type": "text"}, "messages.0.content.0.text"),
-        ({}, "messages.0.content.0.type"),
-        ({"type": 5, "text": "x"}, "messages.0.content.0.type"),
-        (None, "messages.0.content.0"),
+        ({"type": "text", "text": 5}, "messages[0].content[0].text"),
+        ({"type": "text", "text": None}, "messages[0].content[0].text"),
+        ({"type": "text", "text": {}}, "messages[0].content[0].text"),
+        ({"type": "text"}, "messages[0].content[0].text"),
+        ({}, "messages[0].content[0].type"),
+        ({"type": 5, "text": "x"}, "messages[0].content[0].type"),
+        (None, "messages[0].content[0]"),
     ],
 )
 def test_a_bad_content_part_is_a_400_naming_the_field(gw, part: Any, param: str) -> None:

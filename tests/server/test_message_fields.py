@@ -135,7 +135,7 @@ def test_the_messages_api_refuses_an_unknown_message_field_in_its_own_shape(stac
         )
     body = err.value.response.json()
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
-    assert "messages.0.foo" in body["error"]["message"]
+    assert "messages[0].foo" in body["error"]["message"]
     assert stack.openai_up.received == []
 
 

@@ -518,7 +518,7 @@ def test_an_image_to_a_text_only_model_is_refused(stack) -> None:
         ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "top_k": 3}, "top_k"),
         (
             {"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]},
-            "messages.0.content",
+            "messages[0].content",
         ),
         (
             {
@@ -534,7 +534,7 @@ def test_an_image_to_a_text_only_model_is_refused(stack) -> None:
                 "max_tokens": 5,
                 "messages": [{"role": "assistant", "content": [IMAGE]}],
             },
-            "messages.0.content",
+            "messages[0].content",
         ),
         (
             {

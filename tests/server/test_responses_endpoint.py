@@ -199,9 +199,9 @@ def test_a_cut_off_answer_is_incomplete(gw, stream: bool) -> None:
 @pytest.mark.parametrize(
     ("request_fields", "param"),
     [
-        ({"input": "x", "tools": [{"type": "web_search"}]}, "tools.0.type"),
+        ({"input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"input": "x", "reasoning": {"effort": "high"}}, "reasoning"),
-        ({"input": [{"type": "reasoning", "summary": []}]}, "input.0"),
+        ({"input": [{"type": "reasoning", "summary": []}]}, "input[0]"),
         ({"input": "x", "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice"),
         ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
         ({"input": "x", "text": {"format": {"type": "json_schema", "name": "n"}}}, None),

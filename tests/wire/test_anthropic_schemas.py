@@ -162,7 +162,7 @@ def test_tool_choice(choice, ours, parallel) -> None:
 
 
 def test_server_tools_are_refused() -> None:
-    with pytest.raises(InvalidRequestError, match=r"tools\.0"):
+    with pytest.raises(InvalidRequestError, match=r"tools\[0\]"):
         validate(
             MessagesBody,
             {

@@ -12,7 +12,14 @@ from smallfirst.config import Config, ModelConfig
 from smallfirst.errors import InvalidRequestError, RateLimitError, SmallfirstError
 from smallfirst.server import create_app
 from smallfirst.server.openapi import openapi_document
-from smallfirst.wire.schemas import ChatBody, CompletionBody, EmbeddingBody, ErrorBody
+from smallfirst.wire.schemas import (
+    ChatBody,
+    CompletionBody,
+    EmbeddingBody,
+    ErrorBody,
+    field_path,
+    validate,
+)
 
 
 def gateway_document() -> dict[str, Any]:
@@ -52,3 +59,27 @@ def test_every_ref_points_at_a_published_schema() -> None:
 @pytest.mark.parametrize("error", [InvalidRequestError("bad", param="model"), RateLimitError("x")])
 def test_the_error_schema_describes_what_errors_send(error: SmallfirstError) -> None:
     assert ErrorBody.model_validate(error.to_openai()).error.message == error.message
+
+
+@pytest.mark.parametrize(
+    ("parts", "path"),
+    [
+        (("model",), "model"),
+        (("messages", 0, "role"), "messages[0].role"),
+        (
+            ("messages", 0, "content", 1, "image_url", "detail"),
+            "messages[0].content[1].image_url.detail",
+        ),
+        (("input", 2), "input[2]"),
+    ],
+)
+def test_a_field_path_has_one_spelling(parts: tuple[str | int, ...], path: str) -> None:
+    assert field_path(parts) == path
+
+
+def test_a_validation_error_names_its_field_in_that_spelling() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text"}]}]}
+    with pytest.raises(InvalidRequestError) as err:
+        validate(ChatBody, body)
+    assert err.value.param == "messages[0].content[0].text"
+    assert err.value.message.startswith("messages[0].content[0].text: ")

@@ -49,8 +49,8 @@ def _type_of(value: Any) -> str | None:
 
 
 def _tag(kind: str) -> Tag:
-    """Tags in brackets: the edge's error paths skip such segments (`input.0.content.1.text`,
-    not `input.0.message.content.1.input_text.text`)."""
+    """Tags in brackets: the edge's error paths skip such segments (`input[0].content[1].text`,
+    not `input[0].message.content[1].input_text.text`)."""
     return Tag(f"[{kind}]")
 
 

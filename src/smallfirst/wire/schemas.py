@@ -254,8 +254,16 @@ def _is_field(part: str | int) -> bool:
     return isinstance(part, int) or ("[" not in part and part not in TYPE_TAGS)
 
 
-def _fields(loc: tuple[str | int, ...]) -> list[str]:
-    return [str(part) for part in loc if _is_field(part)]
+def _fields(loc: tuple[str | int, ...]) -> list[str | int]:
+    return [part for part in loc if _is_field(part)]
+
+
+def field_path(parts: list[str | int] | tuple[str | int, ...]) -> str:
+    """The one spelling of a field's path in every error: `messages[0].content[1].text`."""
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else part
+    return path
 
 
 def _schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -324,9 +332,9 @@ def validate(kind: type[B], data: dict[str, Any]) -> B:
         return kind.model_validate(data)
     except ValidationError as exc:
         # The deepest error is the most telling: for `content: [{"type": "text", "text": 5}]`
-        # it is `messages.0.content.0.text`, not "content should be a string".
+        # it is `messages[0].content[0].text`, not "content should be a string".
         first = max(exc.errors(), key=lambda error: len(_fields(error["loc"])))
-        where = ".".join(_fields(first["loc"]))
+        where = field_path(_fields(first["loc"]))
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise InvalidRequestError(
