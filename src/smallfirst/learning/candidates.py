@@ -7,18 +7,27 @@ Wilson bounds at `learn.confidence` (evaluate/stats.py).
 
 - `small`: the small model for every request, on shadow and audit comparisons (nothing is
   fitted, so every comparison is held out).
-- `student`: a tier-0 student (distill/student.py) trained on the older (input, large answer)
-  pairs of a closed-label task and scored on the newest ones: a chronological split, so the
-  estimate is of the very file that would be served, on traffic it has not seen.
+- `student`: a tier-0 student (distill/student.py) trained on the (input, large answer)
+  pairs of a closed-label task, scored by cross-fitting (`cross_fitted`).
 - `student` on a JSON task: an extraction student (distill/extraction_student.py), a span
   tagger, when most large answers are flat objects of strings found in the input; scored the
   same way, an answer right when every field equals the large one (verdicts.py).
+
+Why cross-fitting and not a held-out tail: once a task is served below large, the newest
+pairs are mostly the inputs the student deferred plus a few audits of its answers, each
+standing for `1 / audit_rate` requests, so a tail of them has a tiny effective sample and
+no candidate answering more could ever prove itself (a task stalled at its first promotion).
+Scoring every pair once, by a student that never saw it, uses all the evidence: the
+uniform sample the large model answered before the first promotion, every deferral and
+every audit.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -38,17 +47,17 @@ from smallfirst.learning.cases import Case, label_of
 from smallfirst.learning.records import Estimate, ServeKind
 from smallfirst.learning.verdicts import compare
 
-HELD_OUT_SHARE = 0.3
-"""The newest share of a task's pairs a student is scored on (it learns from the rest)."""
-MIN_HELD_OUT = 10
-MAX_HELD_OUT = 1000
-"""Enough for a bound within about a point; beyond it, more pairs train the student."""
+CROSS_FOLDS = 4
+"""Students per estimate: each learns from three quarters of the pairs and answers the rest."""
+MIN_PAIRS = 20
+"""Fewer pairs than this leave a fold too few examples to learn from."""
 MAX_PAIRS = 20_000
 """The newest pairs a pass uses (training time grows with them; old traffic matters least)."""
 MAX_EXTRACTION_PAIRS = 5_000
 """An extraction student fits per word, so fewer pairs already mean many examples."""
 MIN_AUDIT_RATE = 0.01
 """A promoted policy is audited at least this often (learner.py), so it can be demoted."""
+S = TypeVar("S", TinyClassifier, ExtractionStudent)
 MIN_SPAN_SHARE = 0.5
 """An extraction student is offered when at least this share of the large answers are flat
 objects of strings found in the input (the rest it cannot learn from)."""
@@ -200,29 +209,35 @@ def student_candidates(
     cover the held-out requests); or none and why."""
     pairs = [case for case in cases if case.trusted and case.input and case.reference]
     pairs = pairs[-MAX_PAIRS:]
-    held_n = min(MAX_HELD_OUT, max(MIN_HELD_OUT, round(len(pairs) * HELD_OUT_SHARE)))
-    if len(pairs) - held_n < 4:
-        return [], f"a student needs more than {held_n + 4} (input, large answer) pairs"
-    train, held = pairs[:-held_n], pairs[-held_n:]
+    if len(pairs) < MIN_PAIRS:
+        return [], f"a student needs at least {MIN_PAIRS} (input, large answer) pairs"
     vectors = embedder.encode([case.input or "" for case in pairs])
-    try:
+    labels = [label_of(case.reference or "") for case in pairs]
+
+    def fit(rows: np.ndarray) -> TinyClassifier:
         students = train_students(
-            vectors[: len(train)],
-            [(case.reference or "").strip() for case in train],
+            vectors[rows],
+            [(pairs[i].reference or "").strip() for i in rows],
             targets=answer_targets(config.target),
             embedder_name=embedder.name,
             level=config.confidence,
         )
+        return pick_student(students, len(pairs), config.target, config.confidence)
+
+    def score(student: TinyClassifier, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        predictions = student.predict_vectors(vectors[rows])
+        answered = np.array([p.answered for p in predictions], dtype=bool)
+        right = np.array(
+            [label_of(p.label) == labels[i] for p, i in zip(predictions, rows, strict=True)],
+            dtype=bool,
+        )
+        return answered, right
+
+    try:
+        student, answered, right = cross_fitted(pairs, fit, score)
     except InvalidRequestError as exc:  # one label so far, or too few examples
         return [], f"no student yet: {exc.message}"
-    student = pick_student(students, held_n, config.target, config.confidence)
-    predictions = student.predict_vectors(vectors[len(train) :])
-    answered = np.array([p.answered for p in predictions])
-    labels = [label_of(c.reference or "") for c in held]
-    right = np.array(
-        [label_of(p.label) == label for p, label in zip(predictions, labels, strict=True)]
-    )
-    return _student_policies(held, answered, right, large, small, student, config), None
+    return _student_policies(pairs, answered, right, large, small, student, config), None
 
 
 def extraction_candidates(
@@ -238,29 +253,61 @@ def extraction_candidates(
             f"no extraction student: {spans} of {len(pairs)} large answers are flat objects "
             "of strings found in the input"
         )
-    held_n = min(MAX_HELD_OUT, max(MIN_HELD_OUT, round(len(pairs) * HELD_OUT_SHARE)))
-    if len(pairs) - held_n < 4:
-        return [], f"a student needs more than {held_n + 4} (input, large answer) pairs"
-    train, held = pairs[:-held_n], pairs[-held_n:]
-    try:
+    if len(pairs) < MIN_PAIRS:
+        return [], f"a student needs at least {MIN_PAIRS} (input, large answer) pairs"
+
+    def fit(rows: np.ndarray) -> ExtractionStudent:
         students = train_extraction_students(
-            [case.input or "" for case in train],
-            [flat_strings(case.reference) for case in train],
+            [pairs[i].input or "" for i in rows],
+            [flat_strings(pairs[i].reference) for i in rows],
             targets=answer_targets(config.target),
             level=config.confidence,
         )
+        return pick_student(students, len(pairs), config.target, config.confidence)
+
+    def score(student: ExtractionStudent, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        predictions = student.predict([pairs[i].input or "" for i in rows])
+        answered = np.array([p.answered for p in predictions], dtype=bool)
+        right = np.array(
+            [
+                compare("json", p.text, pairs[i].reference or "").agree is True
+                for p, i in zip(predictions, rows, strict=True)
+            ],
+            dtype=bool,
+        )
+        return answered, right
+
+    try:
+        student, answered, right = cross_fitted(pairs, fit, score)
     except InvalidRequestError as exc:
         return [], f"no extraction student yet: {exc.message}"
-    student = pick_student(students, held_n, config.target, config.confidence)
-    predictions = student.predict([case.input or "" for case in held])
-    answered = np.array([p.answered for p in predictions])
-    right = np.array(
-        [
-            compare("json", p.text, case.reference or "").agree is True
-            for p, case in zip(predictions, held, strict=True)
-        ]
-    )
-    return _student_policies(held, answered, right, large, small, student, config), None
+    return _student_policies(pairs, answered, right, large, small, student, config), None
+
+
+def fold_of(case: Case) -> int:
+    """A request's fold, fixed by its id: the same request is held out by the same fold on
+    every pass, whatever else the evidence holds."""
+    return zlib.crc32(case.request_id.encode()) % CROSS_FOLDS
+
+
+def cross_fitted(
+    pairs: list[Case],
+    fit: Callable[[np.ndarray], S],
+    score: Callable[[S, np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> tuple[S, np.ndarray, np.ndarray]:
+    """The student to serve (`fit` on every pair) and, for every pair, whether a student
+    fitted the same way without it answered it and was right: the estimate is of the
+    procedure that made the served student, on requests its scorer never saw, which is
+    what cross-validation measures (each scoring student learnt from a quarter less, so
+    if anything the estimate is low)."""
+    folds = np.array([fold_of(case) for case in pairs])
+    answered = np.zeros(len(pairs), dtype=bool)
+    right = np.zeros(len(pairs), dtype=bool)
+    for fold in range(CROSS_FOLDS):
+        held = np.flatnonzero(folds == fold)
+        if len(held):
+            answered[held], right[held] = score(fit(np.flatnonzero(folds != fold)), held)
+    return fit(np.arange(len(pairs))), answered, right
 
 
 def _student_policies(
