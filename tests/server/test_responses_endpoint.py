@@ -197,6 +197,73 @@ def test_a_cut_off_answer_is_incomplete(gw, stream: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("item", "param"),
+    [
+        ({"role": "user", "content": "hi", "foo": 1}, "input[1].foo"),
+        ({"role": "assistant", "content": "ok", "phase": "commentary"}, "input[1].phase"),
+        (
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "x"},
+                    {"type": "input_text", "text": "y", "bar": 2},
+                ],
+            },
+            "input[1].content[1].bar",
+        ),
+        (
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_image", "image_url": "https://e.com/a.png", "file_id": "file-1"}
+                ],
+            },
+            "input[1].content[0].file_id",
+        ),
+        (
+            {"type": "function_call_output", "call_id": "c1", "output": "18C", "name": "f"},
+            "input[1].name",
+        ),
+    ],
+)
+def test_an_input_field_the_chat_turns_would_drop_is_a_400_naming_its_path(gw, item, param) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        gw.client().responses.create(model="small", input=[{"role": "user", "content": "hi"}, item])
+    error = refused.value.body
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+    assert error["message"].startswith(param)
+    assert gw.upstream.received == []
+
+
+def test_documented_labels_and_nulls_in_input_items_still_answer(gw) -> None:
+    gw.upstream.enqueue(Script(text="fine"))
+    part = {"type": "output_text", "text": "Hello!", "annotations": [], "logprobs": []}
+    history = [
+        {"type": "message", "role": "user", "content": "hi", "phase": None},
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [part],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "input_text",
+                    "text": "and?",
+                    "prompt_cache_breakpoint": {"mode": "explicit"},
+                }
+            ],
+        },
+    ]
+    response = gw.client().responses.create(model="small", input=history)
+    assert response.output_text == "fine"
+    assert [m["content"] for m in gw.upstream.received[-1]["messages"]] == ["hi", "Hello!", "and?"]
+
+
+@pytest.mark.parametrize(
     ("request_fields", "param"),
     [
         ({"input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),

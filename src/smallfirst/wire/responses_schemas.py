@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationInfo as Info
 
 from smallfirst.errors import InvalidRequestError
 from smallfirst.types import ContentPart, GenerationParams, Message, Tool, ToolCall
+from smallfirst.wire.responses_fields import refuse_uncarried_input
 
 
 class Strict(BaseModel):
@@ -22,7 +31,8 @@ class Strict(BaseModel):
 
 
 class Loose(BaseModel):
-    """Items and parts as the SDK writes them back from an earlier response (ids, status)."""
+    """Items and parts as the SDK writes them back from an earlier response (ids, status).
+    Their other fields are refused before validation (see `responses_fields`), never ignored."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
 
@@ -173,6 +183,13 @@ class ResponsesBody(Strict):
     metadata: dict[str, str] | None = None
     user: str | None = None
     truncation: Literal["disabled"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nothing_in_the_input_dropped(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            refuse_uncarried_input(data.get("input"))  # its 400 names the path, as is
+        return data
 
     @field_validator("tool_choice")
     @classmethod
