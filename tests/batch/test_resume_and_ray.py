@@ -10,6 +10,7 @@ import pytest
 
 from smallfirst.batch import BatchOptions, WorkSpec, run_batch
 from smallfirst.batch.journal import journal_path
+from smallfirst.ledger import Ledger
 from smallfirst.testing import Script
 from tests.batch.conftest import read_jsonl, write_jsonl
 
@@ -97,26 +98,45 @@ def test_cli_reports_and_exit_codes(upstream_config, tmp_path):
 
 
 async def test_ray_engine_finishes_a_run_the_local_engine_started(upstream_config, tmp_path):
+    """...and records its items in the ledger from the driver, as the local engine does: a
+    request row per item, and hop rows for the item whose first attempt got a 503."""
     pytest.importorskip("ray")
     import ray
 
     from smallfirst.batch.ray_engine import run_batch_ray
 
-    _, config = upstream_config
+    upstream, config = upstream_config
     items = [{"id": f"r{i}", "text": f"item {i}"} for i in range(12)]
     source = write_jsonl(tmp_path / "in.jsonl", [*items, "{bad json"])
     out = tmp_path / "out.jsonl"
     spec = WorkSpec(model="m", config=str(config))
     per_item = (5 * 1 + 2 * 2) / 1e6
-    local = await run_batch(
-        spec.build(), BatchOptions(source, out, concurrency=1, max_usd=per_item * 4.5)
-    )
-    assert local.stopped and local.done < 12
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     try:
-        summary = run_batch_ray(spec, BatchOptions(source, out), replicas=2, batch_size=4)
+        local = await run_batch(
+            spec.build(ledger=ledger),
+            BatchOptions(source, out, concurrency=1, max_usd=per_item * 4.5),
+        )
+        assert local.stopped and local.done < 12
+        upstream.enqueue(Script("error", status=503))  # one Ray item's first attempt
+        try:
+            summary = run_batch_ray(
+                spec, BatchOptions(source, out), replicas=2, batch_size=4, ledger=ledger
+            )
+        finally:
+            ray.shutdown()
+        ledger.flush()
+        rows = ledger.store.rows()
     finally:
-        ray.shutdown()
+        ledger.close()
     assert summary.resumed == local.done + local.rejected
     assert summary.done == 12 - local.done
     assert [r["id"] for r in read_jsonl(out)] == [f"r{i}" for i in range(12)]
     assert len(read_jsonl(BatchOptions(source, out).rejects_path)) == 1
+    requests = [r for r in rows if r["kind"] == "request"]
+    assert len(requests) == 12 and {r["endpoint"] for r in requests} == {"batch"}
+    charged = (10 * 1 + 2 * 2) / 1e6  # every item's tokens at model m's price
+    assert all(r["status"] == 200 and r["cost_usd"] == pytest.approx(charged) for r in requests)
+    hops = sorted((r for r in rows if r["kind"] == "hop"), key=lambda r: r["hop"])
+    assert [(h["step"], h["outcome"]) for h in hops] == [("failure", "error"), ("answer", "ok")]
+    assert len({h["request_id"] for h in hops}) == 1 and "503" in hops[0]["error"]

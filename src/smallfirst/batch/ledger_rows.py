@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from smallfirst.errors import SmallfirstError
-from smallfirst.ledger import Ledger, LedgerEntry
+from smallfirst.ledger import LedgerEntry
 from smallfirst.ledger.hop_rows import hop_entry
+from smallfirst.ledger.sink import RowSink
 from smallfirst.models.registry import Registry
 from smallfirst.routing.hops import HopLog
 from smallfirst.routing.resilience import current_scope, failover_scope
@@ -29,7 +30,7 @@ Work = Callable[[HopLog], Awaitable["Processed"]]
 
 
 async def recorded(
-    ledger: Ledger | None, registry: Registry, requested: str, work: Work
+    ledger: RowSink | None, registry: Registry, requested: str, work: Work
 ) -> Processed:
     """`work(log)` inside a failover scope on a new `log`, then the item's rows. Without a
     ledger, the work alone: its hops go to the failover scope a caller opened, if any."""
@@ -72,7 +73,7 @@ def _charge(entry: LedgerEntry, registry: Registry, usage: Usage, cost_usd: floa
     entry.baseline_cost_usd = baseline.price.cost(usage)
 
 
-def _record(ledger: Ledger, entry: LedgerEntry, log: HopLog, started: float) -> None:
+def _record(ledger: RowSink, entry: LedgerEntry, log: HopLog, started: float) -> None:
     """The request row, and its hops when it took more than one step (a lone failed attempt
     is already the request row's error), as `server.passthrough.record_retries` does."""
     entry.latency_ms = (time.perf_counter() - started) * 1000

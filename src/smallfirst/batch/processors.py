@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from smallfirst.batch.ledger_rows import recorded
 from smallfirst.errors import InvalidRequestError
-from smallfirst.ledger import Ledger
+from smallfirst.ledger.sink import RowSink
 from smallfirst.models.registry import Registry
 from smallfirst.routing.hops import HopLog
 from smallfirst.target import CascadeTarget, ModelTarget, resolve
@@ -103,7 +103,7 @@ class ModelProcessor:
         registry: Registry,
         model: str,
         max_tokens: int | None = 256,
-        ledger: Ledger | None = None,
+        ledger: RowSink | None = None,
     ) -> None:
         self.registry = registry
         self.target = resolve(model, registry)
@@ -134,7 +134,7 @@ class TaskProcessor:
     """A task on a model or router (`Task.run`), or up a cascade's ladder (`cascade-<name>`)."""
 
     def __init__(
-        self, registry: Registry, task: Any, model: str | None, ledger: Ledger | None = None
+        self, registry: Registry, task: Any, model: str | None, ledger: RowSink | None = None
     ) -> None:
         self.registry = registry
         self.task = task
@@ -164,7 +164,7 @@ class TaskProcessor:
 
 
 class PipelineProcessor:
-    def __init__(self, registry: Registry, pipeline: Any, ledger: Ledger | None = None) -> None:
+    def __init__(self, registry: Registry, pipeline: Any, ledger: RowSink | None = None) -> None:
         self.registry = registry
         self.pipeline = pipeline
         self.ledger = ledger

@@ -3,7 +3,9 @@
 The driver reads the input, skips what the journal already holds, and hands the rest to
 `map_batches` over a pool of `ItemWorker` actors; results come back to the driver, which
 commits them to the same journal as the local engine, so resuming and exactly-once output work
-the same way on a cluster.
+the same way on a cluster. Given a ledger, an actor builds each item's rows as the local engine
+does (`batch.ledger_rows`) into a `RowBuffer` and returns them with the item's result; the
+driver records them, so no actor writes to the ledger and no row of a returned item is lost.
 """
 
 from __future__ import annotations
@@ -29,16 +31,20 @@ from smallfirst.batch.runner import (
 )
 from smallfirst.batch.spec import WorkSpec
 from smallfirst.errors import ModelLoadError, SmallfirstError
+from smallfirst.ledger import LedgerEntry
+from smallfirst.ledger.sink import RowBuffer, RowSink
 
 ROUND = 512
 """Items handed to the cluster at a time."""
 
 
 class ItemWorker:
-    """A Ray actor: builds the model/task once, then processes batches of items."""
+    """A Ray actor: builds the model/task once, then processes batches of items. With
+    `record`, each item's ledger rows come back with it (column `rows`, JSON)."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.processor = WorkSpec(**spec).build()
+    def __init__(self, spec: dict[str, Any], record: bool = False) -> None:
+        self.rows = RowBuffer() if record else None
+        self.processor = WorkSpec(**spec).build(ledger=self.rows)
         self.loop = asyncio.new_event_loop()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
@@ -47,12 +53,17 @@ class ItemWorker:
             self.loop.run_until_complete(self._one(*values))
             for values in zip(*(batch[key] for key in columns), strict=True)
         ]
-        return {key: [row[key] for row in rows] for key in ("seq", "status", "payload")}
+        return {key: [row[key] for row in rows] for key in ("seq", "status", "payload", "rows")}
 
     async def _one(
         self, seq: int, item_id: str, raw: str, line: int, digest: str
     ) -> dict[str, Any]:
         item = Item(int(seq), str(item_id), json.loads(raw), int(line), bytes.fromhex(digest))
+        result = await self._process(item)
+        rows = self.rows.take() if self.rows is not None else []
+        return {**result, "rows": json.dumps([entry.as_row() for entry in rows])}
+
+    async def _process(self, item: Item) -> dict[str, Any]:
         try:
             processed = await self.processor.process(item.data)
         except SmallfirstError as exc:
@@ -85,7 +96,9 @@ def run_batch_ray(
     replicas: int = 1,
     batch_size: int = 8,
     progress: ProgressFn | None = None,
+    ledger: RowSink | None = None,
 ) -> BatchSummary:
+    """The job on Ray; with a `ledger`, every processed item's rows are recorded there."""
     try:
         import ray
     except ImportError:
@@ -106,13 +119,13 @@ def run_batch_ray(
             break
         dataset = ray.data.from_items(todo[start : start + ROUND]).map_batches(
             ItemWorker,
-            fn_constructor_kwargs={"spec": spec.to_dict()},
+            fn_constructor_kwargs={"spec": spec.to_dict(), "record": ledger is not None},
             batch_size=batch_size,
             concurrency=replicas,
             num_cpus=1,
         )
         for batch in dataset.iter_batches(batch_size=batch_size, batch_format="pandas"):
-            journal.record(_collect(batch, summary))
+            journal.record(_collect(batch, summary, ledger))
             if progress:
                 progress(summary)
     export(journal, options)
@@ -145,9 +158,14 @@ def _split(options: BatchOptions, finished: set[int]) -> tuple[list[dict[str, An
     return todo, early
 
 
-def _collect(batch: Any, summary: BatchSummary) -> list[Outcome]:
+def _collect(batch: Any, summary: BatchSummary, ledger: RowSink | None) -> list[Outcome]:
+    """The batch's outcomes to journal; its ledger rows (failed items' too) go to `ledger`."""
     outcomes = []
-    for seq, status, payload in zip(batch["seq"], batch["status"], batch["payload"], strict=True):
+    columns = (batch[key] for key in ("seq", "status", "payload", "rows"))
+    for seq, status, payload, rows in zip(*columns, strict=True):
+        if ledger is not None:
+            for row in json.loads(rows):
+                ledger.record(LedgerEntry(**row))
         if status == "failed":
             summary.failed += 1
             summary.failures.append(str(payload))

@@ -9,7 +9,7 @@ from typing import Any
 from smallfirst.batch.processors import ModelProcessor, Processor, TaskProcessor
 from smallfirst.config import load_config
 from smallfirst.errors import InvalidRequestError
-from smallfirst.ledger import Ledger
+from smallfirst.ledger.sink import RowSink
 from smallfirst.models.registry import Registry
 
 
@@ -31,7 +31,7 @@ class WorkSpec:
     def registry(self) -> Registry:
         return Registry(load_config(self.config))
 
-    def build(self, registry: Registry | None = None, ledger: Ledger | None = None) -> Processor:
+    def build(self, registry: Registry | None = None, ledger: RowSink | None = None) -> Processor:
         """The processor; with a `ledger`, every item it processes is recorded there."""
         registry = registry or self.registry()
         if self.task:

@@ -45,7 +45,7 @@ def batch(
         None,
         "--ledger",
         help="Ledger database URL for the items' rows (default: server.ledger_url or the "
-        "state dir; local engine).",
+        "state dir).",
     ),
     allow_changed_input: bool = typer.Option(
         False,
@@ -86,14 +86,9 @@ def batch(
                     rate=f"{rate:.1f}",
                 )
 
-            if engine == "ray":
-                from smallfirst.batch.ray_engine import run_batch_ray
-
-                summary = run_batch_ray(spec, options, replicas=replicas, progress=show)
-            elif engine == "local":
-                summary = _run_local(spec, options, ledger_url, show)
-            else:
+            if engine not in ("local", "ray"):
                 fail(f"unknown engine {engine!r}: use local or ray")
+            summary = _run(spec, options, engine, replicas, ledger_url, show)
     except InputChangedError as exc:
         fail(exc.message, INPUT_CHANGED_EXIT)
     except SmallfirstError as exc:
@@ -101,13 +96,22 @@ def batch(
     _report(summary, options)
 
 
-def _run_local(
-    spec: WorkSpec, options: BatchOptions, ledger_url: str | None, show: ProgressFn
+def _run(
+    spec: WorkSpec,
+    options: BatchOptions,
+    engine: str,
+    replicas: int,
+    ledger_url: str | None,
+    show: ProgressFn,
 ) -> BatchSummary:
-    """The asyncio engine, each item a request row (and its hops) in the ledger."""
+    """The job on `engine`, each item a request row (and its hops) in the ledger."""
     registry = spec.registry()
     ledger = Ledger(ledger_url or registry.config.server.ledger_url)
     try:
+        if engine == "ray":
+            from smallfirst.batch.ray_engine import run_batch_ray
+
+            return run_batch_ray(spec, options, replicas=replicas, progress=show, ledger=ledger)
         processor = spec.build(registry, ledger)
         return asyncio.run(run_batch(processor, options, progress=show))
     finally:

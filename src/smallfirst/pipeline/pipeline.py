@@ -16,7 +16,8 @@ from typing import Any
 
 from smallfirst.blocking import run_blocking
 from smallfirst.errors import SmallfirstError
-from smallfirst.ledger import Ledger, LedgerEntry
+from smallfirst.ledger import LedgerEntry
+from smallfirst.ledger.sink import RowSink
 from smallfirst.models.registry import Registry
 from smallfirst.pipeline.conditions import holds
 from smallfirst.pipeline.results import PipelineResult, StepResult, text_of
@@ -55,7 +56,7 @@ class Pipeline:
         text: str,
         *,
         registry: Registry,
-        ledger: Ledger | None = None,
+        ledger: RowSink | None = None,
         request_id: str | None = None,
         key_id: str | None = None,
     ) -> PipelineResult:
@@ -341,7 +342,7 @@ def split(text: str, size: int) -> list[str]:
 
 
 def record(
-    ledger: Ledger,
+    ledger: RowSink,
     result: PipelineResult,
     registry: Registry,
     started: float,
