@@ -1,7 +1,10 @@
 """The embedded model at volume, in one run: batched decoding and prefix reuse against the
 baselines (issue 21). Prints one table per part and writes nothing else.
 
-1. llama-cpp-python called directly, at every thread count: the fastest is the baseline.
+1. llama-cpp-python called directly, at every thread count: the fastest is the baseline. It
+   and smallfirst's one stream then take turns for `--rounds` rounds over the same prompts,
+   and the medians are compared: on a shared machine the speed drifts by a third between
+   minutes, and a baseline measured once at the start would compare two different machines.
 2. Aggregate tokens/s and p50/p95 time to first token at 1, 4 and 8 concurrent streams of 128
    new tokens: smallfirst in-process, smallfirst through the gateway (HTTP, streaming), and
    llama.cpp's own llama-server (built from llama-cpp-python 0.3.36's vendored llama.cpp, see
@@ -9,7 +12,8 @@ baselines (issue 21). Prints one table per part and writes nothing else.
 3. Items/s of banking77 classification (77 labels, 4 nearest train examples by word overlap)
    at 1 and 8 concurrent: this engine, with the label written under a grammar and as one of
    `choices` (what tasks send now), against the engine of commit BASE_COMMIT (the one-worker
-   engine, grammar), run from `git archive` in a temporary folder.
+   engine, grammar), run from `git archive` in a temporary folder; the two engines also take
+   turns for `--rounds` rounds, medians compared.
     python benchmarks/embedded.py            # the full run (minutes)
     python benchmarks/embedded.py --quick    # tiny sizes, no llama-server unless built
 """
@@ -64,6 +68,10 @@ class Load:
         )
 
 
+SINGLE_STREAM_PROMPTS = PROMPTS[:2]
+"""What one stream generates, one prompt after the other, in the paired comparison."""
+
+
 def direct_tokens_per_second(threads: int, max_tokens: int) -> float:
     from llama_cpp import Llama
 
@@ -72,7 +80,7 @@ def direct_tokens_per_second(threads: int, max_tokens: int) -> float:
             model_path=str(default_model_path()), n_ctx=2048, n_threads=threads, verbose=False
         )
     produced, started = 0, time.perf_counter()
-    for prompt in PROMPTS[:2]:
+    for prompt in SINGLE_STREAM_PROMPTS:
         for _ in llama.create_completion(
             prompt, max_tokens=max_tokens, temperature=0.0, stream=True
         ):
@@ -104,6 +112,45 @@ async def in_process(provider: LlamaCppProvider, streams: int, max_tokens: int) 
         seconds,
         [r[1] for r in results],
     )
+
+
+async def one_stream_tokens_per_second(provider: LlamaCppProvider, max_tokens: int) -> float:
+    """Tokens/s of one stream through the provider over the direct baseline's prompts."""
+    produced, started = 0, time.perf_counter()
+    for prompt in SINGLE_STREAM_PROMPTS:
+        request = CompletionRequest(
+            prompt, GenerationParams(max_tokens=max_tokens, temperature=0.0)
+        )
+        async for delta in provider.stream_complete(request):
+            if delta.usage is not None:
+                produced += delta.usage.output_tokens
+    return produced / (time.perf_counter() - started)
+
+
+@dataclass
+class Paired:
+    """Alternating rounds of a baseline and ours: each side's rates, in round order."""
+
+    baseline: list[float]
+    ours: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ours) / statistics.median(self.baseline)
+
+    def rounds(self) -> str:
+        return ", ".join(f"{o / b:.2f}" for b, o in zip(self.baseline, self.ours, strict=True))
+
+
+async def paired_single_stream(
+    provider: LlamaCppProvider, threads: int, max_tokens: int, rounds: int
+) -> Paired:
+    """llama-cpp-python at `threads` and one stream of ours, taking turns."""
+    paired = Paired([], [])
+    for _ in range(rounds):
+        paired.baseline.append(direct_tokens_per_second(threads, max_tokens))
+        paired.ours.append(await one_stream_tokens_per_second(provider, max_tokens))
+    return paired
 
 
 async def over_http(name: str, url: str, model: str, streams: int, max_tokens: int) -> Load:
@@ -265,7 +312,14 @@ async def main() -> None:
         help="banking77 by the tasks' default (the label written: under a grammar, and as "
         "one of `choices`) and/or by scoring every label (~10 s an item here)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating rounds of each baseline and ours (medians compared)",
+    )
     args = parser.parse_args()
+    rounds = 1 if args.quick else max(1, args.rounds)
     max_tokens = 8 if args.quick else 128
     levels = (1, 2) if args.quick else (1, 4, 8)
     items = 3 if args.quick else 40
@@ -285,9 +339,17 @@ async def main() -> None:
         ModelConfig(name="bench", backend="llamacpp", threads=best, slots=max(levels))
     )
     await provider.load()
+    single = await paired_single_stream(provider, best, max_tokens, rounds)
     for streams in levels:
         loads.append(await in_process(provider, streams, max_tokens))
     await provider.aclose()
+    prompts = len(SINGLE_STREAM_PROMPTS)
+    print(f"\none stream, {prompts} prompts in turn, {rounds} alternating rounds")
+    print(f"{'round':>8}{'direct tok/s':>14}{'ours tok/s':>12}{'ratio':>8}")
+    for index, (direct, ours) in enumerate(zip(single.baseline, single.ours, strict=True)):
+        print(f"{index + 1:>8}{direct:>14.1f}{ours:>12.1f}{ours / direct:>8.2f}")
+    print(f"{'median':>8}{statistics.median(single.baseline):>14.1f}"
+          f"{statistics.median(single.ours):>12.1f}{single.ratio:>8.2f}")  # fmt: skip
     loads += await gateway_loads(best, levels, max_tokens)
     loads += await llama_server_loads(best, levels, max_tokens, build=not args.quick)
     print(f"\nconcurrent streams of {max_tokens} new tokens (aggregate)")
@@ -297,15 +359,24 @@ async def main() -> None:
 
     gold = banking_gold(items)
     if args.classify in ("generate", "both"):
-        base = base_engine_rates(items, best, "grammar")
-        ours = {m: await classification_rates(items, best, m) for m in ("grammar", "choices")}
-        print(f"\nbanking77 classification, {items} items, 4 examples each: items/s (accuracy)")
+        runs: list[dict[str, dict[int, tuple[float, list[str]]]]] = []
+        for _ in range(rounds):
+            run = {"base": base_engine_rates(items, best, "grammar")}
+            for method in ("grammar", "choices"):
+                run[method] = await classification_rates(items, best, method)
+            runs.append(run)
+        print(f"\nbanking77 classification, {items} items, 4 examples each, {rounds} "
+              "alternating rounds: median items/s (accuracy of round 1)")  # fmt: skip
         print(f"{'concurrency':>12}{'base grammar':>16}{'ours grammar':>16}{'ours choices':>16}"
-              f"{'ratio':>8}")  # fmt: skip
+              f"{'ratio':>8}  per round")  # fmt: skip
         for c in (1, 8):
-            cells = [base[c], ours["grammar"][c], ours["choices"][c]]
-            shown = "".join(f"{rate:>8.2f} ({accuracy(got, gold):.3f})" for rate, got in cells)
-            print(f"{c:>12}{shown}{cells[2][0] / cells[0][0]:>8.2f}")
+            shown = "".join(
+                f"{statistics.median(run[side][c][0] for run in runs):>8.2f} "
+                f"({accuracy(runs[0][side][c][1], gold):.3f})"
+                for side in ("base", "grammar", "choices")
+            )
+            paired = Paired([r["base"][c][0] for r in runs], [r["choices"][c][0] for r in runs])
+            print(f"{c:>12}{shown}{paired.ratio:>8.2f}  {paired.rounds()}")
     if args.classify in ("score", "both"):
         base = base_engine_rates(items, best, "score")
         scored = await classification_rates(items, best, "score")
