@@ -56,6 +56,8 @@ class CapabilitiesConfig(Strict):
     vision: bool | None = None
     audio: bool | None = None
     files: bool | None = None
+    message_names: bool | None = None
+    image_detail: bool | None = None
     json_schema: bool | None = None
     grammar: bool | None = None
     logprobs: bool | None = None

@@ -162,6 +162,40 @@ def test_parts_it_cannot_carry_are_refused(part):
         body_for([Message("user", "", parts=[part])])
 
 
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([Message("user", "hi"), Message("user", "hi", name="ann")], "messages[1].name"),
+        (
+            [
+                Message(
+                    "user",
+                    "",
+                    parts=[
+                        ContentPart("text", text="a"),
+                        ContentPart("image", url="https://e.com/a.png", detail="low"),
+                    ],
+                )
+            ],
+            "messages[0].content[1].image_url.detail",
+        ),
+    ],
+)
+def test_a_name_or_image_detail_it_has_no_place_for_is_refused_by_path(messages, param):
+    """The backstop for a config that declares `message_names` / `image_detail` anyway."""
+    with pytest.raises(InvalidRequestError) as err:
+        body_for(messages)
+    assert err.value.param == param and err.value.message.startswith(param)
+
+
+def test_an_image_detail_of_auto_asks_for_nothing_and_passes():
+    part = ContentPart("image", url="https://e.com/a.png", detail="auto")
+    body = body_for([Message("user", "", parts=[part])])
+    assert body["messages"][0]["content"] == [
+        {"type": "image", "source": {"type": "url", "url": "https://e.com/a.png"}}
+    ]
+
+
 def test_arguments_that_are_no_object_are_refused():
     call = ToolCall("call_1", "f", "[1, 2]")
     with pytest.raises(InvalidRequestError, match="not a JSON object"):

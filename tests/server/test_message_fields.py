@@ -33,6 +33,8 @@ ECHOED = {  # an assistant answer as the openai SDK writes it back into the conv
 
 CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}", "foo": 1}}
 RESULT = {"tool_call_id": "c1", "content": "18C"}
+PHOTO_URL = "https://example.com/cat.png"
+PHOTO_LOW = {"type": "image_url", "image_url": {"url": PHOTO_URL, "detail": "low"}}
 
 
 @dataclass
@@ -68,6 +70,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             ModelConfig(name="claude", backend="anthropic", base_url=claude_server.url)
         )
         config.cascades["ladder"] = CascadeConfig(rungs=["small", "large"])
+        config.cascades["claude-first"] = CascadeConfig(rungs=["claude", "large"])
         with running_gateway(config) as gw:
             yield Stack(gw, openai_up, claude_up, config)
 
@@ -120,9 +123,53 @@ def test_pass_through_carries_the_message_verbatim(stack) -> None:
 
 
 @pytest.mark.parametrize("model", ["claude", "cascade-ladder"])
-def test_documented_fields_with_nothing_in_them_and_names_still_pass(stack, model) -> None:
-    answer = stack.chat(model, [{**HI, "name": "ann"}, ECHOED, HI])
+def test_documented_fields_with_nothing_in_them_still_pass(stack, model) -> None:
+    answer = stack.chat(model, [HI, ECHOED, HI])
     assert answer.choices[0].message.content
+
+
+def test_an_openai_compatible_path_off_pass_through_carries_names_and_details(stack) -> None:
+    stack.chat(
+        "cascade-ladder", [{**HI, "name": "ann"}, ECHOED, {"role": "user", "content": [PHOTO_LOW]}]
+    )
+    sent = stack.openai_up.received[-1]["messages"]
+    assert sent[0]["name"] == "ann" and sent[2]["content"] == [PHOTO_LOW]
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([HI, {**HI, "name": "ann"}], "messages[1].name"),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": "what?"}, PHOTO_LOW]}],
+            "messages[0].content[1].image_url.detail",
+        ),
+    ],
+)
+def test_a_name_or_image_detail_anthropic_has_no_place_for_is_a_400_naming_it(
+    stack, messages, param
+) -> None:
+    error = stack.refused("claude", messages)
+    assert error["param"] == param and error["message"].startswith(param), error
+    assert "message_names" in error["message"] or "image_detail" in error["message"]
+    assert stack.claude_up.received == []
+
+
+def test_an_image_detail_of_auto_reaches_anthropic_as_the_image(stack) -> None:
+    auto = {
+        "type": "image_url",
+        "image_url": {"url": PHOTO_LOW["image_url"]["url"], "detail": "auto"},
+    }
+    stack.chat("claude", [{"role": "user", "content": [auto]}])
+    [turn] = stack.claude_up.received[-1]["messages"]
+    assert turn["content"] == [{"type": "image", "source": {"type": "url", "url": PHOTO_URL}}]
+
+
+def test_a_cascade_passes_over_a_model_that_would_drop_the_name(stack) -> None:
+    answer = stack.chat("cascade-claude-first", [{**HI, "name": "ann"}])
+    assert answer.choices[0].message.content
+    assert stack.claude_up.received == []
+    assert stack.openai_up.received[-1]["messages"] == [{**HI, "name": "ann"}]
 
 
 def test_the_messages_api_refuses_an_unknown_message_field_in_its_own_shape(stack) -> None:

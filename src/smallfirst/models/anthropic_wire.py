@@ -10,7 +10,8 @@ What differs from OpenAI's format, and how it is bridged:
   PDFs sent as OpenAI `file` parts become `document` blocks;
 - `tool_choice` auto / none / required / a named function is auto / none / any / tool, and
   `parallel_tool_calls: false` is `disable_parallel_tool_use`;
-- Anthropic takes no grammar, so `choices` and `grammar` are a 400 naming them;
+- Anthropic takes no grammar, so `choices` and `grammar` are a 400 naming them, and has no
+  message `name` nor image `detail` (other than `auto`), so each is a 400 naming its path;
 - `input_tokens` excludes cached prompt tokens; our `Usage.input_tokens` is every prompt
   token, so the cache reads and writes are added to it.
 """
@@ -22,6 +23,7 @@ import re
 from typing import Any
 
 from smallfirst.errors import InvalidRequestError, UpstreamError
+from smallfirst.models.capabilities import DEFAULT_DETAIL
 from smallfirst.models.usage import token_count, usage_object
 from smallfirst.types import (
     ChatRequest,
@@ -53,6 +55,7 @@ DATA_URL = re.compile(
 
 def messages_body(model: str, request: ChatRequest, stream: bool) -> dict[str, Any]:
     refuse_grammar(model, request.params)
+    refuse_openai_only(model, request.messages)
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(request.messages):
@@ -89,6 +92,25 @@ def refuse_grammar(model: str, params: GenerationParams) -> None:
                 f"({model!r} cannot honour it): send it to a model with `grammar`, or leave "
                 f"{field} out",
                 param=field,
+            )
+
+
+def refuse_openai_only(model: str, messages: list[Message]) -> None:
+    """A message's `name` and an image's `detail` have no place in Anthropic's format; routing
+    keeps them from a model that does not declare `message_names` / `image_detail`, and this
+    refuses them where a config declared either for an Anthropic model anyway."""
+    for i, message in enumerate(messages):
+        found = [f"messages[{i}].name"] if message.name else []
+        found += [
+            f"messages[{i}].content[{j}].image_url.detail"
+            for j, part in enumerate(message.parts or ())
+            if part.kind == "image" and part.detail not in DEFAULT_DETAIL
+        ]
+        if found:
+            raise InvalidRequestError(
+                f"{found[0]} has no place in Anthropic's Messages API ({model!r} cannot honour "
+                f"it): send it to an OpenAI-compatible model, or leave {found[0]} out",
+                param=found[0],
             )
 
 

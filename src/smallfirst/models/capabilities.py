@@ -37,6 +37,10 @@ class Capabilities:
     """Takes audio parts (`input_audio`) in the messages."""
     files: bool = False
     """Takes file parts (e.g. PDFs) in the messages."""
+    message_names: bool = False
+    """Keeps a message's `name` (which participant said it); only OpenAI's format has one."""
+    image_detail: bool = False
+    """Keeps an image's `detail` (`low`, `high`): how closely OpenAI's vision models look."""
     json_schema: bool = False
     """Can be held to a JSON schema (a grammar, or `response_format` json_schema)."""
     grammar: bool = False
@@ -50,6 +54,10 @@ class Capabilities:
     """Tokens of prompt plus answer; the model's `context` key."""
 
 
+DEFAULT_DETAIL = (None, "auto")
+"""An image `detail` that asks for nothing: any model that takes images honours it."""
+
+
 def openai_compatible(config: ModelConfig) -> Capabilities:
     """Local only on a loopback host; `response_format` json_schema only on chat. Tools,
     images, audio and files are forwarded as sent, so the upstream honours them or answers
@@ -61,6 +69,8 @@ def openai_compatible(config: ModelConfig) -> Capabilities:
         vision=True,
         audio=True,
         files=True,
+        message_names=True,
+        image_detail=True,
         json_schema=config.style == "chat",
         logprobs=True,
     )

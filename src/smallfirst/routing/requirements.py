@@ -1,10 +1,11 @@
 """What a request needs from the model that answers it, read from the request itself.
 
 A gateway that drops a field it cannot honour changes what the request means. So every field
-that only some models honour (tools, images, audio, files, structured output, logprobs, a
-grammar or a list of choices) is a need, named by where it sits in the request; a model missing
-one is never sent the request: routers and cascades pass over it (the route reason says why),
-and a request naming that model directly is refused with a 400 naming the field.
+that only some models honour (tools, images, audio, files, a message's `name`, an image's
+`detail`, structured output, logprobs, a grammar or a list of choices) is a need, named by
+where it sits in the request; a model missing one is never sent the request: routers and
+cascades pass over it (the route reason says why), and a request naming that model directly
+is refused with a 400 naming the field.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from smallfirst.errors import InvalidRequestError
+from smallfirst.models.capabilities import DEFAULT_DETAIL
 from smallfirst.models.registry import ModelEntry, Registry
 from smallfirst.types import ChatRequest, CompletionRequest
 
@@ -28,7 +30,8 @@ pass over models the prompt fits)."""
 @dataclass(frozen=True, slots=True)
 class Need:
     capability: str
-    """A `Capabilities` field: tools, vision, audio, files, json_schema, grammar, logprobs."""
+    """A `Capabilities` field: tools, vision, audio, files, message_names, image_detail,
+    json_schema, grammar, logprobs."""
     field: str
     """Where in the request, e.g. `tools` or `messages[2].content[1]`."""
 
@@ -57,10 +60,14 @@ def needs_of(request: AnyRequest) -> list[Need]:
                 add("tools", f"messages[{i}].tool_calls")
             if message.role == "tool":
                 add("tools", f"messages[{i}]")
+            if message.name:
+                add("message_names", f"messages[{i}].name")
             for j, part in enumerate(message.parts or ()):
                 capability = PART_NEEDS.get(part.kind)
                 if capability is not None:
                     add(capability, f"messages[{i}].content[{j}]")
+                if part.kind == "image" and part.detail not in DEFAULT_DETAIL:
+                    add("image_detail", f"messages[{i}].content[{j}].image_url.detail")
     return list(found.values())
 
 
