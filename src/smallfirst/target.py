@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from smallfirst.blocking import iterate_blocking, run_blocking
-from smallfirst.errors import InvalidRequestError, ModelNotFoundError
+from smallfirst.errors import ConfigError, InvalidRequestError, ModelNotFoundError
 from smallfirst.models.registry import ModelEntry, Registry
 from smallfirst.routing.base import DefaultRouter, RouteDecision, Router, resolve_router
 from smallfirst.routing.cascade import CASCADE_PREFIX, Cascade, Cascades, replay
@@ -40,6 +40,7 @@ from smallfirst.types import ChatRequest, CompletionRequest, Delta, Generation, 
 
 if TYPE_CHECKING:
     from smallfirst.learning.gateway import GatewayLearning
+    from smallfirst.routing.fallback import FailoverCaller
 
 AnyRequest = ChatRequest | CompletionRequest
 TargetKind = Literal["model", "router", "cascade"]
@@ -314,16 +315,17 @@ class CascadeTarget(Target):
 
 class Targets:
     """Resolves names to targets and keeps them (routers load their files once; cascades
-    share the registry's failover caller)."""
+    share one failover caller: `caller`, else the registry's)."""
 
     def __init__(
         self,
         registry: Registry,
-        cascades: Cascades | None = None,
+        caller: FailoverCaller | None = None,
         learning: GatewayLearning | None = None,
     ) -> None:
         self.registry = registry
-        self.cascades = cascades or Cascades(registry)
+        self.cascades = Cascades(registry, caller, resolve=self.router)
+        """Built here, so a cascade's `router:` resolves by `router` below."""
         self.learning = learning
         """With `learn:` configured, `auto` serves each task by its learned policy."""
         self._resolved: dict[str, Target] = {}
@@ -337,13 +339,25 @@ class Targets:
             self._resolved[name] = found
         return found
 
-    def _resolve(self, name: str) -> Target:
+    def router(self, name: str) -> Target:
+        """The router `name` means where only a router will do (a cascade's `router:`): a
+        model or cascade name is refused saying what it is (a cascade unbuilt: it could name
+        the asking cascade back), an unknown name is `resolve`'s 404. `auto` is the configured
+        router, not the learned policy: that serves requests, it does not pick a rung."""
+        if self.cascades.cascade_name(name) is not None:
+            raise ConfigError(f"{name!r} is a cascade, not a router")
+        target = self._resolve(name, learned=False)
+        if target.kind != "router":
+            raise ConfigError(f"{name!r} is a {target.kind}, not a router")
+        return target
+
+    def _resolve(self, name: str, learned: bool = True) -> Target:
         registry = self.registry
         if name in registry.entries or name == "default":
             return ModelTarget(name, registry.get(name), registry)
         if self.cascades.cascade_name(name) is not None:
             return CascadeTarget(name, self.cascades.get(name), registry)
-        if name == "auto" and self.learning is not None:
+        if name == "auto" and learned and self.learning is not None:
             from smallfirst.learning.target import LearnedTarget
 
             return LearnedTarget(name, registry, self.learning)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from smallfirst.config import parse_config
+from smallfirst.config import CascadeConfig, parse_config
 from smallfirst.errors import ConfigError, ModelNotFoundError, UpstreamError
 from smallfirst.routing.base import RouteDecision
 from smallfirst.routing.cascade import Cascade, Cascades
+from smallfirst.target import RouterTarget, Targets
 from smallfirst.testing import Script
 from smallfirst.types import ChatRequest, GenerationParams, Message
 from tests.routing.upstreams import registry_for, scripted_models
@@ -32,7 +33,7 @@ def ladder():
 def cascade_of(urls, checks, rungs=("small", "large"), failover=None, **extra) -> Cascade:
     spec = {"rungs": list(rungs), "checks": checks, **extra}
     registry = registry_for(urls, TIERS, cascades={"sentiment": spec}, failover=failover)
-    return Cascades(registry).get("cascade-sentiment")
+    return Targets(registry).cascades.get("cascade-sentiment")
 
 
 def story(result) -> list[tuple[str, str | None, str]]:
@@ -183,10 +184,16 @@ class FixedRouter:
         return RouteDecision(self.model, self.name, "looks hard", score=0.9)
 
 
+def routed(registry, router: FixedRouter) -> Cascade:
+    """Cascade `s` starting where `router` says, as a configured router would."""
+    target = RouterTarget(router.name, router, registry)
+    return Cascade("s", registry.config.cascades["s"], registry, router=target)
+
+
 async def test_a_router_skips_rungs_it_predicts_will_fail(ladder):
     upstreams, urls = ladder
     registry = registry_for(urls, TIERS, cascades={"s": {"rungs": ["small", "medium", "large"]}})
-    cascade = Cascade("s", registry.config.cascades["s"], registry, router=FixedRouter("medium"))
+    cascade = routed(registry, FixedRouter("medium"))
     result = await cascade.run(chat())
     assert result.model == "medium"
     assert result.hops[0].kind == "route" and result.hops[0].outcome == "skip"
@@ -197,7 +204,7 @@ async def test_a_router_skips_rungs_it_predicts_will_fail(ladder):
 async def test_a_router_naming_a_model_off_the_ladder_maps_by_tier(ladder):
     _, urls = ladder
     registry = registry_for(urls, TIERS, cascades={"s": {"rungs": ["small", "large"]}})
-    cascade = Cascade("s", registry.config.cascades["s"], registry, router=FixedRouter("medium"))
+    cascade = routed(registry, FixedRouter("medium"))
     result = await cascade.run(chat())
     assert result.model == "large" and result.hops[0].rung == 1
 
@@ -210,7 +217,7 @@ async def test_a_broken_router_starts_at_the_first_rung(ladder):
             raise RuntimeError("no model file")
 
     registry = registry_for(urls, TIERS, cascades={"s": {"rungs": ["small", "large"]}})
-    cascade = Cascade("s", registry.config.cascades["s"], registry, router=Broken("x"))
+    cascade = routed(registry, Broken("x"))
     result = await cascade.run(chat())
     assert result.model == "small" and "router failed" in result.hops[0].detail
 
@@ -227,12 +234,45 @@ async def test_a_configured_rules_router_picks_the_starting_rung(ladder):
     rules = {"kind": "rules", "rules": [{"keywords": ["contract"], "model": "large"}]}
     spec = {"rungs": ["small", "large"], "checks": [LABELS], "router": "auto"}
     registry = registry_for(urls, TIERS, cascades={"s": spec}, routers={"auto": rules})
-    cascade = Cascades(registry).get("s")
+    cascade = Targets(registry).cascades.get("s")
     hard = await cascade.run(chat("Review this contract clause"))
     assert hard.model == "large" and hard.hops[0].outcome == "skip"
     assert not upstreams["small"].received
     easy = await cascade.run(chat("I love it"))
     assert easy.model == "small" and easy.hops[0].outcome == "start"
+
+
+async def test_a_router_named_under_routers_picks_the_starting_rung(ladder):
+    """A cascade's `router:` resolves through Targets like a request's `model`: `guard` is
+    that `routers:` entry, the router `default: guard` would name."""
+    upstreams, urls = ladder
+    guard = {"kind": "rules", "rules": [{"keywords": ["contract"], "model": "large"}]}
+    spec = {"rungs": ["small", "large"], "router": "guard"}
+    registry = registry_for(urls, TIERS, cascades={"s": spec}, routers={"guard": guard})
+    target = Targets(registry).resolve("cascade-s")
+    answer = await target.generate(chat("Review this contract clause"))
+    assert answer.model == "large" and not upstreams["small"].received
+    route = answer.hops[0]
+    assert (route.kind, route.outcome) == ("route", "skip")
+    assert route.detail.startswith("guard: rule") and "skipped rungs: small" in route.detail
+
+
+async def test_a_cascade_router_of_another_kind_says_what_it_is(ladder):
+    _, urls = ladder
+    registry = registry_for(urls, TIERS, cascades={"x": {"rungs": ["small"]}})
+    targets = Targets(registry)
+    for name, kind in [("large", "model"), ("default", "model"), ("cascade-x", "cascade")]:
+        config = CascadeConfig(rungs=["small", "large"], router=name)
+        with pytest.raises(ConfigError) as info:
+            Cascade("s", config, registry, resolve=targets.router)
+        assert info.value.message == f"cascade 's': router: {name!r} is a {kind}, not a router"
+    typo = CascadeConfig(rungs=["small"], router="atuo")
+    with pytest.raises(ModelNotFoundError) as missing:  # the 404 of every path, naming what works
+        Cascade("s", typo, registry, resolve=targets.router)
+    assert "'atuo' does not exist" in missing.value.message
+    assert "routers: auto" in missing.value.message
+    with pytest.raises(ConfigError, match=r"build it through smallfirst\.target\.Targets"):
+        Cascade("s", CascadeConfig(rungs=["small"], router="auto"), registry)
 
 
 async def test_unknown_cascade_names_are_404(ladder):

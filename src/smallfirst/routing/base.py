@@ -69,7 +69,8 @@ def resolve_router(name: str, registry: Registry) -> Router | None:
     """The router a request's `model` names, or None when it names a plain model.
 
     `auto` uses `routers.auto` from the config when present, else the default model.
-    `router-<kind>-<threshold>` builds a router of that registered kind.
+    `router-<kind>-<threshold>` builds a router of that registered kind. Any other entry
+    under `routers:` is that router, by its name (as a rules router's `default` names one).
     """
     if name in registry.entries:
         return None
@@ -81,6 +82,9 @@ def resolve_router(name: str, registry: Registry) -> Router | None:
     if name.startswith("router-"):
         kind, _, threshold = name.removeprefix("router-").partition("-")
         return _build(kind, name, threshold or None, registry)
+    spec = registry.config.routers.get(name)
+    if spec is not None:
+        return _build(spec.kind, name, getattr(spec, "threshold", None), registry)
     return None
 
 

@@ -8,17 +8,27 @@ Two ways up, two ways sideways: a failed check or a student's deferral climbs to
 (the model was fine, the answer was not good enough); a failure (error, timeout, open circuit)
 first tries the rung's fallbacks (`failover.fallbacks`, else same-tier models off the ladder),
 since another model of the same size may well answer.
+
+A cascade's `router:` is a name like a request's `model`, so it resolves through `Targets`
+(smallfirst/target.py), which builds cascades: the resolver is passed in (`resolve`), since
+that module imports this one.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from smallfirst.config import CascadeConfig
-from smallfirst.errors import ModelNotFoundError, PermissionDeniedError, SmallfirstError
+from smallfirst.errors import (
+    ConfigError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    SmallfirstError,
+)
 from smallfirst.models.registry import Registry
-from smallfirst.routing.base import Router, resolve_router
+from smallfirst.routing.base import RouteDecision
 from smallfirst.routing.checks import Check, CheckContext, build_check, passes, resolve_model
 from smallfirst.routing.fallback import (
     AnyRequest,
@@ -31,10 +41,17 @@ from smallfirst.routing.fallback import (
 from smallfirst.routing.hops import CascadeResult, HopLog
 from smallfirst.routing.requirements import Need, needs_of, no_model_serves, why_unfit
 from smallfirst.routing.resilience import failover_caller
-from smallfirst.types import TIERS, ChatRequest, Delta, Generation, Message
+from smallfirst.types import TIERS, Delta, Generation
 from smallfirst.wire.tool_calls import deltas_of
 
+if TYPE_CHECKING:
+    from smallfirst.target import Target
+
 CASCADE_PREFIX = "cascade-"
+
+ResolveRouter = Callable[[str], "Target"]
+"""A router name to its target, as for a request's `model` (`Targets.router`); raises for a
+name of another kind."""
 
 
 class Cascade:
@@ -44,8 +61,11 @@ class Cascade:
         config: CascadeConfig,
         registry: Registry,
         caller: FailoverCaller | None = None,
-        router: Router | None = None,
+        router: Target | None = None,
+        resolve: ResolveRouter | None = None,
     ) -> None:
+        """`router`: a router target that picks the starting rung; else `config.router`,
+        resolved by `resolve`."""
         self.name = name
         self.config = config
         self.registry = registry
@@ -54,12 +74,20 @@ class Cascade:
         self.checks: list[Check] = [build_check(c, registry) for c in config.checks]
         self.router = router
         if router is None and config.router:
-            self.router = resolve_router(config.router, registry)
-            if self.router is None:
-                raise ModelNotFoundError(
-                    f"cascade {name!r}: router {config.router!r} is not a router name "
-                    "(use `auto` or `router-<kind>-<threshold>`)"
-                )
+            self.router = self._router(config.router, resolve)
+
+    def _router(self, ref: str, resolve: ResolveRouter | None) -> Target:
+        """`router:` resolved like a request's `model`: an unknown name is the resolver's 404
+        listing every name; another kind of name says what it is, under this cascade's name."""
+        if resolve is None:
+            raise ConfigError(
+                f"cascade {self.name!r} has router {ref!r}: build it through "
+                "smallfirst.target.Targets, which resolves router names"
+            )
+        try:
+            return resolve(ref)
+        except ConfigError as exc:
+            raise ConfigError(f"cascade {self.name!r}: router: {exc.message}") from exc
 
     def candidates(self, rung: int) -> list[str]:
         """The rung's model, then its fallbacks off the ladder: `failover.fallbacks` for it
@@ -140,19 +168,15 @@ class Cascade:
         """The rung to start on, and whether only `local` models may answer (personal data)."""
         if self.router is None:
             return 0, False
-        messages = (
-            request.messages
-            if isinstance(request, ChatRequest)
-            else [Message("user", request.prompt)]
-        )
         try:
-            decision = self.router.decide(messages)
-            start = self._rung_for(decision.model)
+            route = self.router.route(request)  # held to capabilities and context, as anywhere
+            start = self._rung_for(route.model.name)
         except PermissionDeniedError:  # personal data and no local model: refused, not routed
             raise
         except Exception as exc:  # an advisory router must never lose the request
             log.add("route", outcome="error", detail=f"router failed ({exc}); first rung")
             return 0, False
+        decision = route.decision or RouteDecision(route.model.name, self.router.name, "chosen")
         skipped = ", ".join(self.rungs[:start]) or "none"
         log.add(
             "route",
@@ -280,9 +304,16 @@ def _dedupe(names: Iterable[str]) -> list[str]:
 class Cascades:
     """The configured cascades by name, sharing one failover caller (so cooldowns are shared)."""
 
-    def __init__(self, registry: Registry, caller: FailoverCaller | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        caller: FailoverCaller | None = None,
+        resolve: ResolveRouter | None = None,
+    ) -> None:
+        """`resolve`: for the cascades' `router:` names (`Targets` passes `Targets.router`)."""
         self.registry = registry
         self.caller = caller or failover_caller(registry)
+        self.resolve = resolve
         self._built: dict[str, Cascade] = {}
 
     def cascade_name(self, model: str) -> str | None:
@@ -302,5 +333,7 @@ class Cascades:
             )
         if name not in self._built:
             config = self.registry.config.cascades[name]
-            self._built[name] = Cascade(name, config, self.registry, self.caller)
+            self._built[name] = Cascade(
+                name, config, self.registry, self.caller, resolve=self.resolve
+            )
         return self._built[name]

@@ -17,7 +17,6 @@ from smallfirst.learning.gateway import GatewayLearning
 from smallfirst.ledger import Ledger, LedgerEntry
 from smallfirst.ledger.retention import keep_pruning
 from smallfirst.models.registry import Registry
-from smallfirst.routing.cascade import Cascades
 from smallfirst.routing.fallback import FailoverCaller
 from smallfirst.routing.redis_circuit import RedisCircuitBreaker
 from smallfirst.routing.resilience import use_caller
@@ -61,13 +60,15 @@ class Gateway:
         self.auth: Authenticator | None = None
         self.admin_token: str | None = None
         """From $SMALLFIRST_ADMIN_TOKEN at start: sees every key's rows on the dashboard."""
-        self.cascades = Cascades(self.registry, _failover(self.registry, server.redis_url))
-        """`model: "cascade-<name>"` requests; one failover caller, so cooldowns are shared."""
         self.learning: GatewayLearning | None = None
         """`learn:` configured: tasks, shadow calls and learned policies (smallfirst/learning)."""
         if self.config.learn is not None:
             self.learning = GatewayLearning(self, self.config.learn)
-        self.targets = Targets(self.registry, self.cascades, self.learning)
+        self.targets = Targets(
+            self.registry, _failover(self.registry, server.redis_url), self.learning
+        )
+        self.cascades = self.targets.cascades
+        """`model: "cascade-<name>"` requests; one failover caller, so cooldowns are shared."""
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
