@@ -6,7 +6,7 @@ from smallfirst.errors import ConfigError
 from smallfirst.models.registry import Registry
 from smallfirst.pipeline.results import StepResult
 from smallfirst.pipeline.spec import Condition
-from smallfirst.target import Route, resolve
+from smallfirst.target import Route, Targets
 from smallfirst.types import ChatRequest, Message
 
 LARGE_TIERS = ("medium", "large")
@@ -38,10 +38,12 @@ def holds(
 
 
 def _routed(name: str, text: str, registry: Registry) -> Route:
-    """Where the gateway would send `text` under `name`: the one resolver (an unknown name is
-    its 404 listing every name), and the router's choice held to the model's capabilities and
-    context, as on every other path."""
-    target = resolve(name, registry)
-    if target.kind != "router":
-        raise ConfigError(f"router: {name!r} is a {target.kind}, not a router")
+    """Where the gateway would send `text` under `name`: `Targets.router`, as for a cascade's
+    `router:` (an unknown name is its 404 listing every name; a model or cascade name says
+    what it is), and the router's choice held to the model's capabilities and context, as
+    on every other path."""
+    try:
+        target = Targets(registry).router(name)
+    except ConfigError as exc:
+        raise ConfigError(f"router: {exc.message}") from exc
     return target.route(ChatRequest([Message("user", text)]))
