@@ -46,3 +46,49 @@ def test_a_forwarded_only_field_is_refused_by_name() -> None:
     assert err.value.param == "presence_penalty" and "'gemma'" in err.value.message
     with pytest.raises(InvalidRequestError, match="unknown here"):
         refuse_unforwardable({"top_k": 5}, "gemma")
+
+
+def _with_part(part: dict[str, object]) -> dict[str, object]:
+    return {"model": "m", "messages": [{"role": "user", "content": [TEXT, part]}]}
+
+
+TEXT = {"type": "text", "text": "what is this?"}
+
+
+@pytest.mark.parametrize(
+    ("part", "param"),
+    [
+        (
+            {"type": "image_url", "image_url": {"url": "https://x/c.png", "foo": 1}},
+            "messages[0].content[1].image_url.foo",
+        ),
+        (
+            {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav", "rate": 8}},
+            "messages[0].content[1].input_audio.rate",
+        ),
+        (
+            {"type": "file", "file": {"file_data": "data:application/pdf;base64,AA", "pages": 2}},
+            "messages[0].content[1].file.pages",
+        ),
+    ],
+)
+def test_an_unknown_key_inside_a_part_object_is_refused_by_its_path(part, param) -> None:
+    with pytest.raises(InvalidRequestError) as err:
+        refuse_unforwardable(_with_part(part), "claude")
+    assert err.value.param == param
+    assert err.value.message.startswith(param) and "is unknown here" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"type": "image_url", "image_url": {"url": "https://x/c.png", "detail": "low"}},
+        {"type": "image_url", "image_url": "https://x/c.png"},
+        {"type": "image_url", "image_url": {"url": "https://x/c.png", "extra": None}},
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+        {"type": "file", "file": {"file_id": "file-1", "filename": "a.pdf"}},
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,AA"}},
+    ],
+)
+def test_the_keys_a_part_object_keeps_pass(part) -> None:
+    refuse_unforwardable(_with_part(part), "claude")

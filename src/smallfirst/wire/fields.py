@@ -5,7 +5,8 @@ forwarded as is to an OpenAI-compatible upstream, which honours it; on any other
 embedded model, Anthropic, a cascade, a replay model) a forwarded-only field would be
 dropped, which would change what the request means, so it is a 400 naming the field. The
 same holds inside the messages, which such a path rebuilds from ours: a message or content
-part field `Message` does not keep is a 400 naming its path (`messages[0].foo`).
+part field `Message` does not keep, or a key inside a part's own object, is a 400 naming its
+path (`messages[0].foo`, `messages[0].content[1].image_url.foo`).
 The README's field table is checked against this module by a test.
 """
 
@@ -85,6 +86,14 @@ PART_CARRIED = {
 }
 """The content part types every path reads, and the fields each keeps."""
 
+PART_INNER_CARRIED = {
+    "image_url": frozenset({"url", "detail"}),
+    "input_audio": frozenset({"data", "format"}),
+    "file": frozenset({"file_id", "file_data", "filename"}),
+}
+"""The keys kept inside a part's own object (`image_url: {url, detail}`): any other is dropped
+off the pass-through as surely as a part's own field would be."""
+
 PART_FORWARDED = frozenset({"refusal"})
 """Documented part types carried only by pass-through (an assistant's `refusal` part)."""
 
@@ -157,7 +166,8 @@ def uncarried(messages: list[Any]) -> tuple[str, str, str] | None:
 
 
 def _part_extra(part: Any, where: str) -> tuple[str, str, str] | None:
-    """A part of a type no other path reads is refused whole; a known one field by field."""
+    """A part of a type no other path reads is refused whole; a known one field by field,
+    then key by key inside its own object (`image_url`, `input_audio`, `file`)."""
     kind = part.get("type") if isinstance(part, dict) else None
     carried = PART_CARRIED.get(kind) if isinstance(kind, str) else None
     if carried is None:
@@ -165,7 +175,11 @@ def _part_extra(part: Any, where: str) -> tuple[str, str, str] | None:
             return None  # not a part at all: validation (or the Client) says so
         how = ONLY_FORWARDED if kind in PART_FORWARDED else UNKNOWN
         return f"{where} (a {kind!r} part)", where, how
-    return _extra(part, carried, frozenset(), where)
+    found = _extra(part, carried, frozenset(), where)
+    inner = PART_INNER_CARRIED.get(part["type"])  # a carried part: its type is a str
+    if found is None and inner is not None:
+        found = _extra(part.get(kind), inner, frozenset(), f"{where}.{kind}")
+    return found
 
 
 def _extra(
