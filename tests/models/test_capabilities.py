@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
 
 from smallfirst.config import ModelConfig, parse_config
@@ -148,3 +152,31 @@ def test_task_constraints_follow_capabilities() -> None:
     )
     assert constraint_for(refusing) == "none"
     assert constraint_for(ModelConfig(name="c", backend="anthropic")) == "none"
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+TABLE_BACKENDS = ("llamacpp", "openai", "anthropic", "replay", "student")
+
+
+def _readme_capabilities() -> dict[str, list[str]]:
+    """The README's capability table: each capability's cells, one per backend column (the
+    last column, `replay, student`, stands for both)."""
+    section = README.read_text().split("| capability | meaning |")[1].split("\n\n")[0]
+    rows: dict[str, list[str]] = {}
+    for line in section.splitlines()[2:]:
+        name, _meaning, *cells = (cell.strip() for cell in line.strip("|").split("|"))
+        rows[name.strip("`")] = [*cells, cells[-1]]
+    return rows
+
+
+def test_the_readme_capability_table_says_what_the_backends_declare() -> None:
+    rows = _readme_capabilities()
+    flags = {f.name for f in fields(Capabilities) if f.type == "bool"}
+    assert set(rows) == flags
+    for name, cells in rows.items():
+        for backend, cell in zip(TABLE_BACKENDS, cells, strict=True):
+            said = re.match(r"(yes|no)\b", cell)
+            if said is None:  # a condition (`local` on openai: only on a loopback base_url)
+                continue
+            declared = getattr(_caps(backend=backend, base_url="https://api.example/v1"), name)
+            assert declared is (said[1] == "yes"), (name, backend, cell)
