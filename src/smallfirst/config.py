@@ -406,6 +406,17 @@ class CacheConfig(Strict):
     """A model2vec static model folder (default: the one routers distill from MiniLM)."""
 
 
+class TaskLearnConfig(Strict):
+    """`learn.tasks.<name>`: one task's own settings; an unset field keeps the `learn:` one.
+    Tasks differ in what a wrong answer costs (a routing intent against a refund amount), so
+    a team sets a stricter target, or more evidence, where a mistake hurts more."""
+
+    target: float | None = Field(default=None, gt=0, lt=1)
+    min_evidence: int | None = Field(default=None, ge=1)
+    shadow_rate: float | None = Field(default=None, ge=0, le=1)
+    audit_rate: float | None = Field(default=None, ge=0, le=1)
+
+
 class LearnConfig(Strict):
     """`learn:` — `auto` learns per task from the traffic it serves (smallfirst/learning/).
     Present (even as `learn: {}`): `model: "auto"` serves each task by its learned policy, on
@@ -436,6 +447,15 @@ class LearnConfig(Strict):
     """Judges free-text answers pairwise; without one, free text is never moved down."""
     artifacts_dir: str | None = None
     """Where learned students and example banks are written (default: beside the ledger)."""
+    tasks: dict[str, TaskLearnConfig] = Field(default_factory=dict)
+    """Task name -> settings that differ from the ones above for that task alone."""
+
+    def for_task(self, task: str) -> LearnConfig:
+        """These settings with `task`'s own overrides applied (itself when it has none)."""
+        own = self.tasks.get(task)
+        if own is None:
+            return self
+        return self.model_copy(update=own.model_dump(exclude_none=True))
 
 
 class Config(Strict):

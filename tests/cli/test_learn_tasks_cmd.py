@@ -165,3 +165,12 @@ def test_the_table_draws_the_share_below_large(ledger) -> None:
     assert "▇ 86%→86% per 1h" in result.stdout
     report = runner.invoke(app, ["report", "--ledger", ledger], env={"COLUMNS": "250"})
     assert "0%→86% per 6h" in report.stdout
+
+
+def test_a_tasks_own_evidence_count_is_what_it_needs(ledger, tmp_path, monkeypatch) -> None:
+    config = tmp_path / "own.yaml"
+    own = "  tasks:\n    t-0123456789ab: {min_evidence: 25}\n"
+    config.write_text("learn:\n  min_evidence: 10\n" + own)
+    monkeypatch.setenv("SMALLFIRST_CONFIG", str(config))
+    found = {task["task"]: task for task in as_json("--ledger", ledger)["tasks"]}
+    assert found["t-0123456789ab"]["needed"] == 25

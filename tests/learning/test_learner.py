@@ -236,3 +236,29 @@ def test_a_students_audits_count_with_the_share_it_really_served(store, tmp_path
     assert outcome.action == "demoted" and outcome.estimate is not None
     assert outcome.estimate.agreement == pytest.approx(0.75)
     assert outcome.estimate.n == 30
+
+
+def test_a_tasks_own_target_holds_it_back_while_others_move(store):
+    """96% agreement on 200 comparisons proves 0.9 but not 0.97: the task with the stricter
+    target of its own stays on large, the other moves to the small model."""
+    for task in ("lenient", "strict"):
+        store.add_evidence(compared(task, [True] * 192 + [False] * 8))
+    config = learn_config(target=0.9, tasks={"strict": {"target": 0.97}})
+    outcomes = {o.task: o for o in learn(registry(), store, config, now=NOW)}
+    assert outcomes["lenient"].action == "promoted" and outcomes["lenient"].target == 0.9
+    assert outcomes["strict"].action == "kept" and outcomes["strict"].target == 0.97
+    assert set(store.current_policies()) == {"lenient"}
+
+
+def test_a_tasks_own_evidence_count_and_rates_apply_to_it_alone():
+    config = learn_config(tasks={"refunds": {"min_evidence": 500, "audit_rate": 0.5}})
+    own, other = config.for_task("refunds"), config.for_task("intents")
+    assert (own.min_evidence, own.audit_rate, own.target) == (500, 0.5, 0.8)
+    assert other is config and (other.min_evidence, other.audit_rate) == (40, 0.05)
+
+
+def test_a_bad_task_setting_fails_at_load_naming_it():
+    with pytest.raises(ValueError, match=r"tasks\.strict\.target"):
+        learn_config(tasks={"strict": {"target": 1.5}})
+    with pytest.raises(ValueError, match=r"tasks\.strict\.shadow"):
+        learn_config(tasks={"strict": {"shadow": 0.1}})

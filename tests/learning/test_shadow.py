@@ -160,6 +160,22 @@ def test_served_large_is_kept_and_the_small_model_is_shadowed(upstreams, tmp_pat
     assert upstreams["small"].script.received[0]["messages"][1]["content"] == "I lost my card"
 
 
+def test_a_tasks_own_shadow_rate_applies_to_it_alone(upstreams, tmp_path) -> None:
+    upstreams["large"].reply("card_lost")
+    upstreams["small"].reply("card_lost")
+    own = {"intents": {"shadow_rate": 0.0}}
+    with running_gateway(config(upstreams, tmp_path, tasks=own)) as running:
+        ask(running, "large", "I lost my card")
+        running.client().chat.completions.create(
+            model="large",
+            messages=[{"role": "system", "content": CLASSIFY}, {"role": "user", "content": "lost"}],
+            extra_headers={"x-smallfirst-task": "other"},
+        )
+        drain(running)
+        shadowed = {row.task for row in evidence(running, source="shadow")}
+    assert shadowed == {"other"}  # the learn: rate of 1.0, but not for intents
+
+
 def test_a_disagreeing_small_answer_is_evidence_against_it(upstreams, tmp_path) -> None:
     upstreams["large"].reply("card_lost")
     upstreams["small"].reply("card_arrival")

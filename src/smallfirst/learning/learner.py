@@ -167,7 +167,9 @@ class _Run:
         now: float,
         embedder: Embedder | None,
     ) -> None:
-        self.store, self.config, self.now = store, config, now
+        self.store, self.now = store, now
+        self.settings = self.config = config
+        """`learn:` as configured, and as it applies to the task being learnt (`task`)."""
         self.current = store.current_policies()
         self.feedback: list[Feedback] = store.feedback()
         self.large = large_model(registry, config)
@@ -182,7 +184,7 @@ class _Run:
         """MiniLM, through a vector cache in the artifacts folder: each pass embeds the same
         evidence again, and encoding is most of a pass's time."""
         if self._embedder is None:
-            path = artifacts_dir(self.store, self.config) / EMBEDDINGS_FILE
+            path = artifacts_dir(self.store, self.settings) / EMBEDDINGS_FILE
             self._embedder = self._cache = EmbeddingCache(get_embedder("minilm"), path)
         return self._embedder
 
@@ -191,6 +193,7 @@ class _Run:
             self._cache.close()
 
     def task(self, task: str) -> Outcome:
+        self.config = self.settings.for_task(task)
         policy = self.current.get(task)
         evidence = self.store.evidence(task, since=policy.evidence_since if policy else None)
         kind = output_kind(evidence) or (policy.output_kind if policy else None)

@@ -222,7 +222,8 @@ class Shadower:
         if policy is not None:
             rate = policy.shadow_rate if step == "shadow" else policy.audit_rate
         else:
-            rate = self.config.shadow_rate if step == "shadow" else self.config.audit_rate
+            own = self.config.for_task(task)
+            rate = own.shadow_rate if step == "shadow" else own.audit_rate
         return rate > 0 and self.random.random() < rate
 
     async def _ask(self, step: EvidenceSource, served: Served, model: str) -> None:

@@ -86,7 +86,7 @@ def task_summaries(
         summary.series = series.get(task)
         policy = policies.get(task)
         summary.policy = policy.as_json() if policy is not None else None
-        missing = config.min_evidence - summary.evidence
+        missing = config.for_task(task).min_evidence - summary.evidence
         summary.needed = missing if missing > 0 and _cold_or_large(policy) else None
         summary.saved_usd = summary.baseline_cost_usd - summary.cost_usd
         summary.saved_usd -= summary.learning_cost_usd
@@ -175,7 +175,7 @@ def _window(ts: ColumnElement[float], since: float | None, until: float | None) 
 
 def policy_text(summary: TaskSummary, config: LearnConfig | None = None) -> str:
     """The policy in words: `v3 student · 0.971 [0.952, 0.984] vs 0.95`, or what is missing."""
-    target = (config or LearnConfig()).target
+    target = (config or LearnConfig()).for_task(summary.task).target
     policy = summary.policy
     parts = []
     if policy is None:
