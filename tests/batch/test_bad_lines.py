@@ -73,16 +73,21 @@ def test_bad_max_tokens_is_rejected_once_and_not_retried(upstream_config, tmp_pa
             openai_line("abc", max_tokens="abc"),
             openai_line("zero", max_tokens=0),
             openai_line("hot", temperature="hot"),
+            {"id": "text-zero", "text": "hi", "max_tokens": 0},
+            {"id": "text-hot", "text": "hi", "temperature": 3},
         ],
     )
     out = tmp_path / "out.jsonl"
     first = batch_cli(config, source, out)
     assert first.exit_code == 0, first.output  # nothing failed, so nothing to retry
-    assert "1 done, 3 rejected" in said(first) and "0 failed" in said(first)
+    assert "1 done, 5 rejected" in said(first) and "0 failed" in said(first)
     rejects = {r["id"]: r["reason"] for r in read_jsonl(out.with_name("out.rejects.jsonl"))}
-    assert rejects["abc"] == "max_tokens must be a positive integer, not 'abc'"
-    assert rejects["zero"] == "max_tokens must be a positive integer, not 0"
-    assert rejects["hot"] == "temperature must be a number from 0 to 2, not 'hot'"
+    # A chat body is validated as the gateway validates one; a text item by its own checks.
+    assert rejects["abc"] == "max_tokens: Input should be a valid integer"
+    assert rejects["zero"] == "max_tokens: Input should be greater than or equal to 1"
+    assert rejects["hot"] == "temperature: Input should be a valid number"
+    assert rejects["text-zero"] == "max_tokens must be a positive integer, not 0"
+    assert rejects["text-hot"] == "temperature must be a number from 0 to 2, not 3"
     again = batch_cli(config, source, out)
     assert again.exit_code == 0 and "0 done, 0 rejected" in said(again)
     assert len(upstream.received) == 1

@@ -7,7 +7,7 @@ pipeline item by the pipeline itself (its request row, a hop row per step and pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from smallfirst.batch.ledger_rows import recorded
@@ -18,7 +18,8 @@ from smallfirst.routing.hops import HopLog
 from smallfirst.target import CascadeTarget, ModelTarget, resolve
 from smallfirst.tasks.on_cascade import run_on_cascade
 from smallfirst.types import ChatRequest, GenerationParams, Message, Usage
-from smallfirst.wire.fields import FORWARDED
+from smallfirst.wire.fields import refuse_unforwardable
+from smallfirst.wire.render import logprobs_json
 from smallfirst.wire.schemas import ChatBody, validate
 
 INPUT_FIELDS = ("input", "text", "prompt", "question", "content")
@@ -47,46 +48,39 @@ def input_text(data: dict[str, Any]) -> str:
     raise InvalidRequestError(f"no input text: give one of the fields {', '.join(INPUT_FIELDS)}")
 
 
-def chat_of(data: dict[str, Any], max_tokens: int | None) -> ChatRequest:
-    """An item as a chat request: an OpenAI Batch line's body, `messages`, or a text field."""
+ITEM_IDS = ("custom_id", "id")
+"""The batch's own keys beside an item's chat fields (`items._item_id`)."""
+
+
+def chat_of(data: dict[str, Any], model: str, max_tokens: int | None) -> ChatRequest:
+    """An item as a chat request: an OpenAI Batch line's body, `messages`, or a text field.
+    `model`: the job's, for a chat body that names none; `max_tokens`: the job's limit, for
+    an item that sets none."""
     body = inner if isinstance(inner := data.get("body"), dict) else data
-    raw = body.get("messages")
-    semantics = GenerationParams()
-    if isinstance(raw, list):
-        try:
-            messages = [Message.from_openai(m) for m in raw]
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise InvalidRequestError(f"messages are malformed: {exc}") from None
-        semantics = _chat_semantics(body)
-    else:
-        messages = [Message("user", input_text(body))]
+    if isinstance(body.get("messages"), list):
+        fields = body if body is not data else {k: v for k, v in data.items() if k not in ITEM_IDS}
+        return _chat_body(fields, model, max_tokens)
+    messages = [Message("user", input_text(body))]
     wanted = body.get("max_tokens", max_tokens)
     temperature = body.get("temperature")
     if wanted is not None and not (_is_number(wanted, int) and wanted >= 1):
         raise InvalidRequestError(f"max_tokens must be a positive integer, not {wanted!r}")
     if temperature is not None and not (_is_number(temperature, float) and 0 <= temperature <= 2):
         raise InvalidRequestError(f"temperature must be a number from 0 to 2, not {temperature!r}")
-    params = replace(semantics, max_tokens=wanted, temperature=temperature)
-    return ChatRequest(messages, params)
+    return ChatRequest(messages, GenerationParams(max_tokens=wanted, temperature=temperature))
 
 
-SEMANTIC_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
-
-
-def _chat_semantics(body: dict[str, Any]) -> GenerationParams:
-    """Tools and structured output of a chat body, validated as the gateway validates them;
-    a field only pass-through could honour is refused by name (a batch item is never
-    forwarded as bytes, so it would be dropped)."""
-    for name in FORWARDED:
-        if name in body:
-            raise InvalidRequestError(
-                f"{name} cannot be honoured in a batch item; leave it out", param=name
-            )
-    present = {k: body[k] for k in SEMANTIC_FIELDS if k in body}
-    if not present:
-        return GenerationParams()
-    checked = validate(ChatBody, {"model": "batch", "messages": body["messages"], **present})
-    return checked.params()
+def _chat_body(fields: dict[str, Any], model: str, max_tokens: int | None) -> ChatRequest:
+    """A chat body validated and audited as the gateway's `/chat/completions` does it: every
+    honoured field is honoured, metadata kept out of the answer, and a field only pass-through
+    could honour, or an unknown one (at the top or inside the messages), refused by its path:
+    a batch item is never forwarded as bytes, so it would be dropped."""
+    body = validate(ChatBody, {"model": model, **fields})
+    refuse_unforwardable(fields, None, caller="smallfirst batch")
+    params = body.params()
+    if params.max_tokens is None:
+        params.max_tokens = max_tokens
+    return ChatRequest(body.to_messages(), params)
 
 
 def _is_number(value: Any, kind: type) -> bool:
@@ -113,7 +107,7 @@ class ModelProcessor:
         self.job = {"kind": "model", "model": name, "max_tokens": max_tokens}
 
     async def process(self, data: dict[str, Any]) -> Processed:
-        request = chat_of(data, self.max_tokens)
+        request = chat_of(data, self.target.name, self.max_tokens)
         return await recorded(
             self.ledger, self.registry, self.target.name, lambda log: self._answer(request, log)
         )
@@ -127,6 +121,8 @@ class ModelProcessor:
             output["finish_reason"] = answer.generation.finish_reason
         if answer.generation.tool_calls:
             output["tool_calls"] = [call.to_openai() for call in answer.generation.tool_calls]
+        if request.params.logprobs:
+            output["logprobs"] = logprobs_json(answer.generation.logprobs)
         return Processed(output, answer.usage, answer.cost_usd, answer.model)
 
 

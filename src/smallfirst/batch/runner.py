@@ -119,7 +119,6 @@ def is_permanent(exc: SmallfirstError) -> bool:
 def output_row(item: Item, processed: Processed) -> dict[str, Any]:
     """The row written for a finished item; OpenAI Batch lines get OpenAI Batch output lines."""
     if is_openai_batch(item.data):
-        text = processed.output.get("output", processed.output)
         return {
             "id": f"batch_req_{item.digest.hex()}",  # content, not position: a resume may move it
             "custom_id": item.id,
@@ -128,13 +127,7 @@ def output_row(item: Item, processed: Processed) -> dict[str, Any]:
                 "body": {
                     "object": "chat.completion",
                     "model": processed.model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": text},
-                        }
-                    ],
+                    "choices": [batch_choice(processed.output)],
                     "usage": {
                         "prompt_tokens": processed.usage.input_tokens,
                         "completion_tokens": processed.usage.output_tokens,
@@ -150,6 +143,20 @@ def output_row(item: Item, processed: Processed) -> dict[str, Any]:
         "model": processed.model,
         "cost_usd": processed.cost_usd,
     }
+
+
+def batch_choice(output: dict[str, Any]) -> dict[str, Any]:
+    """A model item's answer as a chat completion's choice: its text, tool calls, finish reason
+    and (when asked for) log-probabilities, as the gateway's answer carries them."""
+    calls = output.get("tool_calls")
+    text = output.get("output", output)
+    message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+    if calls:
+        message["tool_calls"] = calls
+    choice = {"index": 0, "finish_reason": output.get("finish_reason", "stop"), "message": message}
+    if "logprobs" in output:
+        choice["logprobs"] = output["logprobs"]
+    return choice
 
 
 def check_item(item: Item, options: BatchOptions) -> str | None:

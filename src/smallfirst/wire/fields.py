@@ -104,43 +104,56 @@ ONLY_FORWARDED = "is only honoured"
 UNKNOWN = "is unknown here; it would be sent"
 
 
+IN_PROCESS = "smallfirst.Client"
+
+
 def refuse_unforwardable(
-    data: dict[str, Any], model: str, honoured: frozenset[str] = HONOURED
+    data: dict[str, Any],
+    model: str | None,
+    honoured: frozenset[str] = HONOURED,
+    caller: str = IN_PROCESS,
 ) -> None:
     """The 400 for a field only pass-through can honour, on a path without pass-through:
-    at the top level, then inside the messages (which such a path rebuilds from ours)."""
+    at the top level, then inside the messages (which such a path rebuilds from ours).
+    `model`: the model answering; None where `caller` (`smallfirst batch`) never passes
+    through."""
     for name in data:
         if name not in honoured and name not in METADATA:
             kind = ONLY_FORWARDED if name in FORWARDED else UNKNOWN
             raise InvalidRequestError(
-                f"{name} {kind} by pass-through to an OpenAI-compatible model, and this request "
-                f"is answered by {model!r}, which cannot honour it: send it to such a model, or "
-                f"leave {name} out",
+                f"{name} {kind} by pass-through to an OpenAI-compatible model, and "
+                f"{_then(name, model, caller)}",
                 param=name,
             )
     messages = data.get("messages")
     if isinstance(messages, list):
-        refuse_uncarried(messages, model)
+        refuse_uncarried(messages, model, caller)
 
 
-def refuse_uncarried(messages: list[Any], model: str | None = None) -> None:
+def refuse_uncarried(
+    messages: list[Any], model: str | None = None, caller: str = IN_PROCESS
+) -> None:
     """The 400 for the first field inside `messages` that our `Message` cannot carry (one
     not null or empty), named by its path (`messages[0].foo`). `model`: the model answering;
-    None for in-process calls (`smallfirst.Client`), which never pass through."""
+    None for in-process calls (`smallfirst.Client`, `smallfirst batch`: `caller`), which
+    never pass through."""
     found = uncarried(messages)
     if found is None:
         return
     subject, param, kind = found
-    if model is None:
-        then = "smallfirst.Client never passes through: leave it out, or ask through the gateway"
-    else:
-        then = (
-            f"this request is answered by {model!r}, which cannot honour it: send it to such "
-            f"a model, or leave {param} out"
-        )
     raise InvalidRequestError(
-        f"{subject} {kind} by pass-through to an OpenAI-compatible model, and {then}",
+        f"{subject} {kind} by pass-through to an OpenAI-compatible model, and "
+        f"{_then(param, model, caller)}",
         param=param,
+    )
+
+
+def _then(param: str, model: str | None, caller: str) -> str:
+    if model is None:
+        return f"{caller} never passes through: leave it out, or ask through the gateway"
+    return (
+        f"this request is answered by {model!r}, which cannot honour it: send it to such a "
+        f"model, or leave {param} out"
     )
 
 
