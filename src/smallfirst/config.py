@@ -392,6 +392,10 @@ class CacheRouteConfig(Strict):
     max_entries: int = Field(default=10_000, ge=1)
     threshold: float | None = Field(default=None, gt=0, le=1)
     """Semantic similarity needed for a hit; None: the calibrated one (`cache calibrate`)."""
+    ambiguity_margin: float | None = Field(default=None, ge=0, lt=1)
+    """A semantic hit also needs the entries within this similarity of the nearest to hold
+    the nearest's answer (else the lookup is ambiguous: a miss); None: the margin calibrated
+    with the threshold (`cache calibrate` on a labelled stream), no check without one."""
     target_precision: float = Field(default=0.99, gt=0, lt=1)
     audit_rate: float = Field(default=0.05, ge=0, le=1)
     """Share of semantic hits answered fresh off the response path to check the threshold."""

@@ -1,5 +1,6 @@
-"""The semantic cache: off without evidence, a threshold calibrated from labelled pairs
-(`smallfirst cache calibrate`) written and used, and audits that raise it after wrong hits."""
+"""The semantic cache: off without evidence, a threshold calibrated from labelled pairs or a
+labelled stream (`smallfirst cache calibrate`) written and used, audits that raise it after
+wrong hits, and the ambiguity check: near entries holding different answers are a miss."""
 
 from __future__ import annotations
 
@@ -209,3 +210,93 @@ def test_a_nearest_entry_gone_from_the_store_gives_way_to_the_next(scripted, emb
         assert hit.headers["x-smallfirst-cache"] == "hit"
         assert hit.parse().choices[0].message.content == "At any branch, with your card."
         assert len(upstream.received) == 3  # warm up, question, the no-cache paraphrase
+
+
+VARIANT = "how can i top up my card with cash at the bank today"
+"""Near QUESTION and PARAPHRASE, stored with another answer in the ambiguity tests."""
+
+
+def two_entries(gw, upstream, second_answer: str) -> None:
+    """QUESTION answered "At any branch.", VARIANT answered `second_answer` (asked no-cache,
+    so it is answered fresh even where QUESTION's entry would hit)."""
+    warm(gw)
+    upstream.enqueue(Script(text="At any branch."))
+    ask(gw, QUESTION)
+    settled(gw)
+    upstream.enqueue(Script(text=second_answer))
+    gw.client().chat.completions.with_raw_response.create(
+        model="small", messages=[{"role": "user", "content": VARIANT}], temperature=0,
+        extra_headers={"Cache-Control": "no-cache"},
+    )  # fmt: skip
+    settled(gw)
+
+
+def neighbourhood(embedder_path: str) -> tuple[float, float]:
+    """A threshold both entries pass for PARAPHRASE, and a margin holding both."""
+    near = [similarity(embedder_path, PARAPHRASE, other) for other in (QUESTION, VARIANT)]
+    return min(near) - 0.05, abs(near[0] - near[1]) + 0.05
+
+
+@pytest.mark.parametrize("margin", [None, "wide"])
+def test_near_entries_with_different_answers_are_a_miss_with_the_check(
+    scripted, embedder_path, margin
+) -> None:
+    upstream, base_url = scripted
+    threshold, wide = neighbourhood(embedder_path)
+    route = {"threshold": threshold, "ambiguity_margin": None if margin is None else wide}
+    with running_gateway(semantic_config(base_url, embedder_path, **route)) as gw:
+        two_entries(gw, upstream, "Only online.")
+        outcome = ask(gw, PARAPHRASE).headers["x-smallfirst-cache"]
+    assert outcome == ("hit" if margin is None else "miss")
+
+
+def test_near_entries_with_the_same_answer_still_hit(scripted, embedder_path) -> None:
+    upstream, base_url = scripted
+    threshold, wide = neighbourhood(embedder_path)
+    route = {"threshold": threshold, "ambiguity_margin": wide}
+    with running_gateway(semantic_config(base_url, embedder_path, **route)) as gw:
+        two_entries(gw, upstream, "at any branch")  # the same answer, written differently
+        hit = ask(gw, PARAPHRASE)
+    assert hit.headers["x-smallfirst-cache"] == "hit"
+
+
+def write_stream(path: Path) -> Path:
+    """A labelled stream: topics of near-repeated messages, each topic one answer."""
+    rng = random.Random(2)
+    topics = [rng.sample(WORDS, 8) for _ in range(6)]
+    lines = []
+    for _ in range(300):
+        topic = rng.randrange(len(topics))
+        words = topics[topic] + rng.sample(WORDS, 1)
+        lines.append({"text": " ".join(words), "answer": f"answer {topic}"})
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    return path
+
+
+def test_a_labelled_stream_calibrates_the_threshold_and_its_margin(
+    scripted, embedder_path, tmp_path
+) -> None:
+    upstream, base_url = scripted
+    ledger_url = f"sqlite:///{tmp_path}/ledger.db"
+    config_path = tmp_path / "smallfirst.yaml"
+    config_path.write_text(
+        f"cache:\n  embedder_path: {embedder_path}\n  routes:\n"
+        "    small: {semantic: true, ambiguity_margin: 0.5}\n"
+    )
+    stream = write_stream(tmp_path / "stream.jsonl")
+    result = CliRunner().invoke(
+        app,
+        ["--config", str(config_path), "cache", "calibrate", str(stream), "--task", "small",
+         "--target", "0.8", "--ledger", ledger_url],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "ambiguity margin 0.5;" in result.output and "of 299 lookups" in result.output
+    config = semantic_config(base_url, embedder_path)  # the margin now comes from the ledger
+    config.server.ledger_url = ledger_url
+    with running_gateway(config) as gw:
+        stored = ThresholdStore(gw.ledger.store.engine).load("small")
+        assert stored is not None and stored.margin == 0.5 and stored.evidence
+        threshold, margin = neighbourhood(embedder_path)
+        assert stored.threshold < threshold and margin < 0.5  # PARAPHRASE is near both
+        two_entries(gw, upstream, "Only online.")
+        assert ask(gw, PARAPHRASE).headers["x-smallfirst-cache"] == "miss"  # ambiguous

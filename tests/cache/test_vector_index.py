@@ -45,6 +45,14 @@ def filled(vectors: np.ndarray, **options) -> VectorIndex:
     return index
 
 
+def search(
+    index: VectorIndex, query: np.ndarray, now: float | None = None
+) -> tuple[str, float] | None:
+    """The nearest live entry's key and similarity (None: none found)."""
+    found = index.neighbours(query, 1, now)
+    return None if not found else (found[0].key, found[0].similarity)
+
+
 def exact_best(vectors: np.ndarray, live: list[int], query: np.ndarray) -> tuple[str, float]:
     scores = vectors[live] @ query
     return f"k{live[int(np.argmax(scores))]}", float(scores.max())
@@ -55,7 +63,7 @@ def test_an_approximate_lookup_finds_the_true_nearest_of_a_paraphrase() -> None:
     index = filled(vectors)
     assert index.kind == "ivf" and index.live == 3000
     queries = near(vectors[::10])
-    found = [index.search(q) for q in queries]
+    found = [search(index, q) for q in queries]
     best = [exact_best(vectors, list(range(3000)), q) for q in queries]
     assert all(f is not None for f in found)
     same = [f[1] == pytest.approx(b[1], abs=1e-5) for f, b in zip(found, best, strict=True)]
@@ -67,7 +75,7 @@ def test_the_similarity_returned_is_the_entrys_true_cosine() -> None:
     vectors = clustered(3000)
     index = filled(vectors)
     for query in clustered(50, seed=7):
-        key, similarity = index.search(query)
+        key, similarity = search(index, query)
         assert similarity == pytest.approx(float(vectors[int(key[1:])] @ query), abs=1e-6)
         assert similarity <= exact_best(vectors, list(range(3000)), query)[1] + 1e-6
 
@@ -77,9 +85,9 @@ def test_expired_entries_are_never_returned(count) -> None:
     vectors, now = clustered(count), time.time()
     index = filled(vectors, expires_at=now + 1_000)
     index.add(vectors[1:2], ["late"], expires_at=now + 2_000)
-    assert index.search(vectors[1], now=now + 999)[1] == pytest.approx(1.0)
-    assert index.search(vectors[1], now=now + 1_500)[0] == "late"
-    assert index.search(vectors[1], now=now + 2_000) is None
+    assert search(index, vectors[1], now=now + 999)[1] == pytest.approx(1.0)
+    assert search(index, vectors[1], now=now + 1_500)[0] == "late"
+    assert search(index, vectors[1], now=now + 2_000) is None
     assert index.live == 0
 
 
@@ -90,7 +98,7 @@ def test_a_discarded_entry_gives_way_to_the_next_nearest(count) -> None:
     query = near(vectors[:1])[0]
     live = list(range(count))
     for _ in range(3):
-        key, similarity = index.search(query)
+        key, similarity = search(index, query)
         assert (key, pytest.approx(similarity, abs=1e-5)) == exact_best(vectors, live, query)
         index.discard(key)
         live.remove(int(key[1:]))
@@ -101,10 +109,10 @@ def test_a_key_added_again_replaces_its_entry() -> None:
     index = filled(vectors)
     index.add(vectors[49:50], ["k0"])  # k0 now answers where k49 is
     assert index.live == 50
-    assert index.search(vectors[0])[1] < 0.999  # k0's first vector is gone
-    assert index.search(vectors[49])[0] in {"k0", "k49"}
+    assert search(index, vectors[0])[1] < 0.999  # k0's first vector is gone
+    assert search(index, vectors[49])[0] in {"k0", "k49"}
     index.discard("k49")
-    assert index.search(vectors[49]) == ("k0", pytest.approx(1.0))
+    assert search(index, vectors[49]) == ("k0", pytest.approx(1.0))
 
 
 def test_the_size_limit_drops_the_oldest_first() -> None:
@@ -114,8 +122,8 @@ def test_the_size_limit_drops_the_oldest_first() -> None:
         index.add(vectors[i : i + 1], [f"k{i}"], limit=100)
     index.wait()
     assert index.live == 100
-    assert all(index.search(v)[0] != f"k{i}" for i, v in enumerate(vectors[:200]))
-    assert all(index.search(v)[0] == f"k{i}" for i, v in enumerate(vectors[200:], 200))
+    assert all(search(index, v)[0] != f"k{i}" for i, v in enumerate(vectors[:200]))
+    assert all(search(index, v)[0] == f"k{i}" for i, v in enumerate(vectors[200:], 200))
 
 
 def test_growth_trains_an_ivf_index_and_compaction_drops_tombstones() -> None:
@@ -131,9 +139,9 @@ def test_growth_trains_an_ivf_index_and_compaction_drops_tombstones() -> None:
     assert index.live == 400 and index.kind == "ivf"
     assert index.describe().startswith("ivf")
     for i in range(600, 1000, 7):
-        assert index.search(vectors[i]) == (f"k{i}", pytest.approx(1.0))
+        assert search(index, vectors[i]) == (f"k{i}", pytest.approx(1.0))
     for i in range(0, 600, 7):
-        assert index.search(vectors[i])[0] not in {f"k{j}" for j in range(600)}
+        assert search(index, vectors[i])[0] not in {f"k{j}" for j in range(600)}
 
 
 def test_what_changes_while_a_rebuild_trains_is_carried_over(monkeypatch) -> None:
@@ -157,11 +165,11 @@ def test_what_changes_while_a_rebuild_trains_is_carried_over(monkeypatch) -> Non
     release.set()
     index.wait()
     assert index.kind == "ivf" and index.live == 398
-    assert index.search(vectors[250]) == ("k250", pytest.approx(1.0))
-    assert index.search(vectors[3])[0] != "k3"
-    assert index.search(vectors[300])[0] != "k300"
-    assert index.search(vectors[7])[0] in {"k7", "k399"}
-    assert index.search(vectors[399])[0] != "k399"
+    assert search(index, vectors[250]) == ("k250", pytest.approx(1.0))
+    assert search(index, vectors[3])[0] != "k3"
+    assert search(index, vectors[300])[0] != "k300"
+    assert search(index, vectors[7])[0] in {"k7", "k399"}
+    assert search(index, vectors[399])[0] != "k399"
 
 
 def test_a_failed_rebuild_keeps_the_old_index_and_waits_for_more_growth(
@@ -182,4 +190,30 @@ def test_a_failed_rebuild_keeps_the_old_index_and_waits_for_more_growth(
             index.wait()
     assert calls == [200] and index.kind == "flat" and index.live == 300
     assert "index rebuild failed, keeping the old one" in caplog.text
-    assert index.search(vectors[250]) == ("k250", pytest.approx(1.0))
+    assert search(index, vectors[250]) == ("k250", pytest.approx(1.0))
+
+
+@pytest.mark.parametrize("count", [50, 3000], ids=["flat", "ivf"])
+def test_neighbours_are_the_k_nearest_live_ones_with_their_answers(count) -> None:
+    vectors = clustered(count)
+    index = filled(vectors)  # then every entry replaced, with an answer: half tombstones
+    keys, answers = [f"k{i}" for i in range(count)], [i % 3 for i in range(count)]
+    index.add(vectors, keys, answers=answers)
+    index.wait()
+    index.discard("k1")
+    query = near(vectors[:1])[0]
+    found = index.neighbours(query, 8)
+    similarities = [n.similarity for n in found]
+    assert len(found) == 8 and similarities == sorted(similarities, reverse=True)
+    assert "k1" not in {n.key for n in found}
+    assert all(n.answer == int(n.key[1:]) % 3 for n in found)  # kept through the rebuilds
+    live = [i for i in range(count) if i != 1]
+    exact = sorted(vectors[live] @ query, reverse=True)[:8]
+    assert np.mean(np.isclose(similarities, exact, atol=1e-5)) >= 0.75
+
+
+def test_entries_added_without_answers_never_agree() -> None:
+    vectors = clustered(10)
+    index = filled(vectors)
+    answers = [n.answer for n in index.neighbours(vectors[0], 10)]
+    assert len(set(answers)) == 10

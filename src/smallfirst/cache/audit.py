@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from smallfirst.cache.ambiguity import normalised
 from smallfirst.config import CacheRouteConfig
 from smallfirst.ledger.entry import LedgerEntry
 from smallfirst.server.call import new_request_id
@@ -30,10 +30,6 @@ log = logging.getLogger("smallfirst.cache")
 CLOSED_WORDS = 8
 """Answers of at most this many words are closed outputs, compared exactly."""
 FREE_TEXT_SIMILARITY = 0.9
-
-
-def normalised(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().lower()).rstrip(".!?")
 
 
 def same_answer(cached: str, fresh: str, cache: ResponseCache) -> bool:

@@ -21,13 +21,14 @@ import numpy as np
 import orjson
 from starlette.responses import Response, StreamingResponse
 
+from smallfirst.cache.ambiguity import NEIGHBOURS, ambiguous, answer_signature
 from smallfirst.cache.audit import audit_hit
 from smallfirst.cache.entry import CachedAnswer
 from smallfirst.cache.keys import exact_key, semantic_group
 from smallfirst.cache.policy import Decision, decide
 from smallfirst.cache.semantic import SemanticIndex, last_user_text, static_embedder
 from smallfirst.cache.stores import CacheStore, RedisStore, SqlStore, safe_get, safe_put
-from smallfirst.cache.thresholds import ThresholdStore
+from smallfirst.cache.thresholds import TaskThreshold, ThresholdStore
 from smallfirst.config import CacheRouteConfig
 from smallfirst.server.call import Call
 from smallfirst.server.streaming import SSE_HEADERS
@@ -49,6 +50,15 @@ GONE_RETRIES = 3
 """Nearest entries tried per semantic lookup when the store no longer has the nearest."""
 
 
+@dataclass(slots=True, frozen=True)
+class SemanticRule:
+    """When a semantic lookup hits: the nearest entry at or above `threshold` and, with a
+    `margin`, no entry within it of the nearest holding another answer (cache/ambiguity.py)."""
+
+    threshold: float
+    margin: float | None = None
+
+
 class ResponseCache:
     """One gateway's cache: its store, semantic index and thresholds."""
 
@@ -61,7 +71,7 @@ class ResponseCache:
         self._index: SemanticIndex | None = None
         self._embedder = "cold"
         """`cold`, `loading` (in the background), `ready` or `broken`."""
-        self._known: dict[str, tuple[float, float | None]] = {}
+        self._known: dict[str, tuple[float, TaskThreshold | None]] = {}
         self._told: set[str] = set()
         self._local: dict[str, tuple[ModelEntry, bool]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -105,16 +115,17 @@ class ResponseCache:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def threshold(self, task: str, settings: CacheRouteConfig) -> float | None:
+    async def rule(self, task: str, settings: CacheRouteConfig) -> SemanticRule | None:
+        """The route's configured threshold, else the task's calibrated one (with its margin);
+        a margin in the config overrides the calibrated one. None: no semantic hits."""
         if settings.threshold is not None:
-            return settings.threshold
+            return SemanticRule(settings.threshold, settings.ambiguity_margin)
         loop = asyncio.get_running_loop()
         known = self._known.get(task)
         if known is None or loop.time() - known[0] > THRESHOLD_TTL_S:
             found = None
             try:
-                stored = await asyncio.to_thread(self.thresholds.load, task)
-                found = None if stored is None else stored.threshold
+                found = await asyncio.to_thread(self.thresholds.load, task)
             except Exception as exc:  # unreadable: no semantic hits until it reads again
                 log.warning("response cache threshold for %r unreadable: %s", task, exc)
             known = self._known[task] = (loop.time(), found)
@@ -127,7 +138,11 @@ class ResponseCache:
                 task,
                 task,
             )
-        return known[1]
+        stored = known[1]
+        if stored is None:
+            return None
+        margin = settings.ambiguity_margin
+        return SemanticRule(stored.threshold, stored.margin if margin is None else margin)
 
     def forget_threshold(self, task: str) -> None:
         self._known.pop(task, None)
@@ -246,9 +261,11 @@ class Lookup:
         )
         if self.semantic is not None and scope == self.scope:
             semantic = self.semantic
+            signature = answer_signature(answer.text, answer.tool_calls)
             self.cache.index.add(
-                semantic.group, semantic.vector, key, settings.ttl_s, settings.max_entries
-            )
+                semantic.group, semantic.vector, key, signature, settings.ttl_s,
+                settings.max_entries,
+            )  # fmt: skip
 
     def _write_scope(self) -> str:
         """Shared only when the route opted in and nothing about the answer is private:
@@ -316,27 +333,32 @@ async def _semantic_hit(
 ) -> None:
     semantic = found.semantic
     assert semantic is not None
-    threshold = await cache.threshold(target.name, settings)
-    if threshold is None:
+    rule = await cache.rule(target.name, settings)
+    if rule is None:
         return
+    k = 1 if rule.margin is None else NEIGHBOURS
     for _ in range(GONE_RETRIES):
-        nearest = cache.index.search(semantic.group, semantic.vector)
-        if nearest is None or nearest[1] < threshold:
+        neighbours = cache.index.neighbours(semantic.group, semantic.vector, k)
+        if not neighbours or neighbours[0].similarity < rule.threshold:
             return
+        if rule.margin is not None and ambiguous(neighbours, rule.margin):
+            return
+        nearest = neighbours[0]
         try:
-            answer = await cache.store.get(nearest[0])
+            answer = await cache.store.get(nearest.key)
         except Exception as exc:  # a store failure is a miss; the entry may still be there
             log.warning("response cache lookup failed, answering fresh: %s", exc)
             return
         if answer is not None:
             break
-        cache.index.discard(semantic.group, nearest[0])  # cleared, evicted or expired
+        cache.index.discard(semantic.group, nearest.key)  # cleared, evicted or expired
     else:
         return
-    found.response = _hit(found.call, answer, path, data, f"semantic {nearest[1]:.3f}")
+    similarity = nearest.similarity
+    found.response = _hit(found.call, answer, path, data, f"semantic {similarity:.3f}")
     if settings.audit_rate and random.random() < settings.audit_rate:
         cache.spawn(
-            audit_hit(found.call.gateway, cache, target, request, answer, nearest[1], settings)
+            audit_hit(found.call.gateway, cache, target, request, answer, similarity, settings)
         )
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from smallfirst.cache.ambiguity import Neighbour
 from smallfirst.cache.vector_index import FLAT_UP_TO, VectorIndex
 from smallfirst.embeddings import Embedder
 from smallfirst.routing.templates import Template
@@ -55,20 +57,21 @@ class SemanticIndex:
     def embed(self, text: str) -> np.ndarray:
         return np.ascontiguousarray(self.embedder.encode([text])[:1], dtype=np.float32)
 
-    def search(self, group: str, vector: np.ndarray) -> tuple[str, float] | None:
-        """The nearest live entry's key and its true cosine similarity."""
+    def neighbours(self, group: str, vector: np.ndarray, k: int = 1) -> list[Neighbour]:
+        """The `k` nearest live entries, nearest first, with their true cosine similarities."""
         found = self._groups.get(group)
-        return None if found is None else found.search(vector)
+        return [] if found is None else found.neighbours(vector, k)
 
     def add(
-        self, group: str, vector: np.ndarray, key: str, ttl_s: float = math.inf,
+        self, group: str, vector: np.ndarray, key: str, answer: int, ttl_s: float = math.inf,
         limit: int | None = None,
     ) -> None:  # fmt: skip
-        self.add_many(group, vector, [key], time.time() + ttl_s, limit)
+        """One entry, with its answer's signature (`ambiguity.answer_signature`)."""
+        self.add_many(group, vector, [key], time.time() + ttl_s, limit, [answer])
 
     def add_many(
         self, group: str, vectors: np.ndarray, keys: list[str], expires_at: float = math.inf,
-        limit: int | None = None,
+        limit: int | None = None, answers: Sequence[int] | None = None,
     ) -> None:  # fmt: skip
         """Rows of `vectors` (unit length) under `keys`, in order; at most `limit` kept in
         the group (the route's `max_entries`: the store keeps no more either)."""
@@ -76,7 +79,7 @@ class SemanticIndex:
             found = self._groups.get(group)
             if found is None:
                 found = self._groups[group] = VectorIndex(vectors.shape[-1], self.flat_up_to)
-        found.add(vectors, keys, expires_at, limit)
+        found.add(vectors, keys, expires_at, limit, answers)
 
     def discard(self, group: str, key: str) -> None:
         """Forget an entry the store no longer has (cleared, evicted, expired early)."""

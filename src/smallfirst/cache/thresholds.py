@@ -5,6 +5,11 @@ and audits of sampled hits. The threshold is the lowest similarity whose hits' p
 a one-sided 95% Wilson lower bound at the target (`routing.thresholds.calibrate_threshold`);
 audits only ever raise it. A task without evidence has no threshold: its semantic cache is
 off (and says so in the log).
+
+A threshold calibrated on a labelled stream comes with the ambiguity margin it was calibrated
+with (cache/ambiguity.py): its evidence is the lookups that margin left unambiguous, and audits
+(of unambiguous hits) extend it under the same margin. A row without one (calibrated on pairs,
+or stored before margins existed) has no ambiguity check.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ THRESHOLDS = Table(
     Column("threshold", Float, nullable=False),
     Column("evidence", Text, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("margin", Float),
 )
 Evidence = list[tuple[float, bool]]
 
@@ -33,6 +39,8 @@ Evidence = list[tuple[float, bool]]
 class TaskThreshold:
     threshold: float
     evidence: Evidence
+    margin: float | None = None
+    """The ambiguity margin the threshold was calibrated with; None: no ambiguity check."""
 
 
 def calibrate(evidence: Evidence, target: float) -> Calibration:
@@ -52,10 +60,13 @@ class ThresholdStore:
         if row is None:
             return None
         evidence = [(float(s), bool(r)) for s, r in orjson.loads(row["evidence"])]
-        return TaskThreshold(float(row["threshold"]), evidence)
+        margin = None if row["margin"] is None else float(row["margin"])
+        return TaskThreshold(float(row["threshold"]), evidence, margin)
 
-    def save(self, task: str, threshold: float, evidence: Evidence) -> None:
-        row = {"task": task, "threshold": threshold, "updated_at": time.time()}
+    def save(
+        self, task: str, threshold: float, evidence: Evidence, margin: float | None = None
+    ) -> None:
+        row = {"task": task, "threshold": threshold, "updated_at": time.time(), "margin": margin}
         row["evidence"] = orjson.dumps([[s, r] for s, r in evidence]).decode()
         with self.engine.begin() as conn:
             conn.execute(delete(THRESHOLDS).where(THRESHOLDS.c.task == task))
@@ -67,5 +78,5 @@ class ThresholdStore:
         evidence = [*(current.evidence if current else []), (similarity, right)]
         needed = calibrate(evidence, target).threshold
         threshold = max(needed, current.threshold) if current else needed
-        self.save(task, threshold, evidence)
+        self.save(task, threshold, evidence, current.margin if current else None)
         return threshold

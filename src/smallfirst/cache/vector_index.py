@@ -16,6 +16,9 @@ rebuilt from the live ones. Rebuilds (growth, compaction) train on a copy in a b
 thread; what is added or removed meanwhile is carried onto the new index before it replaces the
 old one, so a lookup never waits for a training.
 
+Each entry also keeps its answer's signature (cache/ambiguity.py), so a lookup can tell from its
+`k` nearest alone whether they agree.
+
 Similarity: IVF-Flat stores vectors uncompressed, and the score returned is recomputed here
 from the stored vector, so it is the entry's true cosine. The approximation can only miss a
 nearer entry (recall < 1), never make a farther one look near: a hit above a threshold is as
@@ -29,10 +32,13 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from smallfirst.cache.ambiguity import Neighbour, signature
 
 log = logging.getLogger("smallfirst.cache")
 
@@ -89,13 +95,14 @@ def kind_of(index: Any) -> str:
 
 @dataclass
 class _Entries:
-    """Rows by id (the faiss id): vector, key, expiry and whether it is live. Rows are only
-    ever appended (a removal clears a live bit), so a reader holding these arrays may read
-    rows below the count it saw without the lock."""
+    """Rows by id (the faiss id): vector, key, expiry, answer signature and whether it is
+    live. Rows are only ever appended (a removal clears a live bit), so a reader holding these
+    arrays may read rows below the count it saw without the lock."""
 
     vectors: np.ndarray
     keys: list[str] = field(default_factory=list)
     expires: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    answers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     live: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
     """A little-endian bitmap, the layout faiss's IDSelectorBitmap reads in place."""
 
@@ -113,7 +120,13 @@ class _Entries:
         bits = np.unpackbits(self.live, bitorder="little")[: self.count if below is None else below]
         return np.flatnonzero(bits)
 
-    def append(self, vectors: np.ndarray, keys: list[str], expires: float | np.ndarray) -> bool:
+    def append(
+        self,
+        vectors: np.ndarray,
+        keys: list[str],
+        expires: float | np.ndarray,
+        answers: np.ndarray,
+    ) -> bool:
         """Append live rows; True when the arrays were reallocated (the bitmap moved)."""
         start, end = self.count, self.count + len(keys)
         moved = end > len(self.vectors)
@@ -121,9 +134,11 @@ class _Entries:
             capacity = max(end, 2 * len(self.vectors), 64)
             self.vectors = _grown(self.vectors, capacity)
             self.expires = _grown(self.expires, capacity)
+            self.answers = _grown(self.answers, capacity)
             self.live = _grown(self.live, (capacity + 7) // 8)
         self.vectors[start:end] = vectors
         self.expires[start:end] = expires
+        self.answers[start:end] = answers
         for at in range(start, end):
             self.live[at >> 3] |= np.uint8(1 << (at & 7))
         self.keys.extend(keys)
@@ -132,7 +147,8 @@ class _Entries:
     def rows(self, ids: np.ndarray) -> _Entries:
         """Copies of these rows, renumbered 0..len(ids)-1 in order, all live."""
         out = _Entries(np.zeros((0, self.vectors.shape[1]), dtype=np.float32))
-        out.append(self.vectors[ids], [self.keys[at] for at in ids], self.expires[ids])
+        keys = [self.keys[at] for at in ids]
+        out.append(self.vectors[ids], keys, self.expires[ids], self.answers[ids])
         return out
 
 
@@ -155,7 +171,7 @@ class _Rebuilt:
 
 
 class VectorIndex:
-    """Nearest live entry by cosine (unit vectors, inner product); thread-safe."""
+    """Nearest live entries by cosine (unit vectors, inner product); thread-safe."""
 
     def __init__(self, dim: int, flat_up_to: int = FLAT_UP_TO) -> None:
         self.dim = dim
@@ -196,34 +212,46 @@ class VectorIndex:
         keys: list[str],
         expires_at: float = math.inf,
         limit: int | None = None,
+        answers: Sequence[int] | None = None,
     ) -> None:
         """Rows of `vectors` (unit length) under `keys`; a key already here is replaced.
-        `limit`: the most live entries kept, the oldest dropped first (the store's order)."""
+        `limit`: the most live entries kept, the oldest dropped first (the store's order).
+        `answers`: each row's answer signature; none given, no two rows agree (the ambiguity
+        check then refuses any hit with another entry within its margin)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        signatures = np.array(
+            [signature(key) for key in keys] if answers is None else answers, dtype=np.int64
+        )
         with self._lock:
             for key in keys:
                 if key in self._ids:
                     self._kill(self._ids[key])
-            self._append(vectors, keys, expires_at)
+            self._append(vectors, keys, expires_at, signatures)
             while limit is not None and self.live > limit:
                 self._drop_oldest()
             self._expire(time.time())
             self._maybe_rebuild()
 
-    def search(self, vector: np.ndarray, now: float | None = None) -> tuple[str, float] | None:
-        """The nearest live entry's key and its true cosine similarity to `vector`."""
+    def neighbours(
+        self, vector: np.ndarray, k: int = 1, now: float | None = None
+    ) -> list[Neighbour]:
+        """The `k` nearest live entries found (fewer when fewer are found), nearest first,
+        each with its true cosine similarity to `vector` and its answer's signature."""
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
         with self._lock:
             self._expire(time.time() if now is None else now)
             if not self._ids:
-                return None
+                return []
             params = None if self.live == self._entries.count else self._skipping_dead()
-            _, ids = self._index.search(query, 1, params=params)
-            at = int(ids[0][0])
+            _, ids = self._index.search(query, k, params=params)
             entries = self._entries
-            if at < 0 or not entries.is_live(at):
-                return None
-            return entries.keys[at], float(np.dot(entries.vectors[at], query[0]))
+            found = [int(at) for at in ids[0] if at >= 0 and entries.is_live(int(at))]
+            similarities = entries.vectors[found] @ query[0]
+            out = [
+                Neighbour(entries.keys[at], float(sim), int(entries.answers[at]))
+                for at, sim in zip(found, similarities, strict=True)
+            ]
+        return sorted(out, key=lambda n: -n.similarity)
 
     def discard(self, key: str) -> None:
         with self._lock:
@@ -238,9 +266,15 @@ class VectorIndex:
         if rebuild is not None:
             rebuild.join(timeout_s)
 
-    def _append(self, vectors: np.ndarray, keys: list[str], expires: float | np.ndarray) -> None:
+    def _append(
+        self,
+        vectors: np.ndarray,
+        keys: list[str],
+        expires: float | np.ndarray,
+        answers: np.ndarray,
+    ) -> None:
         start = self._entries.count
-        if self._entries.append(vectors, keys, expires):
+        if self._entries.append(vectors, keys, expires, answers):
             self._skip_dead = None
         self._index.add(vectors)
         for at, key in enumerate(keys, start):
@@ -330,5 +364,6 @@ class VectorIndex:
         self._entries, self._index, self._skip_dead = fresh, rebuilt.index, None
         self._ids, self._expiry, self._oldest = rebuilt.ids, rebuilt.expiry, 0
         if len(added):
-            self._append(old.vectors[added], [old.keys[at] for at in added], old.expires[added])
+            keys = [old.keys[at] for at in added]
+            self._append(old.vectors[added], keys, old.expires[added], old.answers[added])
         log.info("semantic cache: index rebuilt (%s, %d live entries)", self.kind, self.live)

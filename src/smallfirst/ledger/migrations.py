@@ -317,6 +317,13 @@ def m012_route_rollups(conn: Connection) -> None:
     conn.execute(text("DROP INDEX IF EXISTS ix_requests_cache_hits"))
 
 
+@migration
+def m013_cache_ambiguity_margin(conn: Connection) -> None:
+    """A semantic threshold's ambiguity margin (cache/ambiguity.py); rows before it have none,
+    so their lookups keep working as they were calibrated (no ambiguity check)."""
+    conn.execute(text("ALTER TABLE response_cache_thresholds ADD COLUMN margin FLOAT"))
+
+
 def _migrations_table(metadata: MetaData) -> Table:
     return Table(
         MIGRATIONS_TABLE,
