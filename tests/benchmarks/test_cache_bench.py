@@ -35,12 +35,20 @@ def test_quick_run_prints_latency_lookup_and_faq_tables(tmp_path, capsys) -> Non
     out = capsys.readouterr().out
     assert "| gateway, exact hit |" in out and "| added by a hit |" in out
     assert "| 1000 |" in out
-    assert "| calibrated |" in out and "| fixed 0.9 |" in out
+    assert "| check off |" in out and "| check on |" in out and "| fixed 0.9, check off |" in out
+    assert "check on: calibrated on" in out
 
 
-def test_the_stream_counts_hits_and_right_hits() -> None:
-    vectors = np.array([[1, 0], [1, 0], [0, 1], [0.8, 0.6]], dtype=np.float32)
-    evidence, _ = bench.nearest_stream(vectors, ["a", "a", "b", "b"], None)
-    assert [right for _, right in evidence] == [True, False, False]
-    _, result = bench.nearest_stream(vectors, ["a", "a", "b", "b"], 0.75)
-    assert (result.hits, result.right, result.n) == (2, 1, 4)
+def test_the_faq_rows_are_the_check_off_and_on_then_the_fixed_guess(tmp_path) -> None:
+    if not (bench.DATA / "train.csv").exists():
+        pytest.skip(f"banking77 is not at {bench.DATA}")
+    embedder = random_static_model(tmp_path / "static")
+    calibrated, rows = bench.faq(400, 200, 0.1, 0, embedder)
+    assert [name for name, _ in calibrated] == ["check off", "check on"]
+    assert calibrated[0][1].margin is None
+    assert [row[0] for row in rows] == ["check off", "check on", "fixed 0.9, check off"]
+    for (_, found), row in zip(calibrated, rows, strict=False):
+        assert found.calibration.achievable  # at this low target
+        assert row[2] == found.calibration.threshold
+        assert row[1] == ("-" if found.margin is None else found.margin)
+    assert rows[2][2] == 0.9 and 0 <= rows[2][3] <= 1
