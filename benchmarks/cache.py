@@ -32,6 +32,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -207,7 +208,7 @@ def faq(
         (name, found.calibration.threshold if found.calibration.achievable else None, found.margin)
         for name, found in calibrated
     ]
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for name, threshold, margin in [*rules, ("fixed 0.9, check off", 0.9, None)]:
         if threshold is None:
             rows.append((name, "-", "none reaches the target", 0.0, "-", "-", "-", 0))
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
                     [row.cells() for row in rows])  # fmt: skip
     if not args.skip_faq:
         limits = (400, 200) if quick else (None, None)
-        calibrated, rows = faq(*limits, args.target, args.seed, args.embedder)
+        calibrated, faq_rows = faq(limits[0], limits[1], args.target, args.seed, args.embedder)
         for name, found in calibrated:
             c, margin = found.calibration, found.margin or "none"
             print(f"\n{name}: calibrated on {found.lookups} train-stream lookups (target "
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
                   else "no threshold reaches it"))  # fmt: skip
         print_table("banking77 FAQ stream (test split)",
                     ["rule", "margin", "threshold", "hit rate", "precision", "95% low",
-                     "95% high", "hits"], rows)  # fmt: skip
+                     "95% high", "hits"], faq_rows)  # fmt: skip
 
 
 if __name__ == "__main__":
