@@ -87,11 +87,14 @@ def ask(gw, text: str):
     )
 
 
-def calibrate(tmp_path: Path, ledger_url: str, config_path: Path) -> str:
-    pairs = write_pairs(tmp_path / "pairs.jsonl")
+def calibrate(
+    tmp_path: Path, ledger_url: str, config_path: Path, evidence: Path | None = None
+) -> str:
+    """`smallfirst cache calibrate` on `evidence` (default: labelled pairs written here)."""
+    evidence = evidence or write_pairs(tmp_path / "pairs.jsonl")
     result = CliRunner().invoke(
         app,
-        ["--config", str(config_path), "cache", "calibrate", str(pairs), "--task", "small",
+        ["--config", str(config_path), "cache", "calibrate", str(evidence), "--task", "small",
          "--target", "0.8", "--ledger", ledger_url],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -283,14 +286,8 @@ def test_a_labelled_stream_calibrates_the_threshold_and_its_margin(
         f"cache:\n  embedder_path: {embedder_path}\n  routes:\n"
         "    small: {semantic: true, ambiguity_margin: 0.5}\n"
     )
-    stream = write_stream(tmp_path / "stream.jsonl")
-    result = CliRunner().invoke(
-        app,
-        ["--config", str(config_path), "cache", "calibrate", str(stream), "--task", "small",
-         "--target", "0.8", "--ledger", ledger_url],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert "ambiguity margin 0.5;" in result.output and "of 299 lookups" in result.output
+    printed = calibrate(tmp_path, ledger_url, config_path, write_stream(tmp_path / "stream.jsonl"))
+    assert "ambiguity margin 0.5;" in printed and "of 299 lookups" in printed
     config = semantic_config(base_url, embedder_path)  # the margin now comes from the ledger
     config.server.ledger_url = ledger_url
     with running_gateway(config) as gw:
