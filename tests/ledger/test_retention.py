@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 
@@ -9,7 +10,7 @@ from smallfirst.config import LedgerConfig, RetentionConfig
 from smallfirst.ledger import LedgerEntry, LedgerStore
 from smallfirst.ledger.escalations import escalation_summary
 from smallfirst.ledger.report import summarize
-from smallfirst.ledger.retention import DAY_S, prune
+from smallfirst.ledger.retention import DAY_S, prune, prune_pass
 from tests.ledger.test_rollups import _traffic
 from tests.server.gateway_helpers import running_gateway, scripted_config
 
@@ -112,6 +113,18 @@ def test_retention_with_log_prompts_off_and_with_redact(scripted, tmp_path) -> N
         assert gone.rows == 1 and store.rows() == []
         assert summarize(store)["totals"] == report
         store.close()
+
+
+def test_a_background_pass_ends_once_nothing_is_left(tmp_path) -> None:
+    """A pass stops when a batch finds nothing; it once went on forever, a batch every 50 ms
+    for the gateway's whole life, holding the GIL its model's decoding needs."""
+    store, _entries = _aged_ledger(tmp_path)
+    policy = RetentionConfig(prompts_days=30, rows_days=400, batch_rows=40)
+    total = asyncio.run(asyncio.wait_for(prune_pass(store, policy), 60))
+    assert total.finished and total.prompts > 40 and total.rows > 0
+    again = asyncio.run(asyncio.wait_for(prune_pass(store, policy), 60))
+    assert (again.finished, again.prompts, again.rows) == (True, 0, 0)
+    store.close()
 
 
 def test_the_gateway_prunes_in_the_background(scripted, tmp_path) -> None:

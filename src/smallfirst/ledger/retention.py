@@ -133,23 +133,35 @@ def _set_mark(conn: Connection, store: LedgerStore, value: float) -> None:
         conn.execute(meta.insert().values(name=PROMPTS_MARK, value=value))
 
 
+async def prune_pass(store: LedgerStore, policy: RetentionConfig) -> Pruned:
+    """One background pass: batches until nothing is left, one batch per thread hop and a
+    pause between batches so the writer's transactions get in."""
+    total = Pruned()
+    while True:
+        step = await asyncio.to_thread(prune, store, policy, None, 1)
+        total.prompts += step.prompts
+        total.rows += step.rows
+        total.responses += step.responses
+        if step.finished:
+            total.finished = True
+            return total
+        await asyncio.sleep(PAUSE_S)
+
+
 async def keep_pruning(store: LedgerStore, policy: RetentionConfig) -> None:
-    """The gateway's background task: a pass every `interval_s`, one batch per thread hop.
+    """The gateway's background task: a pass every `interval_s`.
     A failing pass (database unavailable) is logged and tried again at the next interval."""
     if policy.prompts_days is None and policy.rows_days is None:
         return
     while True:
         try:
-            total = Pruned()
-            while not total.finished:
-                step = await asyncio.to_thread(prune, store, policy, None, 1)
-                total = Pruned(total.prompts + step.prompts, total.rows + step.rows, step.finished)
-                await asyncio.sleep(PAUSE_S)
-            if total.prompts or total.rows:
+            total = await prune_pass(store, policy)
+            if total.prompts or total.rows or total.responses:
                 log.info(
-                    "ledger retention: blanked %d prompts, deleted %d rows",
+                    "ledger retention: blanked %d prompts, deleted %d rows and %d conversations",
                     total.prompts,
                     total.rows,
+                    total.responses,
                 )
         except Exception as exc:  # the ledger writer reports outages; keep the task alive
             log.warning("ledger retention: pass failed (%s); retrying later", exc)

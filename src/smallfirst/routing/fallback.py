@@ -512,11 +512,11 @@ class FailoverCaller:
             opened.outcome.error = exc
 
     async def _next(self, opened: _OpenStream, deadline: Deadline) -> Delta | None:
-        """The next delta, None at the end; a deadline passed is an error."""
+        """The next delta, None at the end; a deadline passed is an error. (A timeout scope,
+        not `wait_for`: that starts a task for every delta of every stream.)"""
         try:
-            delta = await asyncio.wait_for(
-                anext(opened.iterator), timeout=max(deadline.remaining(), 0.001)
-            )
+            async with asyncio.timeout(max(deadline.remaining(), 0.001)):
+                delta = await anext(opened.iterator)
         except StopAsyncIteration:
             opened.ended = True
             return None
@@ -572,9 +572,9 @@ class _StreamOutcome:
 
 
 async def _close(iterator: AsyncIterator[Delta]) -> None:
-    """Close the stream, unless it is still in the step a cancelled `wait_for` left running
-    (the client went away): that step's task is cancelled too and unwinds the generator
-    itself, and `aclose()` on a running generator would raise over the cancellation."""
+    """Close the stream, unless it is still running a step (the client went away mid-step):
+    the cancellation unwinds the generator itself, and `aclose()` on a running generator
+    would raise over it."""
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None and not getattr(iterator, "ag_running", False):
         await aclose()
