@@ -6,9 +6,10 @@ baselines (issue 21). Prints one table per part and writes nothing else.
    and the medians are compared: on a shared machine the speed drifts by a third between
    minutes, and a baseline measured once at the start would compare two different machines.
 2. Aggregate tokens/s and p50/p95 time to first token at 1, 4 and 8 concurrent streams of 128
-   new tokens: smallfirst in-process, smallfirst through the gateway (HTTP, streaming), and
-   llama.cpp's own llama-server (built from llama-cpp-python 0.3.36's vendored llama.cpp, see
-   llama_server.py; `--parallel 8 --cont-batching`, same model and threads).
+   new tokens: smallfirst in-process, smallfirst through the gateway (`smallfirst serve` in its
+   own process, HTTP, streaming), and llama.cpp's own llama-server (built from
+   llama-cpp-python 0.3.36's vendored llama.cpp, see llama_server.py; `--parallel 8
+   --cont-batching`, same model and threads).
 3. Items/s of banking77 classification (77 labels, 4 nearest train examples by word overlap)
    at 1 and 8 concurrent: this engine, with the label written under a grammar and as one of
    `choices` (what tasks send now), against the engine of commit BASE_COMMIT (the one-worker
@@ -33,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import yaml
 
-from smallfirst.config import Config, ModelConfig
+from smallfirst.config import ModelConfig
 from smallfirst.models.llamacpp import LlamaCppProvider, default_model_path, no_weight_repacking
 from smallfirst.types import CompletionRequest, GenerationParams
 
@@ -396,19 +398,24 @@ def accuracy(answers: list[str], gold: list[str]) -> float:
 
 
 async def gateway_loads(threads: int, levels: tuple[int, ...], max_tokens: int) -> list[Load]:
-    from smallfirst.server.app import create_app
-    from smallfirst.testing import BackgroundServer
+    """`smallfirst serve` in its own process, as `make run` starts it (llama-server is a process
+    of its own too: a gateway in this one would share its interpreter with the client)."""
+    from smallfirst.testing.processes import gateway_process
 
-    model = ModelConfig(name="gemma", backend="llamacpp", threads=threads, slots=max(levels))
-    config = Config(models=[model], default_model="gemma")
+    model = {"name": "gemma", "backend": "llamacpp", "threads": threads, "slots": max(levels)}
     with tempfile.TemporaryDirectory() as folder:
-        app = create_app(config, ledger_url=f"sqlite:///{folder}/ledger.db", preload=True)
-        with BackgroundServer(app) as server:
+        workdir = Path(folder)
+        config = workdir / "smallfirst.yaml"
+        config.write_text(yaml.safe_dump({"models": [model], "default_model": "gemma"}))
+        server = gateway_process(workdir, config).start("/v1/models")
+        try:
             await over_http("warm-up", server.url, "gemma", 1, 2)
             return [
                 await over_http("smallfirst gateway", server.url, "gemma", s, max_tokens)
                 for s in levels
             ]
+        finally:
+            server.stop()
 
 
 async def llama_server_loads(
