@@ -143,9 +143,9 @@ def _close_loaded() -> None:
 def sequence_slots(slots: int) -> Iterator[None]:
     """Make the next `Llama()` context hold `slots` sequences, each in its own stream of the KV
     cache (as llama-server does). A sequence's cells then sit in position order whatever the
-    others do, so a request's logits do not depend on its neighbours in the batch: answers are
-    the same alone or batched (tests/models/test_llamacpp_batching.py). Use inside
-    `no_weight_repacking`, which holds the load lock."""
+    others do, so with flash attention a request's logits do not depend on its neighbours in
+    the batch: answers are the same alone or batched. Use inside `no_weight_repacking`, which
+    holds the load lock."""
     import llama_cpp.llama as module
 
     defaults = module.llama_cpp.llama_context_default_params
@@ -188,11 +188,9 @@ class LlamaCppProvider(StreamingProvider):
             path = resolve_model_path(self.config)
             options = {
                 "n_batch": 512,
-                # Off: on a CPU, llama.cpp's flash-attention kernel read prompts ~20% slower
-                # (benchmarks/RESULTS.md, embedded model, stop 27); `options` may turn it on.
-                "flash_attn": False,
+                "flash_attn": True,
                 **self.config.options,
-            }
+            }  # see sequence_slots
             threads = self.config.threads or default_threads()
             slots = self.config.slots
             try:
