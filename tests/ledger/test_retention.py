@@ -10,6 +10,7 @@ from smallfirst.config import LedgerConfig, RetentionConfig
 from smallfirst.ledger import LedgerEntry, LedgerStore
 from smallfirst.ledger.escalations import escalation_summary
 from smallfirst.ledger.report import summarize
+from smallfirst.ledger.responses_store import ResponsesStore
 from smallfirst.ledger.retention import DAY_S, prune, prune_pass
 from tests.ledger.test_rollups import _traffic
 from tests.server.gateway_helpers import running_gateway, scripted_config
@@ -124,6 +125,28 @@ def test_a_background_pass_ends_once_nothing_is_left(tmp_path) -> None:
     assert total.finished and total.prompts > 40 and total.rows > 0
     again = asyncio.run(asyncio.wait_for(prune_pass(store, policy), 60))
     assert (again.finished, again.prompts, again.rows) == (True, 0, 0)
+    store.close()
+
+
+def test_a_background_pass_deletes_old_conversations_once_not_per_batch(
+    tmp_path, monkeypatch
+) -> None:
+    """The conversations' delete is one statement for any number of them: a pass of many
+    batches issues it once (it used to run before every batch)."""
+    store, _entries = _aged_ledger(tmp_path)
+    calls: list[float] = []
+    original = ResponsesStore.delete_before
+
+    def counted(self, before: float) -> int:
+        calls.append(before)
+        return original(self, before)
+
+    monkeypatch.setattr(ResponsesStore, "delete_before", counted)
+    policy = RetentionConfig(prompts_days=30, rows_days=400, batch_rows=20)
+    start = time.time()
+    total = asyncio.run(asyncio.wait_for(prune_pass(store, policy), 60))
+    assert total.finished and total.prompts > 3 * 20
+    assert len(calls) == 1 and calls[0] >= start - 30 * DAY_S
     store.close()
 
 

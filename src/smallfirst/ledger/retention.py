@@ -49,11 +49,28 @@ def prune(
     now: float | None = None,
     max_batches: int | None = None,
 ) -> Pruned:
-    """Apply `policy` as of `now`, in at most `max_batches` batches (None: until done)."""
+    """Apply `policy` as of `now`: stored conversations first, then the rows in at most
+    `max_batches` batches (None: until done)."""
     now = time.time() if now is None else now
+    responses = delete_conversations(store, policy, now)
+    done = prune_rows(store, policy, now, max_batches)
+    done.responses = responses
+    return done
+
+
+def delete_conversations(store: LedgerStore, policy: RetentionConfig, now: float) -> int:
+    """Delete the stored Responses API conversations older than the prompt text's limit.
+    One statement whatever their number, so it runs once per pass, not once per batch."""
+    if policy.prompts_days is None:
+        return 0
+    return ResponsesStore(store).delete_before(now - policy.prompts_days * DAY_S)
+
+
+def prune_rows(
+    store: LedgerStore, policy: RetentionConfig, now: float, max_batches: int | None
+) -> Pruned:
+    """Blank old prompt text, then delete old raw rows, in at most `max_batches` batches."""
     done = Pruned()
-    if policy.prompts_days is not None:
-        done.responses = ResponsesStore(store).delete_before(now - policy.prompts_days * DAY_S)
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
@@ -136,12 +153,12 @@ def _set_mark(conn: Connection, store: LedgerStore, value: float) -> None:
 async def prune_pass(store: LedgerStore, policy: RetentionConfig) -> Pruned:
     """One background pass: batches until nothing is left, one batch per thread hop and a
     pause between batches so the writer's transactions get in."""
-    total = Pruned()
+    now = time.time()
+    total = Pruned(responses=await asyncio.to_thread(delete_conversations, store, policy, now))
     while True:
-        step = await asyncio.to_thread(prune, store, policy, None, 1)
+        step = await asyncio.to_thread(prune_rows, store, policy, now, 1)
         total.prompts += step.prompts
         total.rows += step.rows
-        total.responses += step.responses
         if step.finished:
             total.finished = True
             return total
