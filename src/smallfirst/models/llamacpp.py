@@ -382,9 +382,18 @@ class LlamaCppProvider(StreamingProvider):
                 llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
                 for text in continuations
             ]
-            job = ScoringJob(self._prompt_tokens(llama, prompt, "prompt"), candidates)
+            prompt_tokens = self._prompt_tokens(llama, prompt, "prompt")
+            longest = max((len(tokens) for tokens in candidates), default=0)
+            if len(prompt_tokens) + longest > self.config.context:
+                raise ContextLengthError(
+                    f"This model's maximum context length is {self.config.context} tokens, but "
+                    f"the prompt ({len(prompt_tokens)} tokens) and its longest continuation "
+                    f"({longest} tokens) need {len(prompt_tokens) + longest}.",
+                    param="continuations",
+                )
+            assert self._engine is not None
+            job = ScoringJob(prompt_tokens, candidates, self._engine.n_batch)
             if not job.result.done():
-                assert self._engine is not None
                 self._engine.submit(job)
             return job
 
