@@ -13,6 +13,10 @@ by the prompt's visible format (logic-grid puzzles, code, other questions); the 
   set (MMLU's folds keep subjects apart), refitted on all of it;
 - `selected + prompt features`: the same, with length / code / maths / constraint features;
 - `ensemble`: the mean of kNN and linear (C=1) predictions.
+With `--small-signals N`, a second section repeats the RouteLLM pairs on seeded subsamples of
+at most N prompts per set, adding the embedded Gemma's first-token confidence on each prompt
+(`routing/small_model_signals.py`) as features beside the embedding, alone and with the prompt
+features; each prompt's signals are kept in the state directory, so a rerun asks nothing again.
 Every figure has a 95% bootstrap interval over test prompts; ΔAPGR vs kNN is paired. The
 template of each set is learned from the training prompts, as `router train` does.
 """
@@ -20,6 +24,9 @@ template of each set is learned from the training prompts, as `router train` doe
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
+import json
 import re
 import time
 from pathlib import Path
@@ -34,6 +41,7 @@ from smallfirst.routing.learned import model_costs, predict_quality, prompt_temp
 from smallfirst.routing.outcomes import Outcomes, first_turn_per_question, load_outcomes
 from smallfirst.routing.prompt_features import feature_scaler, prompt_features, with_features
 from smallfirst.routing.selection import select_router
+from smallfirst.routing.small_model_signals import first_token_signals
 from smallfirst.routing.templates import Template
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing"
@@ -61,8 +69,12 @@ def llmrouter_task(prompt: str) -> str:
     return "other questions"
 
 
-def routers(train: Outcomes, test: Outcomes, embed, seed: int) -> dict[str, tuple[np.ndarray, str]]:
-    """Test-set predicted quality of each router variant, and what was picked."""
+def routers(
+    train: Outcomes, test: Outcomes, embed, seed: int, signals=None
+) -> dict[str, tuple[np.ndarray, str]]:
+    """Test-set predicted quality of each router variant, and what was picked. `signals`: a
+    function giving the small model's features of an outcome set's prompts (adds the rows
+    that use them)."""
     template = prompt_template(train.turns)
     x_train, x_test = embed(train, template), embed(test, template)
     out = {}
@@ -76,10 +88,28 @@ def routers(train: Outcomes, test: Outcomes, embed, seed: int) -> dict[str, tupl
     scaler = feature_scaler(prompt_features([t[-1] for t in train.turns]))
     f_train = with_features(x_train, prompt_features([t[-1] for t in train.turns]), scaler)
     f_test = with_features(x_test, prompt_features([t[-1] for t in test.turns]), scaler)
-    for label, (xa, xb) in {
+    variants = {
         "selected on train folds": (x_train, x_test),
         "selected + prompt features": (f_train, f_test),
-    }.items():
+    }
+    if signals is not None:
+        g_train, g_test = signals(train), signals(test)
+        g_scaler = feature_scaler(g_train)
+        s_train, s_test = (
+            with_features(x_train, g_train, g_scaler),
+            with_features(x_test, g_test, g_scaler),
+        )
+        knn_signals = train_router(train, "knn", vectors=s_train, template=template, k=40)
+        out["kNN + small-model signals (k=40)"] = (predict_quality(knn_signals, s_test), "")
+        both = np.hstack([prompt_features([t[-1] for t in train.turns]), g_train])
+        both_test = np.hstack([prompt_features([t[-1] for t in test.turns]), g_test])
+        b_scaler = feature_scaler(both)
+        variants["selected + small-model signals"] = (s_train, s_test)
+        variants["selected + prompt features + small-model signals"] = (
+            with_features(x_train, both, b_scaler),
+            with_features(x_test, both_test, b_scaler),
+        )
+    for label, (xa, xb) in variants.items():
         chosen = select_router(train, xa, seed=seed)
         model = train_router(train, chosen.kind, vectors=xa, template=template, **chosen.options)
         out[label] = (predict_quality(model, xb), chosen.label)
@@ -96,7 +126,9 @@ def fmt(e, key: str) -> str:
     return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
 
 
-def two_model_pair(name: str, train: Outcomes, test: Outcomes, embed, args) -> list[str]:
+def two_model_pair(
+    name: str, train: Outcomes, test: Outcomes, embed, args, signals=None
+) -> list[str]:
     test = test.select_models(train.models)
     costs = model_costs(train)[0]
     weak, strong = int(np.argmin(costs)), int(np.argmax(costs))
@@ -106,7 +138,7 @@ def two_model_pair(name: str, train: Outcomes, test: Outcomes, embed, args) -> l
         "| router (picked) | APGR | CPT(50%) | CPT(80%) | saving vs random | ΔAPGR vs kNN |",
         "|---|---|---|---|---|---|",
     ]
-    found = routers(train, test, embed, args.seed)
+    found = routers(train, test, embed, args.seed, signals)
     baseline = found["kNN baseline (k=40)"][0]
     base_gain = baseline[:, strong] - baseline[:, weak]
     for label, (pred, picked) in found.items():
@@ -150,6 +182,21 @@ def run(args, embed, root: Path = DATA, emit=print) -> None:
                     started = time.perf_counter()
                     emit("\n".join(two_model_pair(f"{a} -> {b}", sets[a], sets[b], embed, args)))
                     emit(f"<!-- {a} -> {b}: {time.perf_counter() - started:.0f}s -->")
+        if args.small_signals:
+            emit(
+                f"\n### RouteLLM sets with the small model's signals "
+                f"(subsamples of at most {args.small_signals} prompts per set)\n"
+            )
+            signals = small_model_signals()
+            small = {name: subsample(sets[name], args.small_signals, args.seed) for name in two}
+            for a in two:
+                for b in two:
+                    if a != b:
+                        started = time.perf_counter()
+                        emit("\n".join(two_model_pair(
+                            f"{a} -> {b}", small[a], small[b], embed, args, signals
+                        )))  # fmt: skip
+                        emit(f"<!-- {a} -> {b}: {time.perf_counter() - started:.0f}s -->")
     if "LLMRouter-9" in args.sets:
         full = load_outcomes(root / "llmrouter" / "train.json")
         tasks = np.array([llmrouter_task(t[-1]) for t in full.turns])
@@ -158,6 +205,51 @@ def run(args, embed, root: Path = DATA, emit=print) -> None:
             train = full.subset(np.flatnonzero(tasks != task))
             test = full.subset(np.flatnonzero(tasks == task))
             emit("\n".join(n_model_pair(f"others -> {task}", train, test, embed, args)))
+
+
+def subsample(outcomes: Outcomes, most: int, seed: int) -> Outcomes:
+    """At most `most` items, drawn without replacement (seeded), in their original order."""
+    if len(outcomes) <= most:
+        return outcomes
+    rng = np.random.default_rng(seed)
+    return outcomes.subset(np.sort(rng.choice(len(outcomes), most, replace=False)))
+
+
+def small_model_signals(model: str = "gemma-3-270m"):
+    """The embedded model's first-token features of an outcome set's last turns, each prompt's
+    kept in a JSON-lines file under the state directory (keyed by the prompt's hash)."""
+    from smallfirst.config import Config
+    from smallfirst.models.registry import Registry
+
+    file = state_dir() / "cache" / "small-signals" / f"{model}.jsonl"
+    known: dict[str, list[float]] = {}
+    if file.exists():
+        for line in file.read_text().splitlines():
+            digest, values = json.loads(line)
+            known[digest] = values
+    registry = Registry(Config())
+
+    def signals(outcomes: Outcomes) -> np.ndarray:
+        texts = [turns[-1] for turns in outcomes.turns]
+        digests = [hashlib.sha256(t.encode("utf-8", "replace")).hexdigest()[:24] for t in texts]
+        missing = [i for i, d in enumerate(digests) if d not in known]
+        if missing:
+            started = time.perf_counter()
+            found = asyncio.run(
+                first_token_signals(registry.provider(model), [texts[i] for i in missing])
+            )
+            file.parent.mkdir(parents=True, exist_ok=True)
+            with file.open("a") as handle:
+                for i, row in zip(missing, found.tolist(), strict=True):
+                    known[digests[i]] = row
+                    handle.write(json.dumps([digests[i], row]) + "\n")
+            took = time.perf_counter() - started
+            print(
+                f"<!-- small-model signals: {len(missing)} prompts in {took:.0f}s -->", flush=True
+            )
+        return np.asarray([known[d] for d in digests], dtype=np.float64)
+
+    return signals
 
 
 def cached_embedder(embedder: str):
@@ -175,6 +267,13 @@ def main() -> None:
     parser.add_argument("--embedder", default="static")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--small-signals",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the RouteLLM pairs with the embedded model's signals, on N prompts a set",
+    )
     args = parser.parse_args()
     run(args, cached_embedder(args.embedder), emit=lambda text: print(text, flush=True))
 

@@ -83,3 +83,28 @@ def test_in_domain_rows_use_routellms_saving_vs_random() -> None:
     oracle = quality_bench.two_model_row(out, metrics.oracle_scores(weak, strong), 100)
     assert oracle["saving vs random"].value == 2.0  # PGR 0.5 at 25% strong calls
     assert set(quality_bench.PUBLISHED["MT-Bench"]) <= set(quality_bench.TWO_KEYS)
+
+
+def test_small_model_signals_add_their_rows_on_subsamples() -> None:
+    args = Namespace(resamples=50, seed=0)
+    train, test = ood.subsample(_outcomes(0), 40, 0), _outcomes(30)
+    assert len(train) == min(40, len(_outcomes(0)))
+
+    def signals(outcomes: Outcomes) -> np.ndarray:  # a stand-in: prompt length as "confidence"
+        return np.array([[len(t[-1]), 0.0, 1.0] for t in outcomes.turns], dtype=float)
+
+    table = "\n".join(ood.two_model_pair("A -> B", train, test, _hashed, args, signals))
+    for label in (
+        "kNN + small-model signals (k=40)",
+        "selected + small-model signals",
+        "selected + prompt features + small-model signals",
+    ):
+        assert f"| {label}" in table
+
+
+def test_a_subsample_keeps_order_and_draws_without_replacement() -> None:
+    full = _outcomes(0)
+    part = ood.subsample(full, 10, 3)
+    order = [full.turns.index(t) for t in part.turns]
+    assert len(part) == 10 and order == sorted(order) and len(set(order)) == 10
+    assert ood.subsample(full, 10, 3).turns == part.turns
