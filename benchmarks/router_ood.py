@@ -13,8 +13,8 @@ by the prompt's visible format (logic-grid puzzles, code, other questions); the 
   set (MMLU's folds keep subjects apart), refitted on all of it;
 - `selected + prompt features`: the same, with length / code / maths / constraint features;
 - `ensemble`: the mean of kNN and linear (C=1) predictions.
-With `--small-signals N`, a second section repeats the RouteLLM pairs on seeded subsamples of
-at most N prompts per set, adding the embedded Gemma's first-token confidence on each prompt
+With `--small-signals N`, the RouteLLM pairs run instead on seeded subsamples of at most N
+prompts per set, adding the embedded Gemma's first-token confidence on each prompt
 (`routing/small_model_signals.py`) as features beside the embedding, alone and with the prompt
 features; each prompt's signals are kept in the state directory, so a rerun asks nothing again.
 Every figure has a 95% bootstrap interval over test prompts; ΔAPGR vs kNN is paired. The
@@ -171,32 +171,30 @@ def n_model_pair(name: str, train: Outcomes, test: Outcomes, embed, args) -> lis
 
 
 def run(args, embed, root: Path = DATA, emit=print) -> None:
-    """Each table is emitted as soon as it is done (a long run still leaves its early pairs)."""
+    """Each table is emitted as soon as it is done (a long run still leaves its early pairs).
+    With `args.small_signals`, the RouteLLM pairs run on subsamples with the signal rows
+    instead of in full."""
     two = [s for s in args.sets if s in ROUTELLM]
     if len(two) >= 2:
         sets = {name: load_routellm(name, root) for name in two}
-        emit("\n### RouteLLM sets, trained on one, tested on another\n")
+        signals = None
+        if args.small_signals:
+            emit(
+                f"\n### RouteLLM sets with the small model's signals "
+                f"(seeded subsamples of at most {args.small_signals} prompts per set)\n"
+            )
+            signals = small_model_signals()
+            sets = {name: subsample(sets[name], args.small_signals, args.seed) for name in two}
+        else:
+            emit("\n### RouteLLM sets, trained on one, tested on another\n")
         for a in two:
             for b in two:
                 if a != b:
                     started = time.perf_counter()
-                    emit("\n".join(two_model_pair(f"{a} -> {b}", sets[a], sets[b], embed, args)))
+                    emit("\n".join(two_model_pair(
+                        f"{a} -> {b}", sets[a], sets[b], embed, args, signals
+                    )))  # fmt: skip
                     emit(f"<!-- {a} -> {b}: {time.perf_counter() - started:.0f}s -->")
-        if args.small_signals:
-            emit(
-                f"\n### RouteLLM sets with the small model's signals "
-                f"(subsamples of at most {args.small_signals} prompts per set)\n"
-            )
-            signals = small_model_signals()
-            small = {name: subsample(sets[name], args.small_signals, args.seed) for name in two}
-            for a in two:
-                for b in two:
-                    if a != b:
-                        started = time.perf_counter()
-                        emit("\n".join(two_model_pair(
-                            f"{a} -> {b}", small[a], small[b], embed, args, signals
-                        )))  # fmt: skip
-                        emit(f"<!-- {a} -> {b}: {time.perf_counter() - started:.0f}s -->")
     if "LLMRouter-9" in args.sets:
         full = load_outcomes(root / "llmrouter" / "train.json")
         tasks = np.array([llmrouter_task(t[-1]) for t in full.turns])
@@ -272,7 +270,7 @@ def main() -> None:
         type=int,
         default=0,
         metavar="N",
-        help="also run the RouteLLM pairs with the embedded model's signals, on N prompts a set",
+        help="run the RouteLLM pairs on N prompts a set, with the embedded model's signals",
     )
     args = parser.parse_args()
     run(args, cached_embedder(args.embedder), emit=lambda text: print(text, flush=True))
