@@ -40,3 +40,13 @@ def test_gateway_ledger_on_postgres(scripted, ledger_url: str) -> None:
     assert sorted(applied) == sorted(name for name, _ in MIGRATIONS)
     assert store.spend_by_key()[key.id] == pytest.approx(sum(r["cost_usd"] for r in rows))
     store.close()
+
+
+def test_ledger_sessions_run_without_jit(ledger_url: str) -> None:
+    """JIT compiling a short rollup read cost more than it saved (see `_connect_args`)."""
+    store = LedgerStore(ledger_url)
+    for _ in range(2):  # every pooled connection, not just the first
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SHOW jit")).scalar() == "off"
+            conn.rollback()
+    store.close()
