@@ -16,6 +16,10 @@ run, each figure printed with the load average beside it:
 
     nice .venv/bin/python benchmarks/dashboard.py --requests 1000000
     .venv/bin/python benchmarks/dashboard.py --url postgresql+psycopg://user@host/empty_db
+    .venv/bin/python benchmarks/dashboard.py --url ... --seeded   # re-time an earlier run's ledger
+
+`--seeded` measures only the dashboard and the report, on the ledger an earlier run left at
+`--url` (its windows then end now, so they hold a little less of the seeded traffic).
 """
 
 from __future__ import annotations
@@ -113,24 +117,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="bulk: driver executemany/COPY + the writer's rollup aggregation per 50k rows; "
         "insert: through LedgerStore.insert, 20k rows per call",
     )
+    parser.add_argument(
+        "--seeded",
+        action="store_true",
+        help="time the dashboard and report on the ledger at --url as it is (written by an "
+        "earlier run); seed, prune and the writer are skipped",
+    )
     args = parser.parse_args(argv)
+    if args.seeded and not args.url:
+        parser.error("--seeded needs --url: the ledger an earlier run seeded")
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = None if args.url else Path(tmp) / "ledger.db"
         url = args.url or f"sqlite:///{path}"
         store = LedgerStore(url)
         now = time.time()
-        with store.engine.begin() as conn:  # PostgreSQL: the months a gateway made as it ran
-            if partitions.is_partitioned(conn):
-                partitions.ensure_months(conn, now - WINDOWS["30d"], now)
-        start = time.perf_counter()
-        rows = (bulk_seed if args.seed == "bulk" else seed)(store, traffic(args.requests, now))
-        figures["seed_s"] = time.perf_counter() - start
-        print(
-            f"seeded {args.requests:,} requests ({rows:,} rows, {args.seed}) "
-            f"in {figures['seed_s']:.1f} s [{load()}]"
-        )
-        if path is None:
+        if not args.seeded:
+            with store.engine.begin() as conn:  # PostgreSQL: the months a gateway made as it ran
+                if partitions.is_partitioned(conn):
+                    partitions.ensure_months(conn, now - WINDOWS["30d"], now)
+            start = time.perf_counter()
+            rows = (bulk_seed if args.seed == "bulk" else seed)(store, traffic(args.requests, now))
+            figures["seed_s"] = time.perf_counter() - start
+            print(
+                f"seeded {args.requests:,} requests ({rows:,} rows, {args.seed}) "
+                f"in {figures['seed_s']:.1f} s [{load()}]"
+            )
+        if path is None and not args.seeded:  # PostgreSQL, freshly seeded
             with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE"))
         app = Starlette()
@@ -163,6 +176,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         figures["report_ms"] = timed(report, args.repeat)
         print(f"smallfirst report --since 30d: {figures['report_ms']:.0f} ms [{load()}]")
+        if args.seeded:
+            store.close()
+            return figures
         with_text = table_bytes(store, path)
         start = time.perf_counter()
         prune(store, RetentionConfig(prompts_days=1e-9, rows_days=None, batch_rows=50_000))

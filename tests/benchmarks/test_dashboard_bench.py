@@ -15,3 +15,25 @@ def test_benchmark_runs_on_a_tiny_ledger(capsys) -> None:
     assert "writer rows/s: with rollups" in out
     assert set(figures) >= {"api_24h_ms", "api_30d_ms", "report_ms", "writer_rows_s"}
     assert figures["bytes_per_request_pruned"] < figures["bytes_per_request_text"]
+
+
+def test_seeded_retimes_an_existing_ledger_and_writes_nothing(tmp_path, capsys) -> None:
+    import time
+
+    import pytest
+
+    from dashboard import main
+    from ledger_traffic import bulk_seed, traffic
+    from smallfirst.ledger import LedgerStore
+
+    url = f"sqlite:///{tmp_path / 'seeded.db'}"
+    store = LedgerStore(url)
+    rows = bulk_seed(store, traffic(200, time.time()))
+    store.close()
+    figures = main(["--url", url, "--seeded", "--repeat", "1"])
+    out = capsys.readouterr().out
+    assert "api/all p50 ms" in out and "seeded" not in out and "writer" not in out
+    assert set(figures) == {"api_24h_ms", "api_7d_ms", "api_30d_ms", "report_ms"}
+    assert len(LedgerStore(url).rows()) == rows  # nothing added, pruned or blanked
+    with pytest.raises(SystemExit):
+        main(["--seeded"])
