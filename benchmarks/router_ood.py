@@ -216,8 +216,8 @@ def subsample(outcomes: Outcomes, most: int, seed: int) -> Outcomes:
 def small_model_signals(model: str = "gemma-3-270m"):
     """The embedded model's first-token features of an outcome set's last turns, each prompt's
     kept in a JSON-lines file under the state directory (keyed by the prompt's hash)."""
-    from smallfirst.config import Config
-    from smallfirst.models.registry import Registry
+    from smallfirst.config import ModelConfig
+    from smallfirst.models.llamacpp import LlamaCppProvider
 
     file = state_dir() / "cache" / "small-signals" / f"{model}.jsonl"
     known: dict[str, list[float]] = {}
@@ -225,7 +225,9 @@ def small_model_signals(model: str = "gemma-3-270m"):
         for line in file.read_text().splitlines():
             digest, values = json.loads(line)
             known[digest] = values
-    registry = Registry(Config())
+    # the provider itself, not the gateway's resilient path: no request deadline (a busy
+    # machine made one prompt of 800 miss the default 120 s) and nothing to fail over to
+    provider = LlamaCppProvider(ModelConfig(name=model, backend="llamacpp"))
 
     def signals(outcomes: Outcomes) -> np.ndarray:
         texts = [turns[-1] for turns in outcomes.turns]
@@ -233,9 +235,7 @@ def small_model_signals(model: str = "gemma-3-270m"):
         missing = [i for i, d in enumerate(digests) if d not in known]
         if missing:
             started = time.perf_counter()
-            found = asyncio.run(
-                first_token_signals(registry.provider(model), [texts[i] for i in missing])
-            )
+            found = asyncio.run(first_token_signals(provider, [texts[i] for i in missing]))
             file.parent.mkdir(parents=True, exist_ok=True)
             with file.open("a") as handle:
                 for i, row in zip(missing, found.tolist(), strict=True):
