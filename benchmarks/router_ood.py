@@ -85,9 +85,10 @@ def routers(
         (out["kNN baseline (k=40)"][0] + predict_quality(linear, x_test)) / 2,
         "",
     )
-    scaler = feature_scaler(prompt_features([t[-1] for t in train.turns]))
-    f_train = with_features(x_train, prompt_features([t[-1] for t in train.turns]), scaler)
-    f_test = with_features(x_test, prompt_features([t[-1] for t in test.turns]), scaler)
+    p_train = prompt_features([t[-1] for t in train.turns])
+    p_test = prompt_features([t[-1] for t in test.turns])
+    scaler = feature_scaler(p_train)
+    f_train, f_test = with_features(x_train, p_train, scaler), with_features(x_test, p_test, scaler)
     variants = {
         "selected on train folds": (x_train, x_test),
         "selected + prompt features": (f_train, f_test),
@@ -101,8 +102,7 @@ def routers(
         )
         knn_signals = train_router(train, "knn", vectors=s_train, template=template, k=40)
         out["kNN + small-model signals (k=40)"] = (predict_quality(knn_signals, s_test), "")
-        both = np.hstack([prompt_features([t[-1] for t in train.turns]), g_train])
-        both_test = np.hstack([prompt_features([t[-1] for t in test.turns]), g_test])
+        both, both_test = np.hstack([p_train, g_train]), np.hstack([p_test, g_test])
         b_scaler = feature_scaler(both)
         variants["selected + small-model signals"] = (s_train, s_test)
         variants["selected + prompt features + small-model signals"] = (
