@@ -37,3 +37,17 @@ def test_seeded_retimes_an_existing_ledger_and_writes_nothing(tmp_path, capsys) 
     assert len(LedgerStore(url).rows()) == rows  # nothing added, pruned or blanked
     with pytest.raises(SystemExit):
         main(["--seeded"])
+
+
+def test_skip_prune_keeps_the_prompts_and_still_times_the_writer(capsys) -> None:
+    from dashboard import main
+
+    figures = main(
+        [
+            *("--requests", "200", "--repeat", "1", "--writer-rows", "200"),
+            *("--skip-prune", "--baseline-repeat", "1"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "ledger prune" not in out and "writer rows/s: with rollups" in out
+    assert "bytes_per_request_text" in figures and "bytes_per_request_pruned" not in figures

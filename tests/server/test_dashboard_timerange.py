@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smallfirst.errors import InvalidRequestError
-from smallfirst.server.dashboard.timerange import TimeRange, parse_range, parse_time
+from smallfirst.ledger.rollups import GRANULARITIES
+from smallfirst.server.dashboard.timerange import (
+    MIN_STORED_BUCKETS,
+    TimeRange,
+    parse_range,
+    parse_time,
+)
 
 NOW = 1_795_000_000.0
 
@@ -49,6 +57,9 @@ def test_range_defaults_and_all() -> None:
         (3600, 60),
         (86400, 900),
         (7 * 86400, 3 * 3600),
+        (36 * 3600, 3600),  # 30 min is not stored; 36 hourly points are enough
+        (30 * 86400, 86400),  # 12 h is not stored; 30 daily points are enough
+        (20 * 86400, 6 * 3600),  # 20 daily points would be too few
         (90 * 86400, 86400),
         (20 * 365 * 86400, None),
     ],
@@ -58,3 +69,12 @@ def test_bucket_keeps_charts_small(span: float, bucket: int | None) -> None:
     if bucket is not None:
         assert chosen == bucket
     assert span / chosen <= 96
+
+
+@given(st.floats(min_value=1, max_value=400 * 86400))
+def test_bucket_is_stored_unless_too_few_points(span: float) -> None:
+    chosen = TimeRange(NOW - span, NOW).bucket_s()
+    assert span / chosen <= 96
+    if chosen not in GRANULARITIES:
+        coarser = [g for g in GRANULARITIES if g > chosen and g % chosen == 0]
+        assert not coarser or span / coarser[0] < MIN_STORED_BUCKETS
